@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Create the pipeline's topics if they are missing: transactions (3 partitions, so up to three
+# detectors share the work), anomalies and transactions.dlq. Idempotent.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+TOPICS=(transactions:3 anomalies:1 transactions.dlq:1)
+run_process inspector create-topics "${TOPICS[@]}"
