@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run a local Kafka-compatible broker (Tansu) on 127.0.0.1:9092.
+# Run a local Kafka-compatible broker (Tansu) on 127.0.0.1:9092 (BROKER_PORT to move it).
 #
 #   scripts/broker.sh start [--storage memory|sqlite]   start it (idempotent), wait until it answers
 #   scripts/broker.sh stop                              stop the broker this script started
@@ -82,8 +82,8 @@ start() {
         # setsid: the broker gets its own session, so a Ctrl-C meant for a caller doesn't reach it
         # and `stop` can end the whole group.
         RUST_LOG="${TANSU_LOG:-warn}" exec setsid "$tansu" broker \
-            --listener-url "tcp://127.0.0.1:9092" \
-            --advertised-listener-url "tcp://127.0.0.1:9092" \
+            --listener-url "tcp://$LOCAL_BROKER" \
+            --advertised-listener-url "tcp://$LOCAL_BROKER" \
             --storage-engine "$engine" >>"$LOG_FILE" 2>&1 </dev/null
     ) &
     echo $! >"$PID_FILE"

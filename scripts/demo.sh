@@ -3,7 +3,8 @@
 # detectors, stream synthetic transactions and show the anomalies as they arrive. Everything it
 # started is stopped when it ends or on Ctrl-C.
 #
-#   scripts/demo.sh [--seconds S] [--rate R]        (defaults: 30 s at 100 records/s)
+#   scripts/demo.sh [--seconds S] [--rate R] [--model FILE]
+#                   (defaults: 30 s at 100 records/s, models/model.bin)
 #
 # With KAFKA_BOOTSTRAP set, the demo uses that cluster and starts no broker.
 set -euo pipefail
@@ -12,11 +13,13 @@ cd "$ROOT"
 
 seconds=30
 rate=100
+model=models/model.bin
 while [ $# -gt 0 ]; do
     case "$1" in
         --seconds) seconds=${2:?}; shift 2 ;;
         --rate) rate=${2:?}; shift 2 ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        --model) model=${2:?}; shift 2 ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
@@ -34,7 +37,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
-log "1/6 building (release; the first build compiles librdkafka, a few minutes)"
+log "1/6 building ($BUILD_PROFILE; the first build compiles librdkafka, a few minutes)"
 build_release
 export NO_BUILD=1
 
@@ -50,11 +53,11 @@ log "3/6 topics"
 scripts/topics.sh
 
 log "4/6 training the model on the original pipeline's synthetic data"
-scripts/trainer.sh fit --out models/model.bin
+scripts/trainer.sh fit --out "$model"
 
 log "5/6 starting two detectors (group detectors); logs in .run/detector-1.log, .run/detector-2.log"
 for n in 1 2; do
-    scripts/detector.sh --model models/model.bin >"$RUN_DIR/detector-$n.log" 2>&1 &
+    scripts/detector.sh --model "$model" >"$RUN_DIR/detector-$n.log" 2>&1 &
     pids+=($!)
 done
 

@@ -3,7 +3,8 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RUN_DIR="${RUN_DIR:-$ROOT/.run}"
-LOCAL_BROKER="127.0.0.1:9092"
+# BROKER_PORT moves the local broker (tests run a second one beside the usual 9092).
+LOCAL_BROKER="127.0.0.1:${BROKER_PORT:-9092}"
 export RUST_LOG="${RUST_LOG:-info}"
 
 log() { printf '%s %s\n' "[$(date +%H:%M:%S)]" "$*" >&2; }
@@ -28,11 +29,15 @@ broker_answers() {
     ' "$host" "$port" 2>/dev/null
 }
 
-# Binaries of this workspace, built in release mode once (cargo skips up-to-date work).
+# Binaries of this workspace, in release mode unless BUILD_PROFILE=debug (the tests use the
+# debug build they already have). cargo skips up-to-date work.
+BUILD_PROFILE="${BUILD_PROFILE:-release}"
 build_release() {
-    (cd "$ROOT" && cargo build --release --workspace --bins --quiet) || die "cargo build failed"
+    local flags=(--workspace --bins --quiet)
+    [ "$BUILD_PROFILE" = debug ] || flags+=(--release)
+    (cd "$ROOT" && cargo build "${flags[@]}") || die "cargo build failed"
 }
-bin() { printf '%s\n' "${CARGO_TARGET_DIR:-$ROOT/target}/release/$1"; }
+bin() { printf '%s\n' "${CARGO_TARGET_DIR:-$ROOT/target}/$BUILD_PROFILE/$1"; }
 
 # Build (a no-op when up to date; NO_BUILD=1 skips it), then replace this shell with the named
 # process, connected to bootstrap().
