@@ -1,0 +1,341 @@
+//! Hyper-parameters: set on [`IsolationForestParams`], validated once by `check()` into
+//! [`ValidParams`], the only type that fits.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{FitError, ParamsError};
+use crate::IsolationForest;
+
+/// How the decision threshold is set.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Contamination {
+    /// The paper's and scikit-learn's fixed threshold: 0.5 on the score.
+    Auto,
+    /// The expected share q of anomalies, in (0, 0.5]: the threshold is the (1 − q) quantile
+    /// of the training scores, as scikit-learn does.
+    Fraction(f64),
+}
+
+impl fmt::Display for Contamination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Contamination::Auto => f.write_str("auto"),
+            Contamination::Fraction(q) => write!(f, "{q}"),
+        }
+    }
+}
+
+impl FromStr for Contamination {
+    type Err = String;
+
+    /// `auto` or a number (checked later by [`IsolationForestParams::check`]).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.eq_ignore_ascii_case("auto") {
+            return Ok(Contamination::Auto);
+        }
+        text.parse::<f64>()
+            .map(Contamination::Fraction)
+            .map_err(|_| format!("expected `auto` or a fraction in (0, 0.5], not {text:?}"))
+    }
+}
+
+/// How a node is split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum SplitRule {
+    /// One random feature, a threshold uniform in its range (Liu, Ting & Zhou 2008).
+    #[default]
+    Axis,
+    /// A random hyperplane through a point uniform in the node's bounding box (Hariri, Kind &
+    /// Brunner 2019), which removes the axis-parallel artefacts of the standard forest.
+    Extended {
+        /// How many coordinates of the normal may be non-zero, minus one: 0 is the axis-parallel
+        /// forest, `features − 1` (the default, `None`) the fully extended one.
+        extension_level: Option<usize>,
+    },
+}
+
+impl fmt::Display for SplitRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SplitRule::Axis => f.write_str("axis"),
+            SplitRule::Extended {
+                extension_level: None,
+            } => f.write_str("extended"),
+            SplitRule::Extended {
+                extension_level: Some(level),
+            } => {
+                write!(f, "extended (extension level {level})")
+            }
+        }
+    }
+}
+
+impl FromStr for SplitRule {
+    type Err = String;
+
+    /// `axis` or `extended`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.to_ascii_lowercase().as_str() {
+            "axis" => Ok(SplitRule::Axis),
+            "extended" => Ok(SplitRule::Extended {
+                extension_level: None,
+            }),
+            _ => Err(format!("expected `axis` or `extended`, not {text:?}")),
+        }
+    }
+}
+
+/// Validated hyper-parameters; read them with the getters. Made by
+/// [`IsolationForestParams::check`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidParams {
+    pub(crate) n_trees: usize,
+    pub(crate) sample_size: usize,
+    pub(crate) max_depth: Option<usize>,
+    pub(crate) contamination: Contamination,
+    pub(crate) seed: u64,
+    pub(crate) split_rule: SplitRule,
+    pub(crate) threads: usize,
+    pub(crate) feature_names: Option<Vec<String>>,
+}
+
+/// Hyper-parameters of an Isolation Forest, unchecked: set them with the by-value setters,
+/// then [`fit`](Self::fit) (which validates first) or [`check`](Self::check).
+///
+/// Defaults (`new()`): 100 trees; 256 samples per tree (capped at the row count); depth limit
+/// `ceil(log2(sample size))`; contamination `auto` (threshold 0.5); seed 0; axis-parallel
+/// splits; 1 thread; no feature names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IsolationForestParams(ValidParams);
+
+impl Default for IsolationForestParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl IsolationForestParams {
+    /// The defaults listed on the type.
+    pub fn new() -> Self {
+        Self(ValidParams {
+            n_trees: 100,
+            sample_size: 256,
+            max_depth: None,
+            contamination: Contamination::Auto,
+            seed: 0,
+            split_rule: SplitRule::Axis,
+            threads: 1,
+            feature_names: None,
+        })
+    }
+
+    /// Number of trees.
+    pub fn n_trees(mut self, n_trees: usize) -> Self {
+        self.0.n_trees = n_trees;
+        self
+    }
+
+    /// Rows sampled (without replacement) per tree; capped at the row count.
+    pub fn sample_size(mut self, sample_size: usize) -> Self {
+        self.0.sample_size = sample_size;
+        self
+    }
+
+    /// Depth limit; `None` for `ceil(log2(sample size))`.
+    pub fn max_depth(mut self, max_depth: Option<usize>) -> Self {
+        self.0.max_depth = max_depth;
+        self
+    }
+
+    /// How the threshold is set.
+    pub fn contamination(mut self, contamination: Contamination) -> Self {
+        self.0.contamination = contamination;
+        self
+    }
+
+    /// Random seed: the same data and seed give a bit-identical model.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.0.seed = seed;
+        self
+    }
+
+    /// Axis-parallel or extended (hyperplane) splits.
+    pub fn split_rule(mut self, split_rule: SplitRule) -> Self {
+        self.0.split_rule = split_rule;
+        self
+    }
+
+    /// Threads used to fit (0 = all cores). The model is bit-identical for any value.
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.0.threads = threads;
+        self
+    }
+
+    /// Names of the features, stored in the model file.
+    pub fn feature_names(mut self, names: Vec<String>) -> Self {
+        self.0.feature_names = Some(names);
+        self
+    }
+
+    /// Validates every rule, returning the first one broken.
+    pub fn check(self) -> Result<ValidParams, ParamsError> {
+        let params = self.0;
+        if params.n_trees == 0 {
+            Err(ParamsError::NTrees)
+        } else if params.sample_size == 0 {
+            Err(ParamsError::SampleSize)
+        } else if params.max_depth == Some(0) {
+            Err(ParamsError::MaxDepth)
+        } else if let Contamination::Fraction(q) = params.contamination {
+            if q > 0.0 && q <= 0.5 {
+                Ok(params)
+            } else {
+                Err(ParamsError::Contamination(q))
+            }
+        } else {
+            Ok(params)
+        }
+    }
+
+    /// Validates, then fits on flat row-major `data` of `n_features` columns.
+    pub fn fit(self, data: &[f64], n_features: usize) -> Result<IsolationForest, FitError> {
+        self.check()?.fit(data, n_features)
+    }
+
+    /// Validates, then fits on rows of equal length.
+    pub fn fit_rows<R: AsRef<[f64]>>(self, rows: &[R]) -> Result<IsolationForest, FitError> {
+        self.check()?.fit_rows(rows)
+    }
+}
+
+impl ValidParams {
+    /// Number of trees.
+    pub fn n_trees(&self) -> usize {
+        self.n_trees
+    }
+
+    /// Rows sampled per tree, as asked (the model records the size actually used).
+    pub fn sample_size(&self) -> usize {
+        self.sample_size
+    }
+
+    /// Depth limit, `None` for `ceil(log2(sample size))`.
+    pub fn max_depth(&self) -> Option<usize> {
+        self.max_depth
+    }
+
+    /// How the threshold is set.
+    pub fn contamination(&self) -> Contamination {
+        self.contamination
+    }
+
+    /// Random seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Split rule.
+    pub fn split_rule(&self) -> SplitRule {
+        self.split_rule
+    }
+
+    /// Threads used to fit (0 = all cores).
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Feature names, if given.
+    pub fn feature_names(&self) -> Option<&[String]> {
+        self.feature_names.as_deref()
+    }
+
+    /// Fits on flat row-major `data` of `n_features` columns.
+    pub fn fit(&self, data: &[f64], n_features: usize) -> Result<IsolationForest, FitError> {
+        crate::forest::fit(self, data, n_features)
+    }
+
+    /// Fits on rows of equal length.
+    pub fn fit_rows<R: AsRef<[f64]>>(&self, rows: &[R]) -> Result<IsolationForest, FitError> {
+        let n_features = rows.first().ok_or(FitError::EmptyData)?.as_ref().len();
+        let mut data = Vec::with_capacity(rows.len() * n_features);
+        for (row, values) in rows.iter().enumerate() {
+            let values = values.as_ref();
+            if values.len() != n_features {
+                return Err(FitError::RaggedRow {
+                    row,
+                    expected: n_features,
+                    found: values.len(),
+                });
+            }
+            data.extend_from_slice(values);
+        }
+        self.fit(&data, n_features)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn n_trees_cannot_be_zero() {
+        assert_eq!(
+            IsolationForestParams::new().n_trees(0).check(),
+            Err(ParamsError::NTrees)
+        );
+    }
+
+    #[test]
+    fn sample_size_cannot_be_zero() {
+        let result = IsolationForestParams::new().sample_size(0).check();
+        assert_eq!(result, Err(ParamsError::SampleSize));
+    }
+
+    #[test]
+    fn max_depth_cannot_be_zero() {
+        let result = IsolationForestParams::new().max_depth(Some(0)).check();
+        assert_eq!(result, Err(ParamsError::MaxDepth));
+    }
+
+    #[test]
+    fn contamination_must_be_in_zero_to_one_half() {
+        for q in [0.0, -0.1, 0.51, f64::NAN, 1.0] {
+            let result = IsolationForestParams::new()
+                .contamination(Contamination::Fraction(q))
+                .check();
+            assert!(matches!(result, Err(ParamsError::Contamination(_))), "{q}");
+        }
+        for q in [0.01, 0.5] {
+            let params = IsolationForestParams::new().contamination(Contamination::Fraction(q));
+            assert!(params.check().is_ok(), "{q}");
+        }
+    }
+
+    #[test]
+    fn contamination_and_split_rule_parse_from_text() {
+        assert_eq!("auto".parse(), Ok(Contamination::Auto));
+        assert_eq!("0.01".parse(), Ok(Contamination::Fraction(0.01)));
+        assert!("lots".parse::<Contamination>().is_err());
+        assert_eq!(
+            "extended".parse(),
+            Ok(SplitRule::Extended {
+                extension_level: None
+            })
+        );
+        assert_eq!("axis".parse(), Ok(SplitRule::Axis));
+        assert!("diagonal".parse::<SplitRule>().is_err());
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let params = IsolationForestParams::new().check().unwrap();
+        assert_eq!(params.n_trees(), 100);
+        assert_eq!(params.sample_size(), 256);
+        assert_eq!(params.max_depth(), None);
+        assert_eq!(params.contamination(), Contamination::Auto);
+        assert_eq!(params.split_rule(), SplitRule::Axis);
+    }
+}
