@@ -361,7 +361,7 @@ impl TreeBuilder<'_> {
             features.swap(drawn, pick);
             normal[features[drawn]] = rng.sample(StandardNormal);
         }
-        for feature in 0..self.n_features {
+        for (feature, coefficient) in normal.iter().enumerate() {
             let (min, max) =
                 rows.iter()
                     .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &r| {
@@ -374,7 +374,7 @@ impl TreeBuilder<'_> {
             } else {
                 min
             };
-            intercept += point * normal[feature];
+            intercept += point * coefficient;
         }
         varies.then_some((0, intercept))
     }
