@@ -427,8 +427,8 @@ fn parse_data(value: &Value) -> Result<Vec<f64>, DecodeError> {
 
 fn parse_label(value: &Value) -> Result<u8, DecodeError> {
     match value.as_f64() {
-        Some(label) if label == 0.0 => Ok(0),
-        Some(label) if label == 1.0 => Ok(1),
+        Some(0.0) => Ok(0),
+        Some(1.0) => Ok(1),
         _ => Err(DecodeError::InvalidLabel),
     }
 }
