@@ -18,6 +18,23 @@ pub enum ParamsError {
     /// Contamination must be `auto` or a fraction in (0, 0.5].
     #[error("contamination must be `auto` or a fraction in (0, 0.5], not {0}")]
     Contamination(f64),
+    /// The extended forest's extension level must be below the number of features (checked
+    /// by `check()` when feature names give that number, else at fit time).
+    #[error("extension level {level} needs more than {n_features} features")]
+    ExtensionLevel {
+        /// Requested level.
+        level: usize,
+        /// Number of features.
+        n_features: usize,
+    },
+    /// Feature names must be non-empty and distinct.
+    #[error("feature name {index} ({name:?}) is empty or repeats an earlier one")]
+    FeatureNames {
+        /// Position of the offending name.
+        index: usize,
+        /// The name.
+        name: String,
+    },
 }
 
 /// Fitting failed: bad parameters or bad training data.
@@ -67,13 +84,13 @@ pub enum FitError {
         /// Number of features.
         n_features: usize,
     },
-    /// The extended forest's extension level must be below the feature count.
-    #[error("extension level {level} needs more than {n_features} features")]
-    ExtensionLevel {
-        /// Requested level.
-        level: usize,
-        /// Number of features.
-        n_features: usize,
+    /// The forest would have more nodes than its `u32` indices can address.
+    #[error("{n_trees} trees of {sample_size} samples need more than 2^32 nodes")]
+    TooLarge {
+        /// Number of trees.
+        n_trees: usize,
+        /// Samples per tree.
+        sample_size: usize,
     },
 }
 

@@ -13,7 +13,7 @@ use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
 use crate::average_path_length;
-use crate::error::{FitError, ModelError, ScoreError};
+use crate::error::{FitError, ModelError, ParamsError, ScoreError};
 use crate::params::{Contamination, SplitRule, ValidParams};
 
 /// `split` of a leaf: no finite value reaches the right child, so the walk stays put.
@@ -60,7 +60,7 @@ pub struct IsolationForest {
     pub(crate) n_features: usize,
     pub(crate) threshold: f64,
     pub(crate) summary: Vec<FeatureSummary>,
-    pub(crate) training_rows: u64,
+    pub(crate) training_rows: usize,
     pub(crate) sample_size: usize,
     pub(crate) trees: Vec<Tree>,
     pub(crate) nodes: Vec<Node>,
@@ -117,13 +117,23 @@ pub(crate) fn fit(
         SplitRule::Extended { extension_level } => {
             let level = extension_level.unwrap_or(n_features - 1);
             if level >= n_features {
-                return Err(FitError::ExtensionLevel { level, n_features });
+                return Err(ParamsError::ExtensionLevel { level, n_features }.into());
             }
             Some(level)
         }
     };
     let rows = data.len() / n_features;
     let sample_size = params.sample_size.min(rows);
+    // A tree of ψ samples has at most 2ψ − 1 nodes; all must be addressable by `u32`.
+    let most_nodes = sample_size
+        .checked_mul(2)
+        .and_then(|nodes| nodes.checked_mul(params.n_trees));
+    if most_nodes.is_none_or(|nodes| nodes > u32::MAX as usize) {
+        return Err(FitError::TooLarge {
+            n_trees: params.n_trees,
+            sample_size,
+        });
+    }
     let max_depth = params
         .max_depth
         .unwrap_or_else(|| (sample_size as f64).log2().ceil() as usize);
@@ -179,7 +189,7 @@ pub(crate) fn fit(
         n_features,
         threshold: 0.5,
         summary: summarise(data, n_features),
-        training_rows: rows as u64,
+        training_rows: rows,
         sample_size,
         trees: Vec::with_capacity(params.n_trees),
         nodes: Vec::new(),
@@ -430,7 +440,7 @@ impl IsolationForest {
     }
 
     /// Rows in the training data.
-    pub fn training_rows(&self) -> u64 {
+    pub fn training_rows(&self) -> usize {
         self.training_rows
     }
 

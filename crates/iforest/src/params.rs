@@ -189,11 +189,23 @@ impl IsolationForestParams {
             Err(ParamsError::SampleSize)
         } else if params.max_depth == Some(0) {
             Err(ParamsError::MaxDepth)
-        } else if let Contamination::Fraction(q) = params.contamination {
-            if q > 0.0 && q <= 0.5 {
-                Ok(params)
+        } else if let Some(q) = params.contamination.invalid_fraction() {
+            Err(ParamsError::Contamination(q))
+        } else if let Some((index, name)) = params.bad_feature_name() {
+            Err(ParamsError::FeatureNames {
+                index,
+                name: name.to_owned(),
+            })
+        } else if let (Some(level), Some(names)) =
+            (params.extension_level(), params.feature_names())
+        {
+            if level >= names.len() {
+                Err(ParamsError::ExtensionLevel {
+                    level,
+                    n_features: names.len(),
+                })
             } else {
-                Err(ParamsError::Contamination(q))
+                Ok(params)
             }
         } else {
             Ok(params)
@@ -208,6 +220,34 @@ impl IsolationForestParams {
     /// Validates, then fits on rows of equal length.
     pub fn fit_rows<R: AsRef<[f64]>>(self, rows: &[R]) -> Result<IsolationForest, FitError> {
         self.check()?.fit_rows(rows)
+    }
+}
+
+impl Contamination {
+    /// The fraction, when it lies outside (0, 0.5] (or is NaN).
+    fn invalid_fraction(self) -> Option<f64> {
+        match self {
+            Contamination::Fraction(q) if !(q > 0.0 && q <= 0.5) => Some(q),
+            _ => None,
+        }
+    }
+}
+
+impl ValidParams {
+    /// The first empty or repeated feature name, with its index.
+    fn bad_feature_name(&self) -> Option<(usize, &str)> {
+        let names = self.feature_names.as_deref()?;
+        names.iter().enumerate().find_map(|(index, name)| {
+            (name.is_empty() || names[..index].contains(name)).then_some((index, name.as_str()))
+        })
+    }
+
+    /// The extended forest's explicit extension level, if any.
+    fn extension_level(&self) -> Option<usize> {
+        match self.split_rule {
+            SplitRule::Extended { extension_level } => extension_level,
+            SplitRule::Axis => None,
+        }
     }
 }
 
@@ -312,6 +352,46 @@ mod tests {
             let params = IsolationForestParams::new().contamination(Contamination::Fraction(q));
             assert!(params.check().is_ok(), "{q}");
         }
+    }
+
+    #[test]
+    fn feature_names_must_be_non_empty_and_distinct() {
+        let names = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let result = IsolationForestParams::new()
+            .feature_names(names(&["a", "b", "a"]))
+            .check();
+        assert_eq!(
+            result,
+            Err(ParamsError::FeatureNames {
+                index: 2,
+                name: "a".into()
+            })
+        );
+        let result = IsolationForestParams::new()
+            .feature_names(names(&["a", ""]))
+            .check();
+        assert!(matches!(
+            result,
+            Err(ParamsError::FeatureNames { index: 1, .. })
+        ));
+        let params = IsolationForestParams::new().feature_names(names(&["a", "b"]));
+        assert!(params.check().is_ok());
+    }
+
+    #[test]
+    fn extension_level_must_be_below_the_number_of_named_features() {
+        let extended = |level| SplitRule::Extended {
+            extension_level: Some(level),
+        };
+        let named = || IsolationForestParams::new().feature_names(vec!["a".into(), "b".into()]);
+        assert_eq!(
+            named().split_rule(extended(2)).check(),
+            Err(ParamsError::ExtensionLevel {
+                level: 2,
+                n_features: 2
+            })
+        );
+        assert!(named().split_rule(extended(1)).check().is_ok());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use iforest::{
     average_path_length, Contamination, Direction, FitError, IsolationForest,
-    IsolationForestParams, ScoreError, SplitRule,
+    IsolationForestParams, ParamsError, ScoreError, SplitRule,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -230,10 +230,10 @@ fn extension_level_must_be_below_the_feature_count() {
         .fit(&[1.0, 2.0], 2);
     assert_eq!(
         result.unwrap_err(),
-        FitError::ExtensionLevel {
+        FitError::InvalidParams(ParamsError::ExtensionLevel {
             level: 2,
             n_features: 2
-        }
+        })
     );
 }
 
@@ -358,4 +358,18 @@ fn models_are_send_sync_and_unpin() {
     has_autotraits::<iforest::ModelError>();
     has_autotraits::<iforest::ParamsError>();
     has_autotraits::<iforest::Explanation>();
+}
+
+#[test]
+fn a_forest_too_large_for_u32_indices_is_an_error() {
+    let result = IsolationForestParams::new()
+        .n_trees(1 << 31)
+        .fit(&[0.0, 1.0, 2.0], 1);
+    assert_eq!(
+        result.unwrap_err(),
+        FitError::TooLarge {
+            n_trees: 1 << 31,
+            sample_size: 3
+        }
+    );
 }
