@@ -1,0 +1,107 @@
+//! Speed on one thread: fit time, single-row latency and batch scoring time per row, 100 trees
+//! × 256 samples, on the synthetic 2-D data and on http, shuttle and satellite.
+//!
+//! `cargo run --release -p iforest --example speed -- [ODDS_DIR] [--reps N] [--extended]`
+//!
+//! Each figure is the median over `--reps` repetitions (default 7). Prints tab-separated
+//! `dataset rows features fit_ms single_us batch_us_per_row` lines after a header.
+
+#[allow(dead_code)]
+mod common;
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use iforest::{IsolationForestParams, SplitRule};
+
+/// Rows scored one at a time per repetition of the latency measurement.
+const SINGLE_ROWS: usize = 20_000;
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let extended = args.iter().any(|a| a == "--extended");
+    args.retain(|a| a != "--extended");
+    let mut reps = 7usize;
+    if let Some(at) = args.iter().position(|a| a == "--reps") {
+        reps = args.get(at + 1).ok_or("--reps needs a number")?.parse()?;
+        args.drain(at..at + 2);
+    }
+    let reps = reps.max(1);
+    let dir = common::odds_dir(args.into_iter().next());
+    let rule = if extended {
+        SplitRule::Extended {
+            extension_level: None,
+        }
+    } else {
+        SplitRule::Axis
+    };
+    let mut tables = vec![common::two_clusters()];
+    for name in ["http", "shuttle", "satellite"] {
+        tables.push(common::read_table(&dir.join(format!("{name}.csv")))?);
+    }
+
+    println!("dataset\trows\tfeatures\tfit_ms\tsingle_us\tbatch_us_per_row");
+    for table in &tables {
+        let params = IsolationForestParams::new()
+            .n_trees(100)
+            .sample_size(256)
+            .seed(1)
+            .threads(1)
+            .split_rule(rule);
+        let fit_ms = median(
+            (0..reps)
+                .map(|_| {
+                    let start = Instant::now();
+                    black_box(params.clone().fit(&table.data, table.n_features).unwrap());
+                    start.elapsed().as_secs_f64() * 1e3
+                })
+                .collect(),
+        );
+        let model = params.fit(&table.data, table.n_features)?;
+
+        let rows: Vec<&[f64]> = table
+            .data
+            .chunks_exact(table.n_features)
+            .cycle()
+            .take(SINGLE_ROWS)
+            .collect();
+        let single_us = median(
+            (0..reps)
+                .map(|_| {
+                    let start = Instant::now();
+                    for row in &rows {
+                        black_box(model.score(black_box(row)).unwrap());
+                    }
+                    start.elapsed().as_secs_f64() * 1e6 / rows.len() as f64
+                })
+                .collect(),
+        );
+
+        let mut out = vec![0.0; table.rows()];
+        let batch_us = median(
+            (0..reps)
+                .map(|_| {
+                    let start = Instant::now();
+                    model.score_batch_into(&table.data, &mut out).unwrap();
+                    black_box(&out);
+                    start.elapsed().as_secs_f64() * 1e6 / table.rows() as f64
+                })
+                .collect(),
+        );
+        println!(
+            "{}\t{}\t{}\t{:.2}\t{:.3}\t{:.3}",
+            table.name,
+            table.rows(),
+            table.n_features,
+            fit_ms,
+            single_us,
+            batch_us
+        );
+    }
+    Ok(())
+}
