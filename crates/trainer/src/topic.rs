@@ -1,9 +1,8 @@
 //! Training rows from transactions already in a Kafka topic.
 //!
-//! Reads every partition from its beginning up to the high watermark seen at start (or
-//! `max_records`), without a consumer group, so it never moves the detectors' offsets.
+//! Reads every partition from its beginning until the stream goes quiet (or `max_records`),
+//! without a consumer group, so it never moves the detectors' offsets.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -13,6 +12,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use schema::{DecodeLimits, Transaction};
 
 use crate::data::Table;
+
+/// The topic has been read to its end when nothing arrived for this long.
+const QUIET: Duration = Duration::from_secs(2);
 
 /// How much to read.
 #[derive(Debug, Clone)]
@@ -54,16 +56,10 @@ pub fn read_training_rows(
     if partitions.is_empty() {
         bail!("topic {topic} does not exist or has no partitions");
     }
-    // Where each partition ends now: we read up to there.
-    let mut remaining: HashMap<i32, i64> = HashMap::new();
+    // Read every partition from its beginning. Some Kafka-compatible brokers report high
+    // watermarks loosely, so the end is found by the stream going quiet, not by watermarks.
     let mut assignment = TopicPartitionList::new();
     for &partition in &partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, partition, Duration::from_secs(10))
-            .with_context(|| format!("cannot read the watermarks of {topic}/{partition}"))?;
-        if high > low {
-            remaining.insert(partition, high);
-        }
         assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
     }
     consumer.assign(&assignment)?;
@@ -73,20 +69,20 @@ pub fn read_training_rows(
     let mut n_features = None;
     let (mut rows, mut skipped) = (0usize, 0usize);
     let deadline = Instant::now() + limits.timeout;
-    while rows < limits.max_records && !remaining.is_empty() {
+    let mut last_record: Option<Instant> = None;
+    while rows < limits.max_records {
         if Instant::now() >= deadline {
             log::warn!("stopped waiting for records after {:?}", limits.timeout);
+            break;
+        }
+        if last_record.is_some_and(|last| last.elapsed() >= QUIET) {
             break;
         }
         let Some(message) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
         let message = message.with_context(|| format!("cannot read from {topic}"))?;
-        if let Some(&end) = remaining.get(&message.partition()) {
-            if message.offset() + 1 >= end {
-                remaining.remove(&message.partition());
-            }
-        }
+        last_record = Some(Instant::now());
         let decoded = message
             .payload()
             .map(|payload| Transaction::decode(payload, &decode_limits));
