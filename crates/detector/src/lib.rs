@@ -120,6 +120,9 @@ pub async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> Result<Stats>
     let started = Instant::now();
     let mut stats = Stats::default();
     let mut last_record = Instant::now();
+    // Wall-clock span of the work (first record in, last batch acknowledged), for rates.
+    let mut first_record_at: Option<std::time::SystemTime> = None;
+    let mut last_batch_done_at: Option<std::time::SystemTime> = None;
     let mut last_report = Instant::now();
     let batch_wait = Duration::from_millis(cli.batch_wait_ms);
     let idle_exit = (cli.idle_exit > 0.0).then(|| Duration::from_secs_f64(cli.idle_exit));
@@ -168,6 +171,7 @@ pub async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> Result<Stats>
             }
         }
         last_record = Instant::now();
+        first_record_at.get_or_insert_with(std::time::SystemTime::now);
 
         let batch: Vec<Incoming> = messages
             .iter()
@@ -203,6 +207,7 @@ pub async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> Result<Stats>
                 log::warn!("cannot store offset {offset} of partition {partition}: {error}");
             }
         }
+        last_batch_done_at = Some(std::time::SystemTime::now());
         stats.consumed += messages.len() as u64;
         stats.scored += outcome.scored;
         stats.anomalies += outcome.anomalies;
@@ -234,14 +239,21 @@ pub async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> Result<Stats>
     }
     consumer.unsubscribe();
     drop(consumer);
-    let seconds = started.elapsed().as_secs_f64();
+    let epoch_ms = |time: Option<std::time::SystemTime>| {
+        time.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis())
+    };
+    let (first_ms, last_ms) = (epoch_ms(first_record_at), epoch_ms(last_batch_done_at));
+    // The rate counts the time spent working: first record in to last batch acknowledged.
+    let seconds = last_ms.saturating_sub(first_ms) as f64 / 1000.0;
     println!(
-        "detector: consumed={} scored={} anomalies={} dead_letters={} seconds={seconds:.1} rate={:.1}/s",
+        "detector: consumed={} scored={} anomalies={} dead_letters={} seconds={seconds:.3} \
+         rate={:.1}/s first_ms={first_ms} last_ms={last_ms}",
         stats.consumed,
         stats.scored,
         stats.anomalies,
         stats.dead_letters,
-        stats.consumed as f64 / seconds.max(1e-9)
+        stats.consumed as f64 / seconds.max(1e-3)
     );
     Ok(stats)
 }
