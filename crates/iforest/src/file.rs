@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::error::ModelError;
-use crate::forest::{IsolationForest, LEAF_SPLIT};
+use crate::forest::{IsolationForest, StoredForest, LEAF_SPLIT};
 
 /// First bytes of every model file.
 pub const MAGIC: [u8; 8] = *b"IFOREST\0";
@@ -100,14 +100,12 @@ impl IsolationForest {
         let body = &content[HEADER_LEN..];
         // The limit bounds every allocation a length field could ask for.
         let config = bincode::config::standard().with_limit::<{ 1 << 32 }>();
-        let (model, used): (IsolationForest, usize) =
-            bincode::serde::decode_from_slice(body, config)
-                .map_err(|error| ModelError::Corrupt(format!("cannot decode the body: {error}")))?;
+        let (stored, used): (StoredForest, usize) = bincode::serde::decode_from_slice(body, config)
+            .map_err(|error| ModelError::Corrupt(format!("cannot decode the body: {error}")))?;
         if used != body.len() {
             return Err(ModelError::Corrupt("the body has trailing bytes".into()));
         }
-        model.validate().map_err(ModelError::Corrupt)?;
-        Ok(model)
+        IsolationForest::try_from(stored).map_err(ModelError::Corrupt)
     }
 
     /// Writes the model file atomically: a temporary file in the same folder, synced, then
@@ -152,7 +150,7 @@ impl IsolationForest {
 
     /// Structural checks that make scoring safe: every index in bounds and pointing forward
     /// inside its own tree, every walk reaching a leaf within the tree's depth, finite values.
-    fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         let width = self.n_features;
         let count = self.nodes.len();
         if width == 0 {

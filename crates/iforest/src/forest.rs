@@ -14,14 +14,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::average_path_length;
 use crate::error::{FitError, ModelError, ParamsError, ScoreError};
+use crate::kernel::{reduce, Complete, BLOCK_ROWS, LANES};
 use crate::params::{Contamination, SplitRule, ValidParams};
 
 /// `split` of a leaf: no finite value reaches the right child, so the walk stays put.
 pub(crate) const LEAF_SPLIT: f64 = f64::INFINITY;
-/// Rows walked through a tree side by side.
-const LANES: usize = 8;
-/// Rows scored per block: every tree is applied to a block before the next block.
-const BLOCK_ROWS: usize = 512;
+
+/// Rows walked through a tree side by side by the compact walk (extended or deep forests).
+const COMPACT_LANES: usize = 8;
+/// Rows per block of the compact walk: every tree is applied to a block before the next block.
+const COMPACT_BLOCK_ROWS: usize = 512;
 
 /// One node. Internal: go to `left + 1` when the row's value (axis) or projection (extended)
 /// is `>= split`, else to `left`. Leaf: `left` is the node itself and `split` is +∞.
@@ -54,7 +56,11 @@ pub struct FeatureSummary {
 
 /// A fitted Isolation Forest. Scores are the paper's s(x, n) = 2^(−E[h(x)]/c(n)) in (0, 1],
 /// higher = more anomalous; [`predict`](Self::predict) compares them with the threshold.
+///
+/// It is `Serialize` and `Deserialize` (the model file's body is its bincode encoding);
+/// deserializing validates the forest, so a model from any source is safe to score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "StoredForest")]
 pub struct IsolationForest {
     pub(crate) params: ValidParams,
     pub(crate) n_features: usize,
@@ -70,6 +76,50 @@ pub struct IsolationForest {
     pub(crate) node_size: Vec<u32>,
     /// Extended forest only: `n_features` coefficients per node (zeros at leaves).
     pub(crate) normals: Vec<f64>,
+    /// The scoring layout, derived from the fields above (never stored).
+    #[serde(skip)]
+    pub(crate) kernel: Option<Complete>,
+}
+
+/// The serialized fields of [`IsolationForest`], in the same order, before validation.
+#[derive(Deserialize)]
+pub(crate) struct StoredForest {
+    params: ValidParams,
+    n_features: usize,
+    threshold: f64,
+    summary: Vec<FeatureSummary>,
+    training_rows: usize,
+    sample_size: usize,
+    trees: Vec<Tree>,
+    nodes: Vec<Node>,
+    path_value: Vec<f64>,
+    node_size: Vec<u32>,
+    normals: Vec<f64>,
+}
+
+impl TryFrom<StoredForest> for IsolationForest {
+    type Error = String;
+
+    /// Validates the structure (see `validate`), then derives the scoring layout.
+    fn try_from(stored: StoredForest) -> Result<Self, String> {
+        let mut forest = IsolationForest {
+            params: stored.params,
+            n_features: stored.n_features,
+            threshold: stored.threshold,
+            summary: stored.summary,
+            training_rows: stored.training_rows,
+            sample_size: stored.sample_size,
+            trees: stored.trees,
+            nodes: stored.nodes,
+            path_value: stored.path_value,
+            node_size: stored.node_size,
+            normals: stored.normals,
+            kernel: None,
+        };
+        forest.validate()?;
+        forest.kernel = Complete::build(&forest);
+        Ok(forest)
+    }
 }
 
 /// One tree as built, with indices local to it.
@@ -92,7 +142,7 @@ pub(crate) fn fit(
     if data.is_empty() {
         return Err(FitError::EmptyData);
     }
-    if data.len() % n_features != 0 {
+    if !data.len().is_multiple_of(n_features) {
         return Err(FitError::DataLength {
             len: data.len(),
             n_features,
@@ -196,6 +246,7 @@ pub(crate) fn fit(
         path_value: Vec::new(),
         node_size: Vec::new(),
         normals: Vec::new(),
+        kernel: None,
     };
     for tree in local_trees {
         let base = forest.nodes.len() as u32;
@@ -211,6 +262,7 @@ pub(crate) fn fit(
         forest.node_size.extend_from_slice(&tree.node_size);
         forest.normals.extend_from_slice(&tree.normals);
     }
+    forest.kernel = Complete::build(&forest);
     if let Contamination::Fraction(q) = params.contamination {
         let mut scores = vec![0.0; rows];
         forest.score_unchecked(data, &mut scores);
@@ -470,6 +522,11 @@ impl IsolationForest {
             });
         }
         check_finite(row, self.n_features)?;
+        if let Some(kernel) = &self.kernel {
+            let mut sum = [0.0; LANES];
+            kernel.accumulate_row(row, &mut sum);
+            return Ok(self.score_from_total(reduce(&sum)));
+        }
         let mut total = [0.0];
         for tree in &self.trees {
             self.walk::<1>(tree, row, &mut total);
@@ -491,7 +548,7 @@ impl IsolationForest {
 
     /// [`score_batch`](Self::score_batch) into a caller's buffer, one slot per row.
     pub fn score_batch_into(&self, data: &[f64], out: &mut [f64]) -> Result<(), ScoreError> {
-        if data.len() % self.n_features != 0 {
+        if !data.len().is_multiple_of(self.n_features) {
             return Err(ScoreError::DataLength {
                 len: data.len(),
                 n_features: self.n_features,
@@ -513,16 +570,31 @@ impl IsolationForest {
     /// each tree side by side.
     pub(crate) fn score_unchecked(&self, data: &[f64], out: &mut [f64]) {
         let width = self.n_features;
+        if let Some(kernel) = &self.kernel {
+            let mut sums = [[0.0; LANES]; BLOCK_ROWS];
+            for (block, scores) in data
+                .chunks(BLOCK_ROWS * width)
+                .zip(out.chunks_mut(BLOCK_ROWS))
+            {
+                let sums = &mut sums[..scores.len()];
+                sums.fill([0.0; LANES]);
+                kernel.accumulate(block, sums);
+                for (score, sums) in scores.iter_mut().zip(sums.iter()) {
+                    *score = self.score_from_total(reduce(sums));
+                }
+            }
+            return;
+        }
         for (block, totals) in data
-            .chunks(BLOCK_ROWS * width)
-            .zip(out.chunks_mut(BLOCK_ROWS))
+            .chunks(COMPACT_BLOCK_ROWS * width)
+            .zip(out.chunks_mut(COMPACT_BLOCK_ROWS))
         {
             totals.fill(0.0);
             for tree in &self.trees {
-                let mut lanes = block.chunks_exact(LANES * width);
-                let mut lane_totals = totals.chunks_exact_mut(LANES);
+                let mut lanes = block.chunks_exact(COMPACT_LANES * width);
+                let mut lane_totals = totals.chunks_exact_mut(COMPACT_LANES);
                 for (rows, sums) in (&mut lanes).zip(&mut lane_totals) {
-                    self.walk::<LANES>(tree, rows, sums);
+                    self.walk::<COMPACT_LANES>(tree, rows, sums);
                 }
                 let rest = lanes.remainder();
                 for (row, sum) in rest.chunks_exact(width).zip(lane_totals.into_remainder()) {
@@ -538,7 +610,7 @@ impl IsolationForest {
     /// Walks `L` rows through `tree` for the tree's depth and adds their path values to
     /// `totals`.
     #[inline(always)]
-    fn walk<const L: usize>(&self, tree: &Tree, rows: &[f64], totals: &mut [f64]) {
+    pub(crate) fn walk<const L: usize>(&self, tree: &Tree, rows: &[f64], totals: &mut [f64]) {
         let width = self.n_features;
         let mut at = [tree.root as usize; L];
         if self.normals.is_empty() {

@@ -67,6 +67,7 @@ mod error;
 mod explain;
 mod file;
 mod forest;
+mod kernel;
 mod params;
 
 pub use error::{FitError, ModelError, ParamsError, ScoreError};

@@ -43,9 +43,10 @@ pub fn read_table(path: &Path) -> Result<Table, String> {
             continue;
         }
         for (column, field) in line.split(',').enumerate() {
-            let value: f64 = field.trim().parse().map_err(|_| {
-                format!("{}:{}: bad number {field:?}", path.display(), number + 2)
-            })?;
+            let value: f64 = field
+                .trim()
+                .parse()
+                .map_err(|_| format!("{}:{}: bad number {field:?}", path.display(), number + 2))?;
             if Some(column) == label_column {
                 labels.push(value != 0.0);
             } else {
@@ -84,9 +85,9 @@ pub fn two_clusters() -> Table {
 
 /// The ODDS folder: the first argument, else `../shared/data/odds` beside the repository.
 pub fn odds_dir(argument: Option<String>) -> PathBuf {
-    argument.map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/odds")
-    })
+    argument
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/odds"))
 }
 
 /// ROC AUC by the rank-sum (Mann–Whitney) formula, ties given their average rank.

@@ -1,0 +1,495 @@
+//! The scoring kernel of the axis-parallel forest: the trees re-laid as complete binary trees,
+//! eight trees interleaved, walked eight at a time.
+//!
+//! The stored forest ([`crate::forest`]) is compact: only the nodes that exist, children
+//! adjacent. For scoring, each tree is expanded into a complete tree of the forest's depth `D`
+//! (`2^D − 1` split slots, `2^D` leaf slots), so a step is `i = 2i + 1 + (x[f] >= t)` with no
+//! child index to load and no leaf test: a leaf above depth `D` becomes splits at +∞ (always
+//! left) down to a leaf slot holding its path value. Trees are taken in groups of [`LANES`];
+//! slot `i` of the eight trees of a group is stored side by side, so the eight walks of a
+//! group share cache lines near the root and a SIMD gather fetches all eight splits at once.
+//! The forest is padded to whole groups with empty trees (every split +∞, leaf value 0).
+//!
+//! Sums are canonical: lane `l` adds the leaf values of trees `l`, `l + 8`, `l + 16`, … in
+//! order, and the eight lane sums are added by [`reduce`]. The portable and the AVX-512 walks
+//! reach the same leaves (the same `>=` on the same `f64`s) and add in the same order, so
+//! scores are bit-identical on every machine, single row or batch.
+//!
+//! The kernel is derived from the stored forest when a model is fitted or loaded (after the
+//! forest is validated), never read from a file, so its invariants hold by construction: every
+//! walk stays inside its group's slots and every feature index is below the feature count.
+
+use crate::forest::{IsolationForest, LEAF_SPLIT};
+
+/// Trees walked side by side: one AVX-512 vector of `f64`.
+pub(crate) const LANES: usize = 8;
+/// Deeper forests (a depth limit set far above the default) keep the compact walk: a complete
+/// tree of depth `D` has `2^D` leaves, most of them empty.
+const MAX_DEPTH: u32 = 12;
+/// Rows scored per block: every group of trees walks a whole block before the next group, so
+/// a group's slots stay in the L1 cache.
+pub(crate) const BLOCK_ROWS: usize = 32;
+
+/// The complete, interleaved layout of an axis-parallel forest.
+#[derive(Clone, PartialEq)]
+pub(crate) struct Complete {
+    /// `D`: every walk takes exactly this many steps.
+    depth: u32,
+    /// Number of groups of [`LANES`] trees.
+    groups: usize,
+    /// Split slot `i` of lane `l` in group `g`: `(g · (2^D − 1) + i) · LANES + l`.
+    thresholds: Vec<f64>,
+    /// Feature of each split slot, same indexing (`i32` for the SIMD gathers).
+    features: Vec<i32>,
+    /// Leaf slot `j` of lane `l` in group `g`: `(g · 2^D + j) · LANES + l`; the path value
+    /// (depth + c(samples)) of the leaf, 0 for padding.
+    leaves: Vec<f64>,
+    /// Features per row; every entry of `features` is below it.
+    n_features: usize,
+}
+
+impl std::fmt::Debug for Complete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Complete")
+            .field("depth", &self.depth)
+            .field("groups", &self.groups)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Complete {
+    /// Lays out a validated axis-parallel forest; `None` if its trees are too deep.
+    pub(crate) fn build(forest: &IsolationForest) -> Option<Self> {
+        if !forest.normals.is_empty() || forest.n_features > i32::MAX as usize {
+            return None;
+        }
+        let depth = forest.trees.iter().map(|tree| tree.depth).max()?;
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let internal = (1usize << depth) - 1;
+        let groups = forest.trees.len().div_ceil(LANES);
+        let mut kernel = Complete {
+            depth,
+            groups,
+            thresholds: vec![LEAF_SPLIT; groups * internal * LANES],
+            features: vec![0; groups * internal * LANES],
+            leaves: vec![0.0; groups * (internal + 1) * LANES],
+            n_features: forest.n_features,
+        };
+        for (index, tree) in forest.trees.iter().enumerate() {
+            let (group, lane) = (index / LANES, index % LANES);
+            let split_slot = |i: usize| (group * internal + i) * LANES + lane;
+            let leaf_slot = |j: usize| (group * (internal + 1) + j) * LANES + lane;
+            // (stored node, complete-tree slot, depth)
+            let mut stack = vec![(tree.root as usize, 0usize, 0u32)];
+            while let Some((node, mut slot, at_depth)) = stack.pop() {
+                let stored = forest.nodes[node];
+                if stored.split == LEAF_SPLIT {
+                    // Splits at +∞ (already there) send the walk left down to depth D.
+                    for _ in at_depth..depth {
+                        slot = 2 * slot + 1;
+                    }
+                    kernel.leaves[leaf_slot(slot - internal)] = forest.path_value[node];
+                } else {
+                    kernel.thresholds[split_slot(slot)] = stored.split;
+                    kernel.features[split_slot(slot)] = stored.feature as i32;
+                    let left = stored.left as usize;
+                    stack.push((left, 2 * slot + 1, at_depth + 1));
+                    stack.push((left + 1, 2 * slot + 2, at_depth + 1));
+                }
+            }
+        }
+        Some(kernel)
+    }
+
+    /// Adds the leaf values of every tree to the per-lane sums of each row of `rows` (flat,
+    /// row-major, already checked: whole rows of `n_features` finite values, one `sums` entry
+    /// per row).
+    pub(crate) fn accumulate_row(&self, row: &[f64], sum: &mut [f64; LANES]) {
+        debug_assert_eq!(row.len(), self.n_features);
+        #[cfg(target_arch = "x86_64")]
+        if avx512::available() {
+            // SAFETY: as in `accumulate`.
+            unsafe { avx512::accumulate_row(self, row, sum) };
+            return;
+        }
+        self.accumulate_portable(row, std::slice::from_mut(sum));
+    }
+
+    pub(crate) fn accumulate(&self, rows: &[f64], sums: &mut [[f64; LANES]]) {
+        debug_assert_eq!(rows.len(), sums.len() * self.n_features);
+        #[cfg(target_arch = "x86_64")]
+        if avx512::available() {
+            // SAFETY: the CPU has the features (checked just above); the kernel's invariants
+            // (module doc) and the caller's row checks keep every access in bounds.
+            unsafe { avx512::accumulate(self, rows, sums) };
+            return;
+        }
+        self.accumulate_portable(rows, sums);
+    }
+
+    fn accumulate_portable(&self, rows: &[f64], sums: &mut [[f64; LANES]]) {
+        let width = self.n_features;
+        let internal = (1usize << self.depth) - 1;
+        for group in 0..self.groups {
+            let splits = group * internal * LANES..(group + 1) * internal * LANES;
+            let thresholds = &self.thresholds[splits.clone()];
+            let features = &self.features[splits];
+            let leaves = &self.leaves[group * (internal + 1) * LANES..][..(internal + 1) * LANES];
+            for (row, sum) in rows.chunks_exact(width).zip(sums.iter_mut()) {
+                let mut at = [0usize; LANES];
+                for _ in 0..self.depth {
+                    for (lane, at) in at.iter_mut().enumerate() {
+                        let slot = *at * LANES + lane;
+                        let value = row[features[slot] as usize];
+                        *at = 2 * *at + 1 + usize::from(value >= thresholds[slot]);
+                    }
+                }
+                for (lane, (sum, at)) in sum.iter_mut().zip(at).enumerate() {
+                    *sum += leaves[(at - internal) * LANES + lane];
+                }
+            }
+        }
+    }
+}
+
+/// The canonical sum of the eight lane sums.
+#[inline]
+pub(crate) fn reduce(sums: &[f64; LANES]) -> f64 {
+    ((sums[0] + sums[1]) + (sums[2] + sums[3])) + ((sums[4] + sums[5]) + (sums[6] + sums[7]))
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{Complete, LANES};
+
+    /// Whether to run the AVX-512 walk: the CPU has AVX-512F and AVX-512VL and the
+    /// environment variable `IFOREST_PORTABLE` is unset (set it to measure the portable walk;
+    /// scores are the same either way). Decided once per process.
+    pub(super) fn available() -> bool {
+        static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *AVAILABLE.get_or_init(|| {
+            is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512vl")
+                && std::env::var_os("IFOREST_PORTABLE").is_none()
+        })
+    }
+
+    /// The walk of [`Complete::accumulate_portable`], eight trees per vector: gathers fetch the
+    /// eight splits and features, the row's values come from registers (up to 16 features) or
+    /// a gather, one compare gives the eight directions.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and AVX-512VL; `rows` must hold `sums.len()` whole rows of
+    /// `kernel.n_features` values.
+    #[target_feature(enable = "avx512f,avx512vl")]
+    pub(super) unsafe fn accumulate(kernel: &Complete, rows: &[f64], sums: &mut [[f64; LANES]]) {
+        match kernel.n_features {
+            0..=8 => walk::<1>(kernel, rows, sums),
+            9..=16 => walk::<2>(kernel, rows, sums),
+            _ => walk::<0>(kernel, rows, sums),
+        }
+    }
+
+    /// Walks `sums.len()` rows through every group: `CHAINS` rows side by side (independent
+    /// walks keep several gathers in flight; one walk alone waits on each), then the rest one
+    /// by one.
+    #[target_feature(enable = "avx512f,avx512vl")]
+    unsafe fn walk<const REGISTERS: usize>(
+        kernel: &Complete,
+        rows: &[f64],
+        sums: &mut [[f64; LANES]],
+    ) {
+        let width = kernel.n_features;
+        let internal = (1usize << kernel.depth) - 1;
+        for group in 0..kernel.groups {
+            let group = Group {
+                thresholds: kernel.thresholds.as_ptr().add(group * internal * LANES),
+                features: kernel.features.as_ptr().add(group * internal * LANES),
+                leaves: kernel.leaves.as_ptr().add(group * (internal + 1) * LANES),
+            };
+            let mut row_chunks = rows.chunks_exact(width * CHAINS);
+            let mut sum_chunks = sums.chunks_exact_mut(CHAINS);
+            for (block, sums) in (&mut row_chunks).zip(&mut sum_chunks) {
+                let walks: [(Group, *const f64); CHAINS] =
+                    std::array::from_fn(|k| (group, block.as_ptr().add(k * width)));
+                let leaves = walk_chains::<CHAINS, REGISTERS>(kernel, walks);
+                for (sum, leaf) in sums.iter_mut().zip(leaves) {
+                    add(sum, leaf);
+                }
+            }
+            let rest = row_chunks.remainder().chunks_exact(width);
+            for (row, sum) in rest.zip(sum_chunks.into_remainder()) {
+                let [leaf] = walk_chains::<1, REGISTERS>(kernel, [(group, row.as_ptr())]);
+                add(sum, leaf);
+            }
+        }
+    }
+
+    /// Walks one row through every group, `CHAINS` groups side by side. The lane sums are
+    /// added group after group, as in [`walk`].
+    ///
+    /// # Safety
+    /// As [`accumulate`], with one row.
+    #[target_feature(enable = "avx512f,avx512vl")]
+    pub(super) unsafe fn accumulate_row(kernel: &Complete, row: &[f64], sum: &mut [f64; LANES]) {
+        match kernel.n_features {
+            0..=8 => walk_row::<1>(kernel, row, sum),
+            9..=16 => walk_row::<2>(kernel, row, sum),
+            _ => walk_row::<0>(kernel, row, sum),
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512vl")]
+    unsafe fn walk_row<const REGISTERS: usize>(
+        kernel: &Complete,
+        row: &[f64],
+        sum: &mut [f64; LANES],
+    ) {
+        let internal = (1usize << kernel.depth) - 1;
+        let group = |g: usize| Group {
+            thresholds: kernel.thresholds.as_ptr().add(g * internal * LANES),
+            features: kernel.features.as_ptr().add(g * internal * LANES),
+            leaves: kernel.leaves.as_ptr().add(g * (internal + 1) * LANES),
+        };
+        let mut next = 0;
+        while next + CHAINS <= kernel.groups {
+            let walks: [(Group, *const f64); CHAINS] =
+                std::array::from_fn(|k| (group(next + k), row.as_ptr()));
+            for leaf in walk_chains::<CHAINS, REGISTERS>(kernel, walks) {
+                add(sum, leaf);
+            }
+            next += CHAINS;
+        }
+        for g in next..kernel.groups {
+            let [leaf] = walk_chains::<1, REGISTERS>(kernel, [(group(g), row.as_ptr())]);
+            add(sum, leaf);
+        }
+    }
+
+    /// Independent walks interleaved in one loop.
+    const CHAINS: usize = 4;
+
+    /// One group's slots.
+    #[derive(Clone, Copy)]
+    struct Group {
+        thresholds: *const f64,
+        features: *const i32,
+        leaves: *const f64,
+    }
+
+    #[inline(always)]
+    unsafe fn add(sum: &mut [f64; LANES], leaf: __m512d) {
+        let total = _mm512_add_pd(_mm512_loadu_pd(sum.as_ptr()), leaf);
+        _mm512_storeu_pd(sum.as_mut_ptr(), total);
+    }
+
+    /// Split slot `slot` of a group's eight trees: thresholds and features.
+    #[inline(always)]
+    unsafe fn split(group: Group, slot: usize) -> (__m512d, __m256i) {
+        (
+            _mm512_loadu_pd(group.thresholds.add(slot * LANES)),
+            _mm256_loadu_si256(group.features.add(slot * LANES).cast()),
+        )
+    }
+
+    /// Per lane, the second split where `right` is set, else the first.
+    #[inline(always)]
+    unsafe fn pick(
+        right: __mmask8,
+        (t0, f0): (__m512d, __m256i),
+        (t1, f1): (__m512d, __m256i),
+    ) -> (__m512d, __m256i) {
+        (
+            _mm512_mask_blend_pd(right, t0, t1),
+            _mm256_mask_blend_epi32(right, f0, f1),
+        )
+    }
+
+    /// Per lane, whether the row goes right: its value of `feature` is `>= threshold`. The
+    /// value comes from the row's registers (`REGISTERS` 1 or 2) or from memory (0).
+    #[inline(always)]
+    unsafe fn go<const REGISTERS: usize>(
+        threshold: __m512d,
+        feature: __m256i,
+        low: __m512d,
+        high: __m512d,
+        row: *const f64,
+    ) -> __mmask8 {
+        let value = match REGISTERS {
+            1 => _mm512_permutexvar_pd(_mm512_cvtepi32_epi64(feature), low),
+            2 => _mm512_permutex2var_pd(low, _mm512_cvtepi32_epi64(feature), high),
+            _ => _mm512_i32gather_pd::<8>(feature, row),
+        };
+        _mm512_cmp_pd_mask::<_CMP_GE_OQ>(value, threshold)
+    }
+
+    /// Walks `K` (group, row) pairs side by side and returns each pair's eight leaf values.
+    /// `REGISTERS`: 1 or 2 to hold a row in as many vectors and look values up with a
+    /// permute, 0 to gather them from memory.
+    #[inline(always)]
+    unsafe fn walk_chains<const K: usize, const REGISTERS: usize>(
+        kernel: &Complete,
+        walks: [(Group, *const f64); K],
+    ) -> [__m512d; K] {
+        let width = kernel.n_features;
+        let internal = (1usize << kernel.depth) - 1;
+        let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let one = _mm256_set1_epi32(1);
+        // Lanes of a row register beyond the row's width read zeros; no split asks for them.
+        let mask = |width: usize| ((1u16 << width.min(8)) - 1) as u8;
+        let (mask_low, mask_high) = (mask(width), mask(width.saturating_sub(8)));
+        let mut low = [_mm512_setzero_pd(); K];
+        let mut high = [_mm512_setzero_pd(); K];
+        for k in 0..K {
+            if REGISTERS >= 1 {
+                low[k] = _mm512_maskz_loadu_pd(mask_low, walks[k].1);
+            }
+            if REGISTERS == 2 {
+                high[k] = _mm512_maskz_loadu_pd(mask_high, walks[k].1.add(8));
+            }
+        }
+        let mut at = [_mm256_setzero_si256(); K];
+        let mut taken = 0;
+        if kernel.depth >= 3 {
+            // The top three levels without gathers: slot i of a group's eight trees is one
+            // contiguous vector, and after the root (slot 0) a lane is in slot 1 or 2, then
+            // in 3..=6, chosen by its earlier directions.
+            let mut root = [0; K];
+            for k in 0..K {
+                let (threshold, feature) = split(walks[k].0, 0);
+                root[k] = go::<REGISTERS>(threshold, feature, low[k], high[k], walks[k].1);
+            }
+            let mut second = [0; K];
+            for k in 0..K {
+                let group = walks[k].0;
+                let (threshold, feature) = pick(root[k], split(group, 1), split(group, 2));
+                second[k] = go::<REGISTERS>(threshold, feature, low[k], high[k], walks[k].1);
+            }
+            for k in 0..K {
+                let group = walks[k].0;
+                let left = pick(second[k], split(group, 3), split(group, 4));
+                let right = pick(second[k], split(group, 5), split(group, 6));
+                let (threshold, feature) = pick(root[k], left, right);
+                let third = go::<REGISTERS>(threshold, feature, low[k], high[k], walks[k].1);
+                // Slot 7 + 4·root + 2·second + third.
+                let slot = _mm256_set1_epi32(7);
+                let slot = _mm256_mask_add_epi32(slot, root[k], slot, _mm256_set1_epi32(4));
+                let slot = _mm256_mask_add_epi32(slot, second[k], slot, _mm256_set1_epi32(2));
+                at[k] = _mm256_mask_add_epi32(slot, third, slot, one);
+            }
+            taken = 3;
+        }
+        for _ in taken..kernel.depth {
+            for k in 0..K {
+                let group = walks[k].0;
+                let slot = _mm256_add_epi32(_mm256_slli_epi32::<3>(at[k]), lane);
+                let threshold = _mm512_i32gather_pd::<8>(slot, group.thresholds);
+                let feature = _mm256_i32gather_epi32::<4>(group.features, slot);
+                let right = go::<REGISTERS>(threshold, feature, low[k], high[k], walks[k].1);
+                let next = _mm256_add_epi32(_mm256_add_epi32(at[k], at[k]), one);
+                at[k] = _mm256_mask_add_epi32(next, right, next, one);
+            }
+        }
+        let first_leaf = _mm256_set1_epi32(internal as i32);
+        let mut leaves = [_mm512_setzero_pd(); K];
+        for k in 0..K {
+            let leaf = _mm256_sub_epi32(at[k], first_leaf);
+            let slot = _mm256_add_epi32(_mm256_slli_epi32::<3>(leaf), lane);
+            leaves[k] = _mm512_i32gather_pd::<8>(slot, walks[k].0.leaves);
+        }
+        leaves
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use rand_distr::StandardNormal;
+
+    use super::*;
+    use crate::IsolationForestParams;
+
+    fn gaussian(rows: usize, features: usize, seed: u64) -> Vec<f64> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        (0..rows * features)
+            .map(|_| rng.sample(StandardNormal))
+            .collect()
+    }
+
+    /// The canonical lane sums, from the stored trees' own walk.
+    fn lane_sums(forest: &IsolationForest, row: &[f64]) -> [f64; LANES] {
+        let mut sums = [0.0; LANES];
+        for (index, tree) in forest.trees.iter().enumerate() {
+            let mut total = [0.0];
+            forest.walk::<1>(tree, row, &mut total);
+            sums[index % LANES] += total[0];
+        }
+        sums
+    }
+
+    #[test]
+    fn every_walk_reaches_the_stored_trees_leaves_and_adds_in_the_same_order() {
+        for features in [1, 2, 3, 8, 9, 16, 17, 36] {
+            for (n_trees, max_depth) in [(1, None), (13, Some(2)), (9, Some(3)), (20, Some(12))] {
+                let forest = IsolationForestParams::new()
+                    .n_trees(n_trees)
+                    .max_depth(max_depth)
+                    .fit(&gaussian(300, features, 1), features)
+                    .unwrap();
+                let kernel = forest.kernel.as_ref().expect("a complete layout");
+                let mut rows = gaussian(40, features, 2);
+                rows.extend_from_slice(&forest_rows(features));
+                let expected: Vec<_> = rows
+                    .chunks_exact(features)
+                    .map(|row| lane_sums(&forest, row))
+                    .collect();
+                let mut portable = vec![[0.0; LANES]; expected.len()];
+                kernel.accumulate_portable(&rows, &mut portable);
+                assert_eq!(portable, expected, "{features} features, {n_trees} trees");
+                let mut batch = vec![[0.0; LANES]; expected.len()];
+                kernel.accumulate(&rows, &mut batch);
+                assert_eq!(batch, expected, "{features} features, {n_trees} trees");
+                for (row, expected) in rows.chunks_exact(features).zip(&expected) {
+                    let mut single = [0.0; LANES];
+                    kernel.accumulate_row(row, &mut single);
+                    assert_eq!(&single, expected);
+                }
+            }
+        }
+    }
+
+    /// Rows on and far outside the training range, and exactly on split values.
+    fn forest_rows(features: usize) -> Vec<f64> {
+        let mut rows = vec![0.0; features];
+        rows.extend(std::iter::repeat_n(1e300, features));
+        rows.extend(std::iter::repeat_n(-1e300, features));
+        rows
+    }
+
+    #[test]
+    fn rows_exactly_on_a_threshold_go_right_in_every_walk() {
+        let forest = IsolationForestParams::new()
+            .n_trees(16)
+            .fit(&gaussian(200, 3, 3), 3)
+            .unwrap();
+        let kernel = forest.kernel.as_ref().unwrap();
+        // Rows whose values are the roots' thresholds.
+        let mut rows = Vec::new();
+        for tree in &forest.trees {
+            let root = forest.nodes[tree.root as usize];
+            let mut row = vec![0.5; 3];
+            row[root.feature as usize] = root.split;
+            rows.extend(row);
+        }
+        let mut batch = vec![[0.0; LANES]; forest.trees.len()];
+        kernel.accumulate(&rows, &mut batch);
+        for (row, sums) in rows.chunks_exact(3).zip(&batch) {
+            assert_eq!(*sums, lane_sums(&forest, row));
+        }
+    }
+}
