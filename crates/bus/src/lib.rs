@@ -25,13 +25,13 @@ use schema::settings;
 #[derive(Debug, Clone, clap::Args)]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT…].
-    #[arg(long, env = settings::BOOTSTRAP_ENV, default_value = settings::DEFAULT_BROKERS, value_name = "HOST:PORT")]
+    #[arg(long, global = true, env = settings::BOOTSTRAP_ENV, default_value = settings::DEFAULT_BROKERS, value_name = "HOST:PORT")]
     pub brokers: String,
     /// A librdkafka property, as kcat takes it (repeatable): -X security.protocol=SASL_SSL.
-    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    #[arg(short = 'X', global = true, value_name = "KEY=VALUE")]
     pub properties: Vec<String>,
     /// A Java properties file of librdkafka settings, as Kafka's own tools take it.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     pub client_config: Option<PathBuf>,
 }
 
