@@ -162,9 +162,19 @@ pub(crate) fn reduce(sums: &[f64; LANES]) -> f64 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    //! The walk of [`Complete::accumulate_portable`], eight trees per vector. The top three
+    //! levels of a group are plain loads and blends (every walk starts at slot 0, then is in
+    //! slot 1 or 2, then in 3..=6); deeper splits and features are gathered. A row of up to
+    //! 64 features sits in registers and its values are looked up with permutes; a wider row
+    //! is gathered from memory. One compare gives the eight directions. Several independent
+    //! walks are interleaved, since one walk alone would wait on each gather's latency.
+
     use std::arch::x86_64::*;
 
     use super::{Complete, LANES};
+
+    /// Independent walks interleaved in one loop.
+    const CHAINS: usize = 4;
 
     /// Whether to run the AVX-512 walk: the CPU has AVX-512F and AVX-512VL and the
     /// environment variable `IFOREST_PORTABLE` is unset (set it to measure the portable walk;
@@ -178,100 +188,94 @@ mod avx512 {
         })
     }
 
-    /// The walk of [`Complete::accumulate_portable`], eight trees per vector: gathers fetch the
-    /// eight splits and features, the row's values come from registers (up to 16 features) or
-    /// a gather, one compare gives the eight directions.
+    /// Adds every tree's leaf value to the lane sums of each row.
     ///
     /// # Safety
     /// The CPU must have AVX-512F and AVX-512VL; `rows` must hold `sums.len()` whole rows of
     /// `kernel.n_features` values.
     #[target_feature(enable = "avx512f,avx512vl")]
     pub(super) unsafe fn accumulate(kernel: &Complete, rows: &[f64], sums: &mut [[f64; LANES]]) {
+        // Group after group (a group's slots stay in L1), several rows side by side. Rows
+        // of up to 32 features are looked up in registers; wider ones are gathered (eight
+        // registers a row, for several rows, measured slower than the gathers).
         match kernel.n_features {
-            0..=8 => walk::<1>(kernel, rows, sums),
-            9..=16 => walk::<2>(kernel, rows, sums),
-            _ => walk::<0>(kernel, rows, sums),
+            0..=8 => by_groups::<1>(kernel, rows, sums),
+            9..=16 => by_groups::<2>(kernel, rows, sums),
+            17..=32 => by_groups::<4>(kernel, rows, sums),
+            _ => by_groups::<0>(kernel, rows, sums),
         }
     }
 
-    /// Walks `sums.len()` rows through every group: `CHAINS` rows side by side (independent
-    /// walks keep several gathers in flight; one walk alone waits on each), then the rest one
-    /// by one.
-    #[target_feature(enable = "avx512f,avx512vl")]
-    unsafe fn walk<const REGISTERS: usize>(
-        kernel: &Complete,
-        rows: &[f64],
-        sums: &mut [[f64; LANES]],
-    ) {
-        let width = kernel.n_features;
-        let internal = (1usize << kernel.depth) - 1;
-        for group in 0..kernel.groups {
-            let group = Group {
-                thresholds: kernel.thresholds.as_ptr().add(group * internal * LANES),
-                features: kernel.features.as_ptr().add(group * internal * LANES),
-                leaves: kernel.leaves.as_ptr().add(group * (internal + 1) * LANES),
-            };
-            let mut row_chunks = rows.chunks_exact(width * CHAINS);
-            let mut sum_chunks = sums.chunks_exact_mut(CHAINS);
-            for (block, sums) in (&mut row_chunks).zip(&mut sum_chunks) {
-                let walks: [(Group, *const f64); CHAINS] =
-                    std::array::from_fn(|k| (group, block.as_ptr().add(k * width)));
-                let leaves = walk_chains::<CHAINS, REGISTERS>(kernel, walks);
-                for (sum, leaf) in sums.iter_mut().zip(leaves) {
-                    add(sum, leaf);
-                }
-            }
-            let rest = row_chunks.remainder().chunks_exact(width);
-            for (row, sum) in rest.zip(sum_chunks.into_remainder()) {
-                let [leaf] = walk_chains::<1, REGISTERS>(kernel, [(group, row.as_ptr())]);
-                add(sum, leaf);
-            }
-        }
-    }
-
-    /// Walks one row through every group, `CHAINS` groups side by side. The lane sums are
-    /// added group after group, as in [`walk`].
+    /// Adds every tree's leaf value to the lane sums of one row.
     ///
     /// # Safety
     /// As [`accumulate`], with one row.
     #[target_feature(enable = "avx512f,avx512vl")]
     pub(super) unsafe fn accumulate_row(kernel: &Complete, row: &[f64], sum: &mut [f64; LANES]) {
         match kernel.n_features {
-            0..=8 => walk_row::<1>(kernel, row, sum),
-            9..=16 => walk_row::<2>(kernel, row, sum),
-            _ => walk_row::<0>(kernel, row, sum),
+            0..=8 => one_row::<1>(kernel, row, sum),
+            9..=16 => one_row::<2>(kernel, row, sum),
+            17..=32 => one_row::<4>(kernel, row, sum),
+            33..=64 => one_row::<8>(kernel, row, sum),
+            _ => one_row::<0>(kernel, row, sum),
         }
     }
 
     #[target_feature(enable = "avx512f,avx512vl")]
-    unsafe fn walk_row<const REGISTERS: usize>(
+    unsafe fn by_groups<const R: usize>(
         kernel: &Complete,
-        row: &[f64],
-        sum: &mut [f64; LANES],
+        rows: &[f64],
+        sums: &mut [[f64; LANES]],
     ) {
-        let internal = (1usize << kernel.depth) - 1;
-        let group = |g: usize| Group {
-            thresholds: kernel.thresholds.as_ptr().add(g * internal * LANES),
-            features: kernel.features.as_ptr().add(g * internal * LANES),
-            leaves: kernel.leaves.as_ptr().add(g * (internal + 1) * LANES),
-        };
+        let width = kernel.n_features;
+        for group in 0..kernel.groups {
+            let group = Group::new(kernel, group);
+            let mut row_chunks = rows.chunks_exact(width * CHAINS);
+            let mut sum_chunks = sums.chunks_exact_mut(CHAINS);
+            for (block, sums) in (&mut row_chunks).zip(&mut sum_chunks) {
+                let mut walks = [Walk::<R>::new(group, block, width); CHAINS];
+                for (k, walk) in walks.iter_mut().enumerate().skip(1) {
+                    *walk = Walk::new(group, &block[k * width..], width);
+                }
+                let leaves = walk_chains(kernel, &walks);
+                for (sum, leaf) in sums.iter_mut().zip(leaves) {
+                    add(sum, leaf);
+                }
+            }
+            let rest = row_chunks.remainder().chunks_exact(width);
+            for (row, sum) in rest.zip(sum_chunks.into_remainder()) {
+                let [leaf] = walk_chains(kernel, &[Walk::<R>::new(group, row, width)]);
+                add(sum, leaf);
+            }
+        }
+    }
+
+    /// One row through every group, several groups side by side; the lane sums are added
+    /// group after group, as in [`by_groups`].
+    #[target_feature(enable = "avx512f,avx512vl")]
+    unsafe fn one_row<const R: usize>(kernel: &Complete, row: &[f64], sum: &mut [f64; LANES]) {
+        let width = kernel.n_features;
+        let first = Walk::<R>::new(Group::new(kernel, 0), row, width);
         let mut next = 0;
         while next + CHAINS <= kernel.groups {
-            let walks: [(Group, *const f64); CHAINS] =
-                std::array::from_fn(|k| (group(next + k), row.as_ptr()));
-            for leaf in walk_chains::<CHAINS, REGISTERS>(kernel, walks) {
+            let mut walks = [first; CHAINS];
+            for (k, walk) in walks.iter_mut().enumerate() {
+                walk.group = Group::new(kernel, next + k);
+            }
+            for leaf in walk_chains(kernel, &walks) {
                 add(sum, leaf);
             }
             next += CHAINS;
         }
-        for g in next..kernel.groups {
-            let [leaf] = walk_chains::<1, REGISTERS>(kernel, [(group(g), row.as_ptr())]);
+        for group in next..kernel.groups {
+            let walk = Walk {
+                group: Group::new(kernel, group),
+                ..first
+            };
+            let [leaf] = walk_chains(kernel, &[walk]);
             add(sum, leaf);
         }
     }
-
-    /// Independent walks interleaved in one loop.
-    const CHAINS: usize = 4;
 
     /// One group's slots.
     #[derive(Clone, Copy)]
@@ -279,6 +283,74 @@ mod avx512 {
         thresholds: *const f64,
         features: *const i32,
         leaves: *const f64,
+    }
+
+    impl Group {
+        #[inline(always)]
+        unsafe fn new(kernel: &Complete, group: usize) -> Self {
+            let internal = (1usize << kernel.depth) - 1;
+            Group {
+                thresholds: kernel.thresholds.as_ptr().add(group * internal * LANES),
+                features: kernel.features.as_ptr().add(group * internal * LANES),
+                leaves: kernel.leaves.as_ptr().add(group * (internal + 1) * LANES),
+            }
+        }
+    }
+
+    /// A row walking a group: the row in `R` registers of eight values (zeros past its
+    /// width; no split asks for them), or with `R = 0` only in memory.
+    #[derive(Clone, Copy)]
+    struct Walk<const R: usize> {
+        group: Group,
+        row: *const f64,
+        registers: [__m512d; R],
+    }
+
+    impl<const R: usize> Walk<R> {
+        #[inline(always)]
+        unsafe fn new(group: Group, row: &[f64], width: usize) -> Self {
+            let mut registers = [_mm512_setzero_pd(); R];
+            for (i, register) in registers.iter_mut().enumerate() {
+                let present = width.saturating_sub(8 * i).min(8);
+                let mask = ((1u16 << present) - 1) as u8;
+                *register = _mm512_maskz_loadu_pd(mask, row.as_ptr().add(8 * i));
+            }
+            Walk {
+                group,
+                row: row.as_ptr(),
+                registers,
+            }
+        }
+
+        /// Per lane, whether the row goes right: its value of `feature` is `>= threshold`.
+        #[inline(always)]
+        unsafe fn goes_right(&self, threshold: __m512d, feature: __m256i) -> __mmask8 {
+            let r = &self.registers;
+            let index = _mm512_cvtepi32_epi64(feature);
+            // `permutex2var` picks by the index's low four bits; bits 4 and 5 pick the pair.
+            macro_rules! pair {
+                ($low:expr, $high:expr) => {
+                    _mm512_permutex2var_pd($low, index, $high)
+                };
+            }
+            macro_rules! bit {
+                ($b:expr) => {
+                    _mm512_test_epi64_mask(index, _mm512_set1_epi64($b))
+                };
+            }
+            let value = match R {
+                0 => _mm512_i32gather_pd::<8>(feature, self.row),
+                1 => _mm512_permutexvar_pd(index, r[0]),
+                2 => pair!(r[0], r[1]),
+                4 => _mm512_mask_blend_pd(bit!(16), pair!(r[0], r[1]), pair!(r[2], r[3])),
+                _ => {
+                    let low = _mm512_mask_blend_pd(bit!(16), pair!(r[0], r[1]), pair!(r[2], r[3]));
+                    let high = _mm512_mask_blend_pd(bit!(16), pair!(r[4], r[5]), pair!(r[6], r[7]));
+                    _mm512_mask_blend_pd(bit!(32), low, high)
+                }
+            };
+            _mm512_cmp_pd_mask::<_CMP_GE_OQ>(value, threshold)
+        }
     }
 
     #[inline(always)]
@@ -309,72 +381,35 @@ mod avx512 {
         )
     }
 
-    /// Per lane, whether the row goes right: its value of `feature` is `>= threshold`. The
-    /// value comes from the row's registers (`REGISTERS` 1 or 2) or from memory (0).
+    /// Walks `K` rows-in-groups side by side and returns each walk's eight leaf values.
     #[inline(always)]
-    unsafe fn go<const REGISTERS: usize>(
-        threshold: __m512d,
-        feature: __m256i,
-        low: __m512d,
-        high: __m512d,
-        row: *const f64,
-    ) -> __mmask8 {
-        let value = match REGISTERS {
-            1 => _mm512_permutexvar_pd(_mm512_cvtepi32_epi64(feature), low),
-            2 => _mm512_permutex2var_pd(low, _mm512_cvtepi32_epi64(feature), high),
-            _ => _mm512_i32gather_pd::<8>(feature, row),
-        };
-        _mm512_cmp_pd_mask::<_CMP_GE_OQ>(value, threshold)
-    }
-
-    /// Walks `K` (group, row) pairs side by side and returns each pair's eight leaf values.
-    /// `REGISTERS`: 1 or 2 to hold a row in as many vectors and look values up with a
-    /// permute, 0 to gather them from memory.
-    #[inline(always)]
-    unsafe fn walk_chains<const K: usize, const REGISTERS: usize>(
+    unsafe fn walk_chains<const K: usize, const R: usize>(
         kernel: &Complete,
-        walks: [(Group, *const f64); K],
+        walks: &[Walk<R>; K],
     ) -> [__m512d; K] {
-        let width = kernel.n_features;
         let internal = (1usize << kernel.depth) - 1;
         let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         let one = _mm256_set1_epi32(1);
-        // Lanes of a row register beyond the row's width read zeros; no split asks for them.
-        let mask = |width: usize| ((1u16 << width.min(8)) - 1) as u8;
-        let (mask_low, mask_high) = (mask(width), mask(width.saturating_sub(8)));
-        let mut low = [_mm512_setzero_pd(); K];
-        let mut high = [_mm512_setzero_pd(); K];
-        for k in 0..K {
-            if REGISTERS >= 1 {
-                low[k] = _mm512_maskz_loadu_pd(mask_low, walks[k].1);
-            }
-            if REGISTERS == 2 {
-                high[k] = _mm512_maskz_loadu_pd(mask_high, walks[k].1.add(8));
-            }
-        }
         let mut at = [_mm256_setzero_si256(); K];
         let mut taken = 0;
         if kernel.depth >= 3 {
-            // The top three levels without gathers: slot i of a group's eight trees is one
-            // contiguous vector, and after the root (slot 0) a lane is in slot 1 or 2, then
-            // in 3..=6, chosen by its earlier directions.
             let mut root = [0; K];
-            for k in 0..K {
-                let (threshold, feature) = split(walks[k].0, 0);
-                root[k] = go::<REGISTERS>(threshold, feature, low[k], high[k], walks[k].1);
+            for (k, walk) in walks.iter().enumerate() {
+                let (threshold, feature) = split(walk.group, 0);
+                root[k] = walk.goes_right(threshold, feature);
             }
             let mut second = [0; K];
-            for k in 0..K {
-                let group = walks[k].0;
+            for (k, walk) in walks.iter().enumerate() {
+                let group = walk.group;
                 let (threshold, feature) = pick(root[k], split(group, 1), split(group, 2));
-                second[k] = go::<REGISTERS>(threshold, feature, low[k], high[k], walks[k].1);
+                second[k] = walk.goes_right(threshold, feature);
             }
-            for k in 0..K {
-                let group = walks[k].0;
+            for (k, walk) in walks.iter().enumerate() {
+                let group = walk.group;
                 let left = pick(second[k], split(group, 3), split(group, 4));
                 let right = pick(second[k], split(group, 5), split(group, 6));
                 let (threshold, feature) = pick(root[k], left, right);
-                let third = go::<REGISTERS>(threshold, feature, low[k], high[k], walks[k].1);
+                let third = walk.goes_right(threshold, feature);
                 // Slot 7 + 4·root + 2·second + third.
                 let slot = _mm256_set1_epi32(7);
                 let slot = _mm256_mask_add_epi32(slot, root[k], slot, _mm256_set1_epi32(4));
@@ -384,14 +419,13 @@ mod avx512 {
             taken = 3;
         }
         for _ in taken..kernel.depth {
-            for k in 0..K {
-                let group = walks[k].0;
-                let slot = _mm256_add_epi32(_mm256_slli_epi32::<3>(at[k]), lane);
-                let threshold = _mm512_i32gather_pd::<8>(slot, group.thresholds);
-                let feature = _mm256_i32gather_epi32::<4>(group.features, slot);
-                let right = go::<REGISTERS>(threshold, feature, low[k], high[k], walks[k].1);
-                let next = _mm256_add_epi32(_mm256_add_epi32(at[k], at[k]), one);
-                at[k] = _mm256_mask_add_epi32(next, right, next, one);
+            for (at, walk) in at.iter_mut().zip(walks) {
+                let slot = _mm256_add_epi32(_mm256_slli_epi32::<3>(*at), lane);
+                let threshold = _mm512_i32gather_pd::<8>(slot, walk.group.thresholds);
+                let feature = _mm256_i32gather_epi32::<4>(walk.group.features, slot);
+                let right = walk.goes_right(threshold, feature);
+                let next = _mm256_add_epi32(_mm256_add_epi32(*at, *at), one);
+                *at = _mm256_mask_add_epi32(next, right, next, one);
             }
         }
         let first_leaf = _mm256_set1_epi32(internal as i32);
@@ -399,7 +433,7 @@ mod avx512 {
         for k in 0..K {
             let leaf = _mm256_sub_epi32(at[k], first_leaf);
             let slot = _mm256_add_epi32(_mm256_slli_epi32::<3>(leaf), lane);
-            leaves[k] = _mm512_i32gather_pd::<8>(slot, walks[k].0.leaves);
+            leaves[k] = _mm512_i32gather_pd::<8>(slot, walks[k].group.leaves);
         }
         leaves
     }
@@ -434,7 +468,7 @@ mod tests {
 
     #[test]
     fn every_walk_reaches_the_stored_trees_leaves_and_adds_in_the_same_order() {
-        for features in [1, 2, 3, 8, 9, 16, 17, 36] {
+        for features in [1, 2, 3, 8, 9, 16, 17, 32, 33, 36, 64, 65] {
             for (n_trees, max_depth) in [(1, None), (13, Some(2)), (9, Some(3)), (20, Some(12))] {
                 let forest = IsolationForestParams::new()
                     .n_trees(n_trees)
