@@ -21,6 +21,8 @@ pub const MAGIC: [u8; 8] = *b"IFOREST\0";
 pub const FORMAT_VERSION: u32 = 1;
 
 const HEADER_LEN: usize = 8 + 4 + 8;
+/// At most this many bytes of feature names (in total) in a model file.
+const NAME_BYTES_LIMIT: usize = 1 << 26;
 const CHECKSUM_LEN: usize = 8;
 
 /// FNV-1a, 64 bits.
@@ -98,8 +100,11 @@ impl IsolationForest {
             return Err(ModelError::ChecksumMismatch);
         }
         let body = &content[HEADER_LEN..];
-        // The limit bounds every allocation a length field could ask for.
-        let config = bincode::config::standard().with_limit::<{ 1 << 32 }>();
+        // Through serde, bincode counts only byte strings against the limit (the feature
+        // names), and allocates a string's claimed length before reading it; other sequences
+        // grow as their elements arrive (serde preallocates at most 1 MiB). So the limit is
+        // what bounds the allocation a forged length field can cause.
+        let config = bincode::config::standard().with_limit::<NAME_BYTES_LIMIT>();
         let (stored, used): (StoredForest, usize) = bincode::serde::decode_from_slice(body, config)
             .map_err(|error| ModelError::Corrupt(format!("cannot decode the body: {error}")))?;
         if used != body.len() {

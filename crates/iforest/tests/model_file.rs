@@ -140,14 +140,47 @@ fn a_structurally_broken_body_with_a_valid_checksum_is_refused() {
         for byte in &mut forged[start..(start + 8).min(bytes.len() - 8)] {
             *byte = rng.random();
         }
-        let checksum = forged.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, &byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
+        let checksum = fnv1a(&forged);
         forged.extend_from_slice(&checksum.to_le_bytes());
         // Either an error, or (if the bytes happened to be harmless) a model that scores.
         if let Ok(model) = IsolationForest::from_bytes(&forged) {
             let _ = model.score_batch(&[0.0, 0.0, 0.0]);
             let _ = model.explain(&[0.0, 0.0, 0.0]);
         }
+    }
+}
+
+/// The model file's FNV-1a checksum, for forging files whose checksum is right.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[test]
+fn a_forged_huge_length_is_refused_without_allocating_it() {
+    let bytes = model(SplitRule::Axis).to_bytes();
+    let body = &bytes[20..bytes.len() - 8];
+    // The feature names: Some, 3 names, "a", "b", "c" (bincode varints).
+    let names = [1, 3, 1, b'a', 1, b'b', 1, b'c'];
+    let at = body
+        .windows(names.len())
+        .position(|window| window == names)
+        .expect("the names in the body");
+    for huge in [1u64 << 31, 1 << 40, u64::MAX] {
+        // Name "a" now claims `huge` bytes: varint marker 253, then a u64.
+        let mut forged_body = body[..at + 2].to_vec();
+        forged_body.push(253);
+        forged_body.extend_from_slice(&huge.to_le_bytes());
+        forged_body.extend_from_slice(&body[at + 3..]);
+        let mut forged = bytes[..12].to_vec();
+        forged.extend_from_slice(&(forged_body.len() as u64).to_le_bytes());
+        forged.extend_from_slice(&forged_body);
+        let checksum = fnv1a(&forged);
+        forged.extend_from_slice(&checksum.to_le_bytes());
+        assert!(matches!(
+            IsolationForest::from_bytes(&forged),
+            Err(ModelError::Corrupt(_))
+        ));
     }
 }
