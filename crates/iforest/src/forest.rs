@@ -202,11 +202,7 @@ pub(crate) fn fit(
         };
         builder.build(sample, &mut rng)
     };
-    let threads = match params.threads {
-        0 => std::thread::available_parallelism().map_or(1, usize::from),
-        n => n,
-    }
-    .clamp(1, params.n_trees);
+    let threads = resolve_threads(params.threads).min(params.n_trees);
     let local_trees: Vec<LocalTree> = if threads == 1 {
         (0..params.n_trees).map(build).collect()
     } else {
@@ -596,8 +592,40 @@ impl IsolationForest {
         Ok(scores)
     }
 
+    /// [`score_batch_into`](Self::score_batch_into) on `threads` threads (0 = all cores),
+    /// each scoring a contiguous share of the rows. The scores are identical to one thread's.
+    pub fn score_batch_into_parallel(
+        &self,
+        data: &[f64],
+        out: &mut [f64],
+        threads: usize,
+    ) -> Result<(), ScoreError> {
+        let threads = resolve_threads(threads);
+        let share = out.len().div_ceil(threads).max(BLOCK_ROWS);
+        if threads == 1 || out.len() <= share {
+            return self.score_batch_into(data, out);
+        }
+        self.check_batch(data, out)?;
+        std::thread::scope(|scope| {
+            for (rows, scores) in data
+                .chunks(share * self.n_features)
+                .zip(out.chunks_mut(share))
+            {
+                scope.spawn(move || self.score_unchecked(rows, scores));
+            }
+        });
+        Ok(())
+    }
+
     /// [`score_batch`](Self::score_batch) into a caller's buffer, one slot per row.
     pub fn score_batch_into(&self, data: &[f64], out: &mut [f64]) -> Result<(), ScoreError> {
+        self.check_batch(data, out)?;
+        self.score_unchecked(data, out);
+        Ok(())
+    }
+
+    /// The batch checks: whole rows, one output slot per row, finite values.
+    fn check_batch(&self, data: &[f64], out: &[f64]) -> Result<(), ScoreError> {
         if !data.len().is_multiple_of(self.n_features) {
             return Err(ScoreError::DataLength {
                 len: data.len(),
@@ -611,9 +639,7 @@ impl IsolationForest {
                 found: out.len(),
             });
         }
-        check_finite(data, self.n_features)?;
-        self.score_unchecked(data, out);
-        Ok(())
+        check_finite(data, self.n_features)
     }
 
     /// Scores validated rows: blocks of rows, every tree over a block, lanes of rows through
@@ -717,6 +743,14 @@ impl IsolationForest {
             };
             Some(current)
         })
+    }
+}
+
+/// A thread count where 0 means all cores.
+fn resolve_threads(threads: usize) -> usize {
+    match threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
     }
 }
 

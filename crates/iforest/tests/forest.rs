@@ -77,20 +77,57 @@ fn batch_and_single_row_scores_are_identical() {
 }
 
 #[test]
+fn parallel_batch_scores_are_identical_to_one_thread() {
+    let data = gaussian(5000, 3, 11);
+    let model = IsolationForestParams::new().fit(&data, 3).unwrap();
+    let one = model.score_batch(&data).unwrap();
+    for threads in [0, 1, 2, 3, 7] {
+        let mut many = vec![0.0; one.len()];
+        model
+            .score_batch_into_parallel(&data, &mut many, threads)
+            .unwrap();
+        assert_eq!(many, one, "{threads} threads");
+    }
+    let mut short = vec![0.0; 10];
+    assert!(matches!(
+        model.score_batch_into_parallel(&data, &mut short, 2),
+        Err(ScoreError::OutputLength { .. })
+    ));
+}
+
+#[test]
 fn same_seed_same_model_on_any_number_of_threads() {
     let data = gaussian(2000, 4, 4);
-    let fit = |threads| {
-        IsolationForestParams::new()
-            .seed(9)
-            .threads(threads)
-            .fit(&data, 4)
-            .unwrap()
-            .to_bytes()
-    };
-    let one = fit(1);
-    for threads in [2, 3, 0] {
-        assert!(one == fit(threads), "{threads} threads gave another model");
+    for rule in [
+        SplitRule::Axis,
+        SplitRule::Extended {
+            extension_level: None,
+        },
+    ] {
+        let fit = |threads| {
+            IsolationForestParams::new()
+                .seed(9)
+                .split_rule(rule)
+                .contamination(Contamination::Fraction(0.05))
+                .threads(threads)
+                .fit(&data, 4)
+                .unwrap()
+        };
+        let one = fit(1);
+        for threads in [2, 3, 0] {
+            let many = fit(threads);
+            assert!(
+                one.to_bytes() == many.to_bytes(),
+                "{threads} threads, {rule}"
+            );
+            assert_eq!(one.score_batch(&data), many.score_batch(&data));
+        }
     }
+    let one = IsolationForestParams::new()
+        .seed(9)
+        .fit(&data, 4)
+        .unwrap()
+        .to_bytes();
     let other_seed = IsolationForestParams::new()
         .seed(10)
         .fit(&data, 4)
