@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Pipeline benchmark on the local broker (or $KAFKA_BOOTSTRAP), all in one run on the same
-# pre-produced records: our detector with one and with two instances, and the reference Python
-# detector (../shared/reference/python) on the first PYTHON_RECORDS of them.
+# seeded records: our detector with one and with two instances (started first, so the
+# measurement holds no group join), and the reference Python detector
+# (../shared/reference/python) on the first PYTHON_RECORDS of them.
 #
 #   scripts/bench-pipeline.sh            (RECORDS=200000 PYTHON_RECORDS=3000 by default)
 set -euo pipefail
@@ -25,41 +26,61 @@ fi
 export KAFKA_BOOTSTRAP
 KAFKA_BOOTSTRAP=$(bootstrap)
 
-tx="$run_id-tx"
-scripts/inspector.sh create-topics "$tx:3" "$run_id-anomalies-1" "$run_id-anomalies-2" \
-    "$run_id-anomalies-py" "$run_id-dlq" 2>/dev/null
 model="$RUN_DIR/$run_id-model.bin"
 scripts/trainer.sh fit --out "$model" >/dev/null 2>&1
-log "producing $RECORDS records"
-scripts/generator.sh --topic "$tx" --count "$RECORDS" --rate 0 --seed 1 2>/dev/null
 
 # `detector: ... first_ms=A last_ms=B` → fields
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 
-detect() { # group output-topic
-    "$(bin detector)" --model "$model" --input-topic "$tx" --output-topic "$2" \
-        --dlq-topic "$run_id-dlq" --group "$1" --idle-exit 3 2>/dev/null
+# Partitions a detector owns now: its last "assigned partitions" log line.
+owned() { grep "assigned partitions" "$1" 2>/dev/null | tail -n 1 | grep -o '/[0-9]*' | wc -l; }
+
+# measure N: N detectors join a group on a fresh topic; once they share its 3 partitions,
+# the same seeded records are produced; the rate spans the first record any of them read to
+# the last batch any of them acknowledged.
+measure() {
+    local n=$1 tx="$run_id-tx-$1" pids=() logs=() i
+    scripts/inspector.sh create-topics "$tx:3" "$run_id-anomalies-$n" "$run_id-dlq" 2>/dev/null
+    for i in $(seq "$n"); do
+        logs+=("$RUN_DIR/$run_id-$n-$i")
+        RUST_LOG=info "$(bin detector)" --model "$model" --input-topic "$tx" \
+            --output-topic "$run_id-anomalies-$n" --dlq-topic "$run_id-dlq" --group "$run_id-g$n" \
+            --idle-exit 3 >"${logs[-1]}.out" 2>"${logs[-1]}.log" &
+        pids+=($!)
+    done
+    local deadline=$((SECONDS + 60)) total
+    while :; do
+        total=0
+        for i in "${logs[@]}"; do total=$((total + $(owned "$i.log"))); done
+        [ "$total" = 3 ] && for i in "${logs[@]}"; do [ "$(owned "$i.log")" -gt 0 ] || total=0; done
+        [ "$total" = 3 ] && break
+        [ $SECONDS -lt $deadline ] || die "the detectors did not share the partitions within 60 s"
+        sleep 0.2
+    done
+    scripts/generator.sh --topic "$tx" --count "$RECORDS" --rate 0 --seed 1 >/dev/null 2>&1
+    wait "${pids[@]}"
+    local first=99999999999999 last=0 consumed=0 out
+    for i in "${logs[@]}"; do
+        out=$(cat "$i.out")
+        consumed=$((consumed + $(field consumed "$out")))
+        first=$(( $(field first_ms "$out") < first ? $(field first_ms "$out") : first ))
+        last=$(( $(field last_ms "$out") > last ? $(field last_ms "$out") : last ))
+    done
+    [ "$consumed" = "$RECORDS" ] || log "warning: $n detector(s) read $consumed of $RECORDS records"
+    awk -v n="$consumed" -v s="$first" -v e="$last" 'BEGIN { printf "%.0f", n / ((e - s) / 1000) }'
 }
 
-log "one detector"
-one=$(detect "$run_id-g1" "$run_id-anomalies-1")
-one_rate=$(field rate "$one")
-
-log "two detectors"
-detect "$run_id-g2" "$run_id-anomalies-2" >"$RUN_DIR/$run_id-d1.out" &
-first=$!
-detect "$run_id-g2" "$run_id-anomalies-2" >"$RUN_DIR/$run_id-d2.out"
-wait "$first"
-a=$(cat "$RUN_DIR/$run_id-d1.out") b=$(cat "$RUN_DIR/$run_id-d2.out")
-start=$(printf '%s\n' "$(field first_ms "$a")" "$(field first_ms "$b")" | grep -v '^0$' | sort -n | head -1)
-end=$(printf '%s\n' "$(field last_ms "$a")" "$(field last_ms "$b")" | sort -n | tail -1)
-consumed=$(( $(field consumed "$a") + $(field consumed "$b") ))
-two_rate=$(awk -v n="$consumed" -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", n / ((e - s) / 1000) }')
+log "one detector, $RECORDS records"
+one_rate=$(measure 1)
+log "two detectors, $RECORDS records"
+two_rate=$(measure 2)
+tx="$run_id-tx-1"
 
 py_rate=""
 if scripts/python-env.sh >/dev/null 2>&1; then
     log "reference Python detector ($PYTHON_RECORDS records)"
     python_model="$RUN_DIR/$run_id-model.joblib"
+    scripts/inspector.sh create-topics "$run_id-anomalies-py" 2>/dev/null
     .venv/bin/python ../shared/reference/python/seed_train.py --out "$python_model" >/dev/null
     py=$(.venv/bin/python ../shared/reference/python/seed_detector.py --bootstrap "$KAFKA_BOOTSTRAP" \
         --input "$tx" --output "$run_id-anomalies-py" --group "$run_id-py" --model "$python_model" \

@@ -66,7 +66,14 @@ fn passwords_never_reach_logs_or_errors() {
     assert_hidden(
         "generator",
         // A short delivery timeout: the unreachable broker fails the record in seconds.
-        &["--count", "1", "--topic", "nowhere", "-X", "message.timeout.ms=3000"],
+        &[
+            "--count",
+            "1",
+            "--topic",
+            "nowhere",
+            "-X",
+            "message.timeout.ms=3000",
+        ],
         &config_file,
     );
 }
