@@ -142,8 +142,14 @@ impl Complete {
                 for _ in 0..self.depth {
                     for (lane, at) in at.iter_mut().enumerate() {
                         let slot = *at * LANES + lane;
-                        let value = row[features[slot] as usize];
-                        *at = 2 * *at + 1 + usize::from(value >= thresholds[slot]);
+                        // SAFETY: before the last step a walk is in a split slot (below
+                        // `internal`), and split features are below the row's width (module
+                        // doc): every index is in bounds.
+                        let (value, threshold) = unsafe {
+                            let feature = *features.get_unchecked(slot) as usize;
+                            (*row.get_unchecked(feature), *thresholds.get_unchecked(slot))
+                        };
+                        *at = 2 * *at + 1 + usize::from(value >= threshold);
                     }
                 }
                 for (lane, (sum, at)) in sum.iter_mut().zip(at).enumerate() {
