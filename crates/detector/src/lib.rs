@@ -9,6 +9,7 @@
 //! Layout: [`scoring`] is the pure part (records in, outputs and offsets out); [`run`] is the
 //! Kafka loop around it.
 
+pub mod reload;
 pub mod scoring;
 
 use std::future::Future;
@@ -102,6 +103,7 @@ pub async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> Result<Stats>
         ..DecodeLimits::default()
     };
     let mut scorer = Scorer::new(model, model_id, limits, &cli.input_topic);
+    let mut watcher = reload::ModelWatcher::new(&cli.model);
 
     log::info!("connecting: {}", cli.kafka.describe());
     let kafka = cli.kafka.clone();
@@ -127,6 +129,8 @@ pub async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> Result<Stats>
     let batch_wait = Duration::from_millis(cli.batch_wait_ms);
     let idle_exit = (cli.idle_exit > 0.0).then(|| Duration::from_secs_f64(cli.idle_exit));
     'consume: loop {
+        // Between batches: the only place the model may change.
+        watcher.poll(&mut scorer);
         if cli.max_records > 0 && stats.consumed >= cli.max_records {
             log::info!("read {} records: stopping", stats.consumed);
             break;

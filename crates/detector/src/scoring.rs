@@ -103,6 +103,12 @@ impl Scorer {
         &self.model
     }
 
+    /// Swaps in another model, returning the old one's id.
+    pub fn replace_model(&mut self, model: IsolationForest, model_id: String) -> String {
+        self.model = model;
+        std::mem::replace(&mut self.model_id, model_id)
+    }
+
     /// The model's id.
     pub fn model_id(&self) -> &str {
         &self.model_id
