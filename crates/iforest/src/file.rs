@@ -167,6 +167,24 @@ impl IsolationForest {
                 self.summary.len()
             ));
         }
+        self.params
+            .recheck()
+            .map_err(|error| format!("invalid parameters: {error}"))?;
+        if self.params.n_trees() != self.trees.len() {
+            return Err(format!(
+                "{} trees, the parameters say {}",
+                self.trees.len(),
+                self.params.n_trees()
+            ));
+        }
+        if self.sample_size > self.params.sample_size() || self.sample_size > self.training_rows {
+            return Err(format!(
+                "sample size {} is above the one asked ({}) or the training rows ({})",
+                self.sample_size,
+                self.params.sample_size(),
+                self.training_rows
+            ));
+        }
         if let Some(names) = self.params.feature_names() {
             if names.len() != width {
                 return Err(format!(
@@ -250,5 +268,56 @@ impl IsolationForest {
             return Err("a hyperplane coefficient is not finite".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Contamination, IsolationForest, IsolationForestParams, ModelError};
+
+    fn model() -> IsolationForest {
+        let data: Vec<f64> = (0..200).map(|i| f64::from(i % 17) * 0.5).collect();
+        IsolationForestParams::new()
+            .n_trees(10)
+            .fit(&data, 2)
+            .unwrap()
+    }
+
+    fn refused(model: &IsolationForest) -> bool {
+        matches!(
+            IsolationForest::from_bytes(&model.to_bytes()),
+            Err(ModelError::Corrupt(_))
+        )
+    }
+
+    #[test]
+    fn a_file_whose_parameters_break_a_rule_is_corrupt() {
+        let mut broken = model();
+        broken.params.contamination = Contamination::Fraction(2.0);
+        assert!(refused(&broken));
+        let mut broken = model();
+        broken.params.n_trees = 11;
+        assert!(refused(&broken));
+        let mut broken = model();
+        broken.sample_size = broken.training_rows + 1;
+        assert!(refused(&broken));
+    }
+
+    #[test]
+    fn a_file_whose_trees_are_out_of_place_is_corrupt() {
+        let mut broken = model();
+        let root = broken.trees[1].root as usize;
+        broken.nodes[root].left = root as u32; // a split whose children are itself
+        assert!(refused(&broken));
+        let mut broken = model();
+        broken.nodes[0].feature = 2;
+        assert!(refused(&broken));
+        let mut broken = model();
+        broken.trees[0].depth += 1;
+        assert!(refused(&broken));
+        let mut broken = model();
+        broken.threshold = f64::NAN;
+        assert!(refused(&broken));
+        assert!(!refused(&model()));
     }
 }

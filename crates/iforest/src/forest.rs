@@ -59,7 +59,7 @@ pub struct FeatureSummary {
 ///
 /// It is `Serialize` and `Deserialize` (the model file's body is its bincode encoding);
 /// deserializing validates the forest, so a model from any source is safe to score.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "StoredForest")]
 pub struct IsolationForest {
     pub(crate) params: ValidParams,
@@ -79,6 +79,22 @@ pub struct IsolationForest {
     /// The scoring layout, derived from the fields above (never stored).
     #[serde(skip)]
     pub(crate) kernel: Option<Complete>,
+}
+
+/// The header fields and the forest's size (not its thousands of nodes).
+impl std::fmt::Debug for IsolationForest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IsolationForest")
+            .field("n_features", &self.n_features)
+            .field("n_trees", &self.trees.len())
+            .field("nodes", &self.nodes.len())
+            .field("sample_size", &self.sample_size)
+            .field("training_rows", &self.training_rows)
+            .field("threshold", &self.threshold)
+            .field("params", &self.params)
+            .field("kernel", &self.kernel)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The serialized fields of [`IsolationForest`], in the same order, before validation.

@@ -234,6 +234,12 @@ impl Contamination {
 }
 
 impl ValidParams {
+    /// Checks the rules again: parameters read from a model file were not made by
+    /// [`IsolationForestParams::check`].
+    pub(crate) fn recheck(&self) -> Result<(), ParamsError> {
+        IsolationForestParams(self.clone()).check().map(drop)
+    }
+
     /// The first empty or repeated feature name, with its index.
     fn bad_feature_name(&self) -> Option<(usize, &str)> {
         let names = self.feature_names.as_deref()?;
