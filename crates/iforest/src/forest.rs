@@ -1,10 +1,12 @@
-//! The fitted forest: flat node arrays, fitting, scoring and the training summary.
+//! The fitted forest as stored: flat node arrays, fitting, the training summary, and the
+//! compact walk.
 //!
 //! All trees' nodes live in one `Vec<Node>`; an internal node's children are adjacent
 //! (`left`, `left + 1`), so a node is 16 bytes and a step is `left + (x >= split)`. A leaf
-//! points to itself with `split = +∞`, so every row can walk a tree for exactly the tree's
-//! depth with no branch on "is this a leaf": rows go through a tree in lanes, side by side,
-//! which keeps several independent loads in flight and the tree in cache.
+//! points to itself with `split = +∞`, so a row can walk a tree for exactly the tree's depth
+//! with no branch on "is this a leaf". Axis-parallel forests are scored through the
+//! [`crate::kernel`] layout derived from these arrays; the compact walk here scores extended
+//! and very deep forests (rows in lanes, side by side) and drives explanations.
 
 use rand::seq::index;
 use rand::{Rng, SeedableRng};

@@ -44,18 +44,37 @@
 //! ```
 //!
 //! # Layout
-//! - `params`: [`IsolationForestParams`] (setters) → `check()` → [`ValidParams`] (getters,
-//!   `fit`), as in linfa; one [`ParamsError`] variant per rule.
-//! - `forest`: [`IsolationForest`], fitting and scoring. All trees' nodes are in one flat
-//!   array of 16-byte nodes with adjacent children; batch scoring walks blocks of rows through
-//!   one tree at a time, eight rows side by side, a fixed number of branch-free steps.
+//! - `params`: [`IsolationForestParams`] (by-value setters) → `check()` → [`ValidParams`]
+//!   (getters, `fit`), as in linfa; one [`ParamsError`] variant per rule. Defaults are listed
+//!   once, on [`IsolationForestParams::new`].
+//! - `forest`: fitting, and [`IsolationForest`] as stored: all trees' nodes in one flat
+//!   `Vec` of 16-byte nodes (feature, left child, split) with adjacent children and `u32`
+//!   indices; a leaf stores its depth + c(size), so scoring only adds. Trees are built
+//!   depth-first with an explicit stack, in a build-time representation of their own.
+//! - `kernel`: the scoring layout, derived from the stored forest at fit and load time (never
+//!   stored): each axis-parallel tree re-laid as a complete tree of the forest's depth, eight
+//!   trees interleaved, so a step is `i = 2i + 1 + (x[f] >= t)`. With AVX-512 (detected at
+//!   run time) one vector walks eight trees, the row's values in registers; a portable walk
+//!   gives bit-identical scores elsewhere. Extended forests, and depth limits above 12, walk
+//!   the stored nodes.
 //! - `explain`: [`Explanation`], the per-feature share of a point's isolation.
-//! - `file`: the model file (magic, version, bincode body, checksum) and [`model_id`].
+//! - `file`: the model file (magic, version, length, bincode body, checksum), [`model_id`].
+//!
+//! # Performance
+//! One thread, 100 trees × 256 samples, on a 2.6 GHz Xeon with AVX-512 (`bench/iforest.sh`
+//! in the repository prints these beside scikit-learn's, measured in the same run): batch
+//! scoring ≈ 0.31 µs per row for 2 to 9 features (≈ 0.5 µs for 36), one row ≈ 0.6 µs, a fit
+//! 2–5 ms; scikit-learn 1.9.1 takes 2.4–4.1 µs per row in a batch and ≈ 5 ms per single row.
+//! Without AVX-512 (or with the environment variable `IFOREST_PORTABLE` set) batch scoring
+//! takes ≈ 0.65 µs per row. The extended forest computes a dot product per step and is
+//! several times slower.
 //!
 //! # Determinism
 //! Tree `t` draws from ChaCha8 seeded with the seed, on stream `t`: the same data and seed give
 //! a bit-identical model (and file) for any number of threads, and ChaCha's output does not
-//! change between crate versions.
+//! change between crate versions. Scores add the trees' path lengths in one fixed order, so
+//! they are bit-identical between single rows and batches, any number of threads, and the
+//! SIMD and portable walks.
 //!
 //! # Errors
 //! Nothing here panics on input: empty or ragged data, NaN or infinite values, rows of the

@@ -102,12 +102,9 @@ pub struct ValidParams {
     pub(crate) feature_names: Option<Vec<String>>,
 }
 
-/// Hyper-parameters of an Isolation Forest, unchecked: set them with the by-value setters,
-/// then [`fit`](Self::fit) (which validates first) or [`check`](Self::check).
-///
-/// Defaults (`new()`): 100 trees; 256 samples per tree (capped at the row count); depth limit
-/// `ceil(log2(sample size))`; contamination `auto` (threshold 0.5); seed 0; axis-parallel
-/// splits; 1 thread; no feature names.
+/// Hyper-parameters of an Isolation Forest, unchecked: start from [`new`](Self::new) (the
+/// defaults), set them with the by-value setters, then [`fit`](Self::fit) (which validates
+/// first) or [`check`](Self::check).
 #[derive(Debug, Clone, PartialEq)]
 pub struct IsolationForestParams(ValidParams);
 
@@ -118,7 +115,18 @@ impl Default for IsolationForestParams {
 }
 
 impl IsolationForestParams {
-    /// The defaults listed on the type.
+    /// The defaults:
+    ///
+    /// | parameter | default |
+    /// |---|---|
+    /// | `n_trees` | 100 |
+    /// | `sample_size` | 256 (capped at the row count) |
+    /// | `max_depth` | `None`: `ceil(log2(sample size actually used))` |
+    /// | `contamination` | [`Contamination::Auto`]: threshold 0.5 |
+    /// | `seed` | 0 |
+    /// | `split_rule` | [`SplitRule::Axis`] |
+    /// | `threads` | 1 |
+    /// | `feature_names` | none |
     pub fn new() -> Self {
         Self(ValidParams {
             n_trees: 100,
