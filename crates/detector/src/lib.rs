@@ -122,6 +122,8 @@ pub async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> Result<Stats>
     let started = Instant::now();
     let mut stats = Stats::default();
     let mut last_record = Instant::now();
+    // Per partition, the next offset to read: what has been processed and acknowledged.
+    let mut stored: std::collections::BTreeMap<i32, i64> = std::collections::BTreeMap::new();
     // Wall-clock span of the work (first record in, last batch acknowledged), for rates.
     let mut first_record_at: Option<std::time::SystemTime> = None;
     let mut last_batch_done_at: Option<std::time::SystemTime> = None;
@@ -207,8 +209,13 @@ pub async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> Result<Stats>
         }
         for (&partition, &offset) in &outcome.last_offsets {
             // Stores offset + 1. A partition revoked meanwhile refuses; its new owner re-reads.
-            if let Err(error) = consumer.store_offset(&cli.input_topic, partition, offset) {
-                log::warn!("cannot store offset {offset} of partition {partition}: {error}");
+            match consumer.store_offset(&cli.input_topic, partition, offset) {
+                Ok(()) => {
+                    stored.insert(partition, offset + 1);
+                }
+                Err(error) => {
+                    log::warn!("cannot store offset {offset} of partition {partition}: {error}")
+                }
             }
         }
         last_batch_done_at = Some(std::time::SystemTime::now());
@@ -234,13 +241,7 @@ pub async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> Result<Stats>
     if let Err(error) = producer.flush(Timeout::After(Duration::from_secs(10))) {
         log::warn!("flush: {error}");
     }
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) => log::info!("offsets committed"),
-        Err(rdkafka::error::KafkaError::ConsumerCommit(
-            rdkafka::types::RDKafkaErrorCode::NoOffset,
-        )) => {}
-        Err(error) => log::warn!("final commit failed: {error}"),
-    }
+    commit_processed(&consumer, &cli.input_topic, &stored);
     consumer.unsubscribe();
     drop(consumer);
     let epoch_ms = |time: Option<std::time::SystemTime>| {
@@ -260,6 +261,34 @@ pub async fn run(cli: &Cli, shutdown: impl Future<Output = ()>) -> Result<Stats>
         stats.consumed as f64 / seconds.max(1e-3)
     );
     Ok(stats)
+}
+
+/// Commits, synchronously, the offsets this detector stored (processed and acknowledged) for
+/// the partitions it still owns. Not `commit_consumer_state`: that commits the consumer's
+/// position, which can run ahead of what was processed.
+fn commit_processed(
+    consumer: &bus::LoggingConsumer,
+    topic: &str,
+    stored: &std::collections::BTreeMap<i32, i64>,
+) {
+    let owned = consumer.assignment().unwrap_or_default();
+    let mut offsets = rdkafka::TopicPartitionList::new();
+    for (&partition, &next) in stored {
+        if owned.find_partition(topic, partition).is_some() {
+            if let Err(error) =
+                offsets.add_partition_offset(topic, partition, rdkafka::Offset::Offset(next))
+            {
+                log::warn!("cannot commit partition {partition}: {error}");
+            }
+        }
+    }
+    if offsets.count() == 0 {
+        return;
+    }
+    match consumer.commit(&offsets, CommitMode::Sync) {
+        Ok(()) => log::info!("committed {}", bus::describe_partitions(&offsets)),
+        Err(error) => log::warn!("final commit failed: {error}"),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

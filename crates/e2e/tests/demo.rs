@@ -28,7 +28,7 @@ fn demo_shows_anomalies_and_leaves_nothing_running() {
     bin("detector"); // the debug binaries the demo will use are built and current
     let run_dir = tempfile::tempdir().unwrap();
     let model = run_dir.path().join("demo-model.bin");
-    let port = 19_000 + std::process::id() % 1000;
+    let port = 20_000 + std::process::id() % 1000;
     let output = run_ok(
         Command::new("bash")
             .arg(repo_root().join("scripts/demo.sh"))
