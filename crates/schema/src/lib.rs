@@ -1,13 +1,51 @@
 //! The records on the wire and their JSON, the topic names, and the Kafka client settings
-//! every process shares. Pure data: no Kafka client here.
+//! every process shares, in one place. Pure data: no Kafka client here (the `bus` crate turns
+//! [`settings`] into librdkafka configuration).
 //!
-//! A transaction is the original pipeline's record,
-//! `{"id": 4, "data": [[2.39, -1.22]], "current_time": "2024-04-27T21:17:34.733387"}`;
-//! [`Transaction::decode`] accepts it (and flat `data`, any number of features, an optional
-//! `label`, unknown fields) or says precisely why not with a [`DecodeError`], whose
-//! [`reason`](DecodeError::reason) is what a dead letter carries. An anomaly is the
-//! transaction with every field it had plus the verdict ([`encode_anomaly`]); a dead letter
-//! ([`DeadLetter`]) carries the reason, the source position and the original bytes.
+//! # Records
+//!
+//! A [`Transaction`] is the original pipeline's record,
+//! `{"id": 4, "data": [[2.39, -1.22]], "current_time": "2024-04-27T21:17:34.733387"}`.
+//! [`Transaction::decode`] also takes flat `data` (`[2.39, -1.22]`), any number of features,
+//! times with an offset, an optional 0/1 `label` and any unknown fields, which it keeps; or it
+//! says precisely why not with a [`DecodeError`], whose [`reason`](DecodeError::reason) is the
+//! machine-readable code a dead letter carries. Records are keyed by id
+//! ([`Transaction::key`]).
+//!
+//! An anomaly is the transaction with every field it had plus the verdict
+//! ([`encode_anomaly`], read back with [`Anomaly::decode`]); a [`DeadLetter`] carries the
+//! [`Rejection`], where the record came from and its original bytes.
+//!
+//! ```
+//! use schema::{encode_anomaly, Anomaly, DecodeLimits, Transaction, Verdict};
+//!
+//! let bytes = br#"{"id": 4, "data": [[2.39, -1.22]], "current_time": "2024-04-27T21:17:34.733387"}"#;
+//! let tx = Transaction::decode(bytes, &DecodeLimits::default()).unwrap();
+//! assert_eq!((tx.key(), tx.features.as_slice()), ("4".to_string(), &[2.39, -1.22][..]));
+//!
+//! let verdict = Verdict {
+//!     anomaly_score: 0.71,
+//!     threshold: 0.62,
+//!     model: "3f2a".into(),
+//!     partition: 0,
+//!     offset: 17,
+//!     detected_at: chrono::Utc::now(),
+//! };
+//! let anomaly = Anomaly::decode(&encode_anomaly(&tx, &verdict)).unwrap();
+//! assert_eq!(anomaly.score, [-0.71]); // scikit-learn's sign: lower = more anomalous
+//!
+//! let refused = Transaction::decode(br#"{"id": 5, "data": [[1, NaN]]}"#, &DecodeLimits::default());
+//! assert_eq!(refused.unwrap_err().reason(), "non_finite");
+//! ```
+//!
+//! # Layout
+//!
+//! - [`topics`]: topic names, partitions, the detectors' group.
+//! - [`settings`]: client defaults, `-X key=value` and properties files, secret redaction.
+//! - records: [`Transaction`], [`Anomaly`], [`DeadLetter`] and their errors.
+//!
+//! serde_json is built with `float_roundtrip`, so features and scores cross the JSON hop bit
+//! for bit.
 #![deny(missing_docs)]
 
 mod dead_letter;

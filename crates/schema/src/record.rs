@@ -1,6 +1,7 @@
 //! Transactions and anomalies: decoding with a precise reason for every refusal, encoding in
 //! the original pipeline's shape.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
@@ -77,10 +78,11 @@ pub enum DecodeError {
         /// Limit.
         limit: usize,
     },
-    /// `NaN` or `Infinity` literals, which JSON does not have.
+    /// `NaN` or `Infinity` outside `data` (JSON has no such numbers, so the record could not
+    /// be passed on with its fields).
     #[error("the record holds NaN or Infinity, which are not numbers in JSON")]
     NonFiniteLiteral,
-    /// A number too large for a 64-bit float.
+    /// A number outside `data` too large for a 64-bit float.
     #[error("a number is beyond the range of a 64-bit float")]
     NumberOutOfRange,
     /// JSON, but not an object.
@@ -119,6 +121,13 @@ pub enum DecodeError {
         /// Position in the row.
         index: usize,
     },
+    /// A value in `data` is `NaN`, `Infinity`, `-Infinity`, or a number beyond the range of a
+    /// 64-bit float (which would be infinite).
+    #[error("`data` value {index} is not finite (NaN, Infinity or beyond a 64-bit float)")]
+    NonFinite {
+        /// Position in the row.
+        index: usize,
+    },
     /// `label` is present but neither 0 nor 1.
     #[error("`label` must be 0 or 1")]
     InvalidLabel,
@@ -147,6 +156,7 @@ impl DecodeError {
             DecodeError::MultipleRows { .. } => "multiple_rows",
             DecodeError::DataTooDeep => "data_too_deep",
             DecodeError::NonNumeric { .. } => "non_numeric",
+            DecodeError::NonFinite { .. } => "non_finite",
             DecodeError::InvalidLabel => "invalid_label",
             DecodeError::MissingField(_) => "missing_field",
         }
@@ -232,14 +242,65 @@ impl Transaction {
         self.id.to_string()
     }
 
-    /// Every field the record had, unknown ones included.
+    /// Every field the record had, unknown ones included, as decoded or built (changes to the
+    /// public fields show in [`encode`](Self::encode), not here).
     pub fn fields(&self) -> &Map<String, Value> {
         &self.fields
     }
 
-    /// The record's JSON.
+    /// The record's JSON: every field it had, with `id`, `data`, `label` and `current_time`
+    /// as the public fields now say (a changed `data` keeps its nested or flat shape).
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.fields).unwrap_or_default()
+        serde_json::to_vec(&*self.current_fields()).unwrap_or_default()
+    }
+
+    /// The fields to write: the record's own, with the public fields written back where they
+    /// differ (usually none do, and nothing is copied).
+    fn current_fields(&self) -> Cow<'_, Map<String, Value>> {
+        let mut fields = Cow::Borrowed(&self.fields);
+        if self.fields.get("id").map(parse_id) != Some(Ok(self.id.clone())) {
+            fields.to_mut().insert("id".into(), Value::from(&self.id));
+        }
+        let data = self.fields.get("data");
+        let same_bits = |read: Vec<f64>| {
+            read.len() == self.features.len()
+                && read
+                    .iter()
+                    .zip(&self.features)
+                    .all(|(a, b)| a.to_bits() == b.to_bits())
+        };
+        if !data
+            .and_then(|d| parse_data(d, None).ok())
+            .is_some_and(same_bits)
+        {
+            let flat = data
+                .and_then(Value::as_array)
+                .and_then(|items| items.first())
+                .is_some_and(|first| !first.is_array());
+            let row = Value::from(self.features.clone());
+            let data = if flat { row } else { Value::Array(vec![row]) };
+            fields.to_mut().insert("data".into(), data);
+        }
+        let label = self.fields.get("label").and_then(|l| parse_label(l).ok());
+        if label != self.label {
+            match self.label {
+                Some(label) => fields.to_mut().insert("label".into(), Value::from(label)),
+                None => fields.to_mut().remove("label"),
+            };
+        }
+        match (&self.current_time, self.fields.get("current_time")) {
+            (Some(time), Some(Value::String(written))) if time == written => {}
+            (Some(time), _) => {
+                fields
+                    .to_mut()
+                    .insert("current_time".into(), Value::from(time.as_str()));
+            }
+            (None, Some(Value::String(_))) => {
+                fields.to_mut().remove("current_time");
+            }
+            (None, _) => {}
+        }
+        fields
     }
 
     /// Why `current_time` is not a time, when it is present but unreadable (the record is still
@@ -256,15 +317,19 @@ impl Transaction {
 
     /// Reads a transaction, or says exactly why it is not one.
     pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Transaction, DecodeError> {
-        let fields = parse_object(bytes, limits)?;
+        let Parsed { fields, stand_in } = parse_object(bytes, limits)?;
         let id = match fields.get("id") {
             None | Some(Value::Null) => return Err(DecodeError::MissingId),
             Some(value) => parse_id(value)?,
         };
         let features = match fields.get("data") {
             None | Some(Value::Null) => return Err(DecodeError::MissingData),
-            Some(value) => parse_data(value)?,
+            Some(value) => parse_data(value, stand_in.as_ref())?,
         };
+        if let Some(stand_in) = &stand_in {
+            // `data` is clean, so the value JSON cannot hold is in another field.
+            return Err(stand_in.error());
+        }
         let label = match fields.get("label") {
             None | Some(Value::Null) => None,
             Some(value) => Some(parse_label(value)?),
@@ -305,8 +370,39 @@ fn parse_time(text: &str) -> Option<DateTime<Utc>> {
         .map(|naive| naive.and_utc())
 }
 
+/// A record's top-level object, and the stand-in for the values JSON cannot hold.
+struct Parsed {
+    fields: Map<String, Value>,
+    /// Set when the text held `NaN`, `Infinity` or out-of-range numbers: each was replaced by
+    /// this string (one the text does not contain) so the rest could be read and the bad
+    /// value located.
+    stand_in: Option<StandIn>,
+}
+
+struct StandIn {
+    text: String,
+    /// At least one replaced value was a `NaN`/`Infinity` literal (else all were numbers
+    /// beyond f64).
+    literal: bool,
+}
+
+impl StandIn {
+    fn is(stand_in: Option<&StandIn>, value: &Value) -> bool {
+        matches!((stand_in, value), (Some(s), Value::String(v)) if *v == s.text)
+    }
+
+    /// The refusal for a replaced value found outside `data`.
+    fn error(&self) -> DecodeError {
+        if self.literal {
+            DecodeError::NonFiniteLiteral
+        } else {
+            DecodeError::NumberOutOfRange
+        }
+    }
+}
+
 /// Size, UTF-8, depth, JSON, object: the checks every record passes first.
-fn parse_object(bytes: &[u8], limits: &DecodeLimits) -> Result<Map<String, Value>, DecodeError> {
+fn parse_object(bytes: &[u8], limits: &DecodeLimits) -> Result<Parsed, DecodeError> {
     if bytes.len() > limits.max_bytes {
         return Err(DecodeError::Oversized {
             size: bytes.len(),
@@ -320,34 +416,41 @@ fn parse_object(bytes: &[u8], limits: &DecodeLimits) -> Result<Map<String, Value
             limit: limits.max_depth,
         });
     }
-    let value: Value = serde_json::from_str(text).map_err(|error| {
-        if scan.non_finite_literal {
-            DecodeError::NonFiniteLiteral
-        } else if error.to_string().contains("number out of range") {
-            DecodeError::NumberOutOfRange
-        } else {
-            DecodeError::NotJson(error.to_string())
-        }
-    })?;
-    match value {
-        Value::Object(fields) => Ok(fields),
+    let (value, stand_in) = if scan.non_finite.is_empty() {
+        (serde_json::from_str(text), None)
+    } else {
+        let (replaced, stand_in) = replace_non_finite(text, &scan.non_finite);
+        (serde_json::from_str(&replaced), Some(stand_in))
+    };
+    match value.map_err(|error| DecodeError::NotJson(error.to_string()))? {
+        Value::Object(fields) => Ok(Parsed { fields, stand_in }),
         _ => Err(DecodeError::NotAnObject),
     }
 }
 
+/// A value JSON cannot hold, at `text[start..end]`.
+struct NonFiniteToken {
+    start: usize,
+    end: usize,
+    literal: bool,
+}
+
 struct Scan {
     max_depth: usize,
-    non_finite_literal: bool,
+    non_finite: Vec<NonFiniteToken>,
 }
 
 /// One pass over the text outside strings: nesting depth (checked before serde_json recurses)
-/// and NaN / Infinity literals (to name them rather than say "not JSON").
+/// and the values JSON has no room for (`NaN`, `Infinity`, `-Infinity`, numbers beyond f64),
+/// so that they can be named and located rather than called "not JSON".
 fn scan_json(text: &str) -> Scan {
     let (mut depth, mut max_depth) = (0usize, 0usize);
     let (mut in_string, mut escaped) = (false, false);
     let bytes = text.as_bytes();
-    let mut non_finite_literal = false;
-    for (position, &byte) in bytes.iter().enumerate() {
+    let mut non_finite = Vec::new();
+    let mut position = 0;
+    while position < bytes.len() {
+        let byte = bytes[position];
         if in_string {
             match byte {
                 _ if escaped => escaped = false,
@@ -355,6 +458,7 @@ fn scan_json(text: &str) -> Scan {
                 b'"' => in_string = false,
                 _ => {}
             }
+            position += 1;
             continue;
         }
         match byte {
@@ -364,15 +468,74 @@ fn scan_json(text: &str) -> Scan {
                 max_depth = max_depth.max(depth);
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
-            b'N' => non_finite_literal |= bytes[position..].starts_with(b"NaN"),
-            b'I' => non_finite_literal |= bytes[position..].starts_with(b"Infinity"),
+            b'N' | b'I' | b'-' | b'0'..=b'9' => {
+                let rest = &bytes[position..];
+                let literal = ["NaN", "Infinity", "-Infinity"]
+                    .iter()
+                    .find(|word| rest.starts_with(word.as_bytes()));
+                if let Some(word) = literal {
+                    non_finite.push(NonFiniteToken {
+                        start: position,
+                        end: position + word.len(),
+                        literal: true,
+                    });
+                    position += word.len();
+                    continue;
+                }
+                if byte == b'-' || byte.is_ascii_digit() {
+                    let length = rest
+                        .iter()
+                        .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                        .unwrap_or(rest.len());
+                    let token = &text[position..position + length];
+                    // Only an exponent or hundreds of digits can reach beyond f64.
+                    if (length > 300 || token.contains(['e', 'E']))
+                        && token.parse::<f64>().is_ok_and(f64::is_infinite)
+                    {
+                        non_finite.push(NonFiniteToken {
+                            start: position,
+                            end: position + length,
+                            literal: false,
+                        });
+                    }
+                    position += length;
+                    continue;
+                }
+            }
             _ => {}
         }
+        position += 1;
     }
     Scan {
         max_depth,
-        non_finite_literal,
+        non_finite,
     }
+}
+
+/// The text with every non-finite value replaced by a string the text does not contain.
+fn replace_non_finite(text: &str, tokens: &[NonFiniteToken]) -> (String, StandIn) {
+    let mut stand_in = String::from("~non-finite~");
+    while text.contains(stand_in.as_str()) {
+        stand_in.push('~');
+    }
+    let mut replaced = String::with_capacity(text.len() + tokens.len() * (stand_in.len() + 2));
+    let mut copied = 0;
+    for token in tokens {
+        replaced.push_str(&text[copied..token.start]);
+        replaced.push('"');
+        replaced.push_str(&stand_in);
+        replaced.push('"');
+        copied = token.end;
+    }
+    replaced.push_str(&text[copied..]);
+    let literal = tokens.iter().any(|token| token.literal);
+    (
+        replaced,
+        StandIn {
+            text: stand_in,
+            literal,
+        },
+    )
 }
 
 fn parse_id(value: &Value) -> Result<RecordId, DecodeError> {
@@ -387,7 +550,7 @@ fn parse_id(value: &Value) -> Result<RecordId, DecodeError> {
 }
 
 /// `[x, y, …]` or `[[x, y, …]]`.
-fn parse_data(value: &Value) -> Result<Vec<f64>, DecodeError> {
+fn parse_data(value: &Value, stand_in: Option<&StandIn>) -> Result<Vec<f64>, DecodeError> {
     let Value::Array(items) = value else {
         return Err(DecodeError::DataNotArray);
     };
@@ -418,8 +581,12 @@ fn parse_data(value: &Value) -> Result<Vec<f64>, DecodeError> {
     row.iter()
         .enumerate()
         .map(|(index, value)| match value {
-            Value::Number(number) => number.as_f64().ok_or(DecodeError::NonNumeric { index }),
+            Value::Number(number) => number
+                .as_f64()
+                .filter(|value| value.is_finite())
+                .ok_or(DecodeError::NonFinite { index }),
             Value::Array(_) | Value::Object(_) => Err(DecodeError::DataTooDeep),
+            value if StandIn::is(stand_in, value) => Err(DecodeError::NonFinite { index }),
             _ => Err(DecodeError::NonNumeric { index }),
         })
         .collect()
@@ -481,17 +648,17 @@ pub fn encode_anomaly(transaction: &Transaction, verdict: &Verdict) -> Vec<u8> {
         ("partition", Value::from(verdict.partition)),
         ("offset", Value::from(verdict.offset)),
     ];
-    let fields = &transaction.fields;
+    let fields = transaction.current_fields();
     if VERDICT_FIELDS.iter().any(|name| fields.contains_key(*name)) {
         // A record that already carries verdict fields (re-scored): replace them.
-        let mut fields = fields.clone();
+        let mut fields = fields.into_owned();
         for (name, value) in verdict_fields {
             fields.insert(name.to_string(), value);
         }
         return serde_json::to_vec(&fields).unwrap_or_default();
     }
     // Fast path: the transaction's object with the verdict appended before its closing brace.
-    let mut bytes = serde_json::to_vec(fields).unwrap_or_default();
+    let mut bytes = serde_json::to_vec(&*fields).unwrap_or_default();
     bytes.pop(); // '}'
     for (name, value) in verdict_fields {
         if bytes.len() > 1 {
@@ -587,27 +754,34 @@ impl Anomaly {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    const ORIGINAL: &str =
+        r#"{"id": 4, "data": [[2.39, -1.22]], "current_time": "2024-04-27T21:17:34.733387"}"#;
 
     fn decode(text: &str) -> Result<Transaction, DecodeError> {
         Transaction::decode(text.as_bytes(), &DecodeLimits::default())
     }
 
-    fn reason(text: &[u8]) -> &'static str {
-        Transaction::decode(text, &DecodeLimits::default())
-            .unwrap_err()
-            .reason()
+    fn error(bytes: &[u8]) -> DecodeError {
+        Transaction::decode(bytes, &DecodeLimits::default()).unwrap_err()
+    }
+
+    fn json_of(bytes: &[u8]) -> Value {
+        serde_json::from_slice(bytes).unwrap()
     }
 
     #[test]
     fn the_original_record_decodes() {
-        let tx = decode(
-            r#"{"id": 4, "data": [[2.39, -1.22]], "current_time": "2024-04-27T21:17:34.733387"}"#,
-        )
-        .unwrap();
+        let tx = decode(ORIGINAL).unwrap();
         assert_eq!(tx.id, RecordId::Int(4));
         assert_eq!(tx.key(), "4");
         assert_eq!(tx.features, [2.39, -1.22]);
         assert_eq!(tx.label, None);
+        assert_eq!(
+            tx.current_time.as_deref(),
+            Some("2024-04-27T21:17:34.733387")
+        );
         assert_eq!(tx.time_problem(), None);
         assert_eq!(
             tx.time().unwrap().to_rfc3339(),
@@ -616,75 +790,409 @@ mod tests {
     }
 
     #[test]
-    fn flat_data_any_width_offset_times_labels_and_string_ids() {
-        let tx = decode(r#"{"id": "a-1", "data": [1, 2, 3, 4.5], "current_time": "2024-04-27T21:17:34+02:00", "label": 1}"#)
-            .unwrap();
-        assert_eq!(tx.id, RecordId::Str("a-1".into()));
-        assert_eq!(tx.features, [1.0, 2.0, 3.0, 4.5]);
-        assert_eq!(tx.label, Some(1));
-        assert_eq!(tx.time().unwrap().to_rfc3339(), "2024-04-27T19:17:34+00:00");
+    fn the_original_record_round_trips_unchanged() {
+        let tx = decode(ORIGINAL).unwrap();
+        let encoded = tx.encode();
+        assert_eq!(json_of(&encoded), json_of(ORIGINAL.as_bytes()));
+        assert_eq!(
+            Transaction::decode(&encoded, &DecodeLimits::default()).unwrap(),
+            tx
+        );
+        // Integers stay integers, nested stays nested, flat stays flat.
+        let flat = r#"{"id": 9, "data": [1, 2.5, -3]}"#;
+        assert_eq!(
+            json_of(&decode(flat).unwrap().encode()),
+            json_of(flat.as_bytes())
+        );
+    }
+
+    #[test]
+    fn new_transactions_look_like_the_originals() {
+        let time =
+            NaiveDateTime::parse_from_str("2024-04-27T21:17:34.733387", NAIVE_TIME_FORMAT).unwrap();
+        let tx = Transaction::new(4, vec![2.39, -1.22], time);
+        assert_eq!(json_of(&tx.encode()), json_of(ORIGINAL.as_bytes()));
+        assert_eq!(decode(ORIGINAL).unwrap(), tx);
+        let labelled = tx.with_label(1);
+        assert_eq!(
+            json_of(&labelled.encode()),
+            json!({"id": 4, "data": [[2.39, -1.22]], "current_time": "2024-04-27T21:17:34.733387", "label": 1})
+        );
+        // A whole second still has its six decimals, as Python's isoformat() would not, but
+        // both read back as the same instant.
+        let whole =
+            NaiveDateTime::parse_from_str("2024-04-27T21:17:34", "%Y-%m-%dT%H:%M:%S").unwrap();
+        let tx = Transaction::new(1, vec![0.0], whole);
+        assert_eq!(
+            tx.current_time.as_deref(),
+            Some("2024-04-27T21:17:34.000000")
+        );
+        assert_eq!(tx.time().unwrap(), whole.and_utc());
+    }
+
+    #[test]
+    fn nested_and_flat_data_of_any_width() {
+        for width in [1usize, 2, 3, 17, 200] {
+            let row: Vec<f64> = (0..width).map(|i| i as f64 * 0.5 - 3.0).collect();
+            let nested = json!({"id": 1, "data": [row.clone()]}).to_string();
+            let flat = json!({"id": 1, "data": row.clone()}).to_string();
+            assert_eq!(decode(&nested).unwrap().features, row, "nested, {width}");
+            assert_eq!(decode(&flat).unwrap().features, row, "flat, {width}");
+        }
+        let integers = decode(r#"{"id": 1, "data": [[1, -2, 30000000000]]}"#).unwrap();
+        assert_eq!(integers.features, [1.0, -2.0, 3e10]);
+    }
+
+    #[test]
+    fn naive_and_offset_times() {
+        let at = |text: &str| {
+            decode(&json!({"id": 1, "data": [1], "current_time": text}).to_string()).unwrap()
+        };
+        for (text, utc) in [
+            (
+                "2024-04-27T21:17:34.733387",
+                "2024-04-27T21:17:34.733387+00:00",
+            ),
+            ("2024-04-27T21:17:34", "2024-04-27T21:17:34+00:00"),
+            ("2024-04-27 21:17:34.5", "2024-04-27T21:17:34.500+00:00"),
+            (
+                "2024-04-27T21:17:34.733387+02:00",
+                "2024-04-27T19:17:34.733387+00:00",
+            ),
+            ("2024-04-27T21:17:34-05:30", "2024-04-28T02:47:34+00:00"),
+            ("2024-04-27T21:17:34Z", "2024-04-27T21:17:34+00:00"),
+        ] {
+            let tx = at(text);
+            assert_eq!(tx.time_problem(), None, "{text}");
+            assert_eq!(tx.time().unwrap().to_rfc3339(), utc, "{text}");
+            assert_eq!(tx.current_time.as_deref(), Some(text), "kept as written");
+        }
+        assert_eq!(decode(r#"{"id": 1, "data": [1]}"#).unwrap().time(), None);
     }
 
     #[test]
     fn a_bad_time_is_noted_not_refused() {
+        for bad in [
+            r#""yesterday""#,
+            r#""2024-13-40T99:00:00""#,
+            r#""""#,
+            "5",
+            "[2024]",
+        ] {
+            let tx = decode(&format!(
+                r#"{{"id": 1, "data": [1], "current_time": {bad}}}"#
+            ))
+            .unwrap_or_else(|e| panic!("{bad} refused: {e}"));
+            assert!(tx.time_problem().is_some(), "{bad}");
+            assert_eq!(tx.time(), None, "{bad}");
+            assert_eq!(tx.features, [1.0]);
+        }
         let tx = decode(r#"{"id": 1, "data": [1], "current_time": "yesterday"}"#).unwrap();
         assert!(tx.time_problem().unwrap().contains("yesterday"));
+        // The unreadable time travels on untouched.
+        assert_eq!(json_of(&tx.encode())["current_time"], "yesterday");
         let tx = decode(r#"{"id": 1, "data": [1], "current_time": 5}"#).unwrap();
-        assert!(tx.time_problem().is_some());
+        assert_eq!(json_of(&tx.encode())["current_time"], 5);
     }
 
     #[test]
-    fn every_kind_of_bad_record_has_its_own_reason() {
-        let cases: &[(&[u8], &str)] = &[
-            (b"\xff\xfe not text", "not_utf8"),
-            (b"this is not json", "not_json"),
-            (b"{\"id\": 1, \"data\": [1,", "not_json"),
-            (b"[1, 2, 3]", "not_an_object"),
-            (b"42", "not_an_object"),
-            (br#"{"data": [[1, 2]]}"#, "missing_id"),
-            (br#"{"id": 1.5, "data": [[1, 2]]}"#, "invalid_id"),
-            (br#"{"id": true, "data": [[1, 2]]}"#, "invalid_id"),
-            (br#"{"id": 1}"#, "missing_data"),
-            (br#"{"id": 1, "data": "1,2"}"#, "data_not_array"),
-            (br#"{"id": 1, "data": []}"#, "empty_data"),
-            (br#"{"id": 1, "data": [[]]}"#, "empty_data"),
-            (br#"{"id": 1, "data": [[1, 2], [3]]}"#, "ragged_data"),
-            (br#"{"id": 1, "data": [1, [2]]}"#, "ragged_data"),
-            (br#"{"id": 1, "data": [[1, 2], [3, 4]]}"#, "multiple_rows"),
-            (br#"{"id": 1, "data": [[[1, 2]]]}"#, "data_too_deep"),
-            (br#"{"id": 1, "data": [[1, "two"]]}"#, "non_numeric"),
-            (br#"{"id": 1, "data": [[1, null]]}"#, "non_numeric"),
-            (br#"{"id": 1, "data": [[NaN, 1]]}"#, "non_finite"),
-            (br#"{"id": 1, "data": [[Infinity, 1]]}"#, "non_finite"),
-            (br#"{"id": 1, "data": [[1e400, 1]]}"#, "number_out_of_range"),
-            (
-                br#"{"id": 1, "data": [[1, 2]], "label": 7}"#,
-                "invalid_label",
-            ),
-        ];
-        for (bytes, expected) in cases {
-            assert_eq!(
-                reason(bytes),
-                *expected,
-                "{}",
-                String::from_utf8_lossy(bytes)
-            );
+    fn ids_are_integers_or_strings() {
+        assert_eq!(
+            decode(r#"{"id": "a-1", "data": [1]}"#).unwrap().id,
+            RecordId::Str("a-1".into())
+        );
+        assert_eq!(
+            decode(r#"{"id": "a-1", "data": [1]}"#).unwrap().key(),
+            "a-1"
+        );
+        assert_eq!(
+            decode(r#"{"id": -9223372036854775808, "data": [1]}"#)
+                .unwrap()
+                .key(),
+            "-9223372036854775808"
+        );
+        for bad in ["1.5", "true", r#""""#, "[1]", "{}", "18446744073709551615"] {
+            let text = format!(r#"{{"id": {bad}, "data": [1]}}"#);
+            assert_eq!(error(text.as_bytes()), DecodeError::InvalidId, "{bad}");
         }
+    }
+
+    #[test]
+    fn labels_are_zero_or_one() {
+        for (label, expected) in [
+            ("0", Some(0)),
+            ("1", Some(1)),
+            ("1.0", Some(1)),
+            ("null", None),
+        ] {
+            let text = format!(r#"{{"id": 1, "data": [1], "label": {label}}}"#);
+            assert_eq!(decode(&text).unwrap().label, expected, "{label}");
+        }
+        for bad in ["2", "-1", "0.5", r#""1""#, "true"] {
+            let text = format!(r#"{{"id": 1, "data": [1], "label": {bad}}}"#);
+            assert_eq!(error(text.as_bytes()), DecodeError::InvalidLabel, "{bad}");
+        }
+    }
+
+    /// Every variant, so that a new one cannot be added without a case below (the match is
+    /// exhaustive inside the crate).
+    fn reason_of_each(error: &DecodeError) -> &'static str {
+        match error {
+            DecodeError::Oversized { .. }
+            | DecodeError::NotUtf8
+            | DecodeError::NotJson(_)
+            | DecodeError::TooDeep { .. }
+            | DecodeError::NonFiniteLiteral
+            | DecodeError::NumberOutOfRange
+            | DecodeError::NotAnObject
+            | DecodeError::MissingId
+            | DecodeError::InvalidId
+            | DecodeError::MissingData
+            | DecodeError::DataNotArray
+            | DecodeError::EmptyData
+            | DecodeError::RaggedData
+            | DecodeError::MultipleRows { .. }
+            | DecodeError::DataTooDeep
+            | DecodeError::NonNumeric { .. }
+            | DecodeError::NonFinite { .. }
+            | DecodeError::InvalidLabel
+            | DecodeError::MissingField(_) => error.reason(),
+        }
+    }
+
+    #[test]
+    fn every_kind_of_bad_record_has_its_own_error_and_reason() {
         let deep = format!(
             "{{\"id\": 1, \"data\": {}1{}}}",
             "[".repeat(100),
             "]".repeat(100)
         );
-        assert_eq!(reason(deep.as_bytes()), "too_deep");
+        let cases: Vec<(&[u8], DecodeError, &str)> = vec![
+            (b"\xff\xfe not text", DecodeError::NotUtf8, "not_utf8"),
+            (
+                deep.as_bytes(),
+                DecodeError::TooDeep { limit: 32 },
+                "too_deep",
+            ),
+            (br#"[1, 2, 3]"#, DecodeError::NotAnObject, "not_an_object"),
+            (b"42", DecodeError::NotAnObject, "not_an_object"),
+            (br#""text""#, DecodeError::NotAnObject, "not_an_object"),
+            (
+                br#"{"data": [[1, 2]]}"#,
+                DecodeError::MissingId,
+                "missing_id",
+            ),
+            (
+                br#"{"id": null, "data": [[1, 2]]}"#,
+                DecodeError::MissingId,
+                "missing_id",
+            ),
+            (
+                br#"{"id": 1.5, "data": [[1, 2]]}"#,
+                DecodeError::InvalidId,
+                "invalid_id",
+            ),
+            (br#"{"id": 1}"#, DecodeError::MissingData, "missing_data"),
+            (
+                br#"{"id": 1, "data": null}"#,
+                DecodeError::MissingData,
+                "missing_data",
+            ),
+            (
+                br#"{"id": 1, "data": "1,2"}"#,
+                DecodeError::DataNotArray,
+                "data_not_array",
+            ),
+            (
+                br#"{"id": 1, "data": {"x": 1}}"#,
+                DecodeError::DataNotArray,
+                "data_not_array",
+            ),
+            (
+                br#"{"id": 1, "data": []}"#,
+                DecodeError::EmptyData,
+                "empty_data",
+            ),
+            (
+                br#"{"id": 1, "data": [[]]}"#,
+                DecodeError::EmptyData,
+                "empty_data",
+            ),
+            (
+                br#"{"id": 1, "data": [[1, 2], [3]]}"#,
+                DecodeError::RaggedData,
+                "ragged_data",
+            ),
+            (
+                br#"{"id": 1, "data": [1, [2]]}"#,
+                DecodeError::RaggedData,
+                "ragged_data",
+            ),
+            (
+                br#"{"id": 1, "data": [[1, 2], [3, 4]]}"#,
+                DecodeError::MultipleRows { rows: 2 },
+                "multiple_rows",
+            ),
+            (
+                br#"{"id": 1, "data": [[[1, 2]]]}"#,
+                DecodeError::DataTooDeep,
+                "data_too_deep",
+            ),
+            (
+                br#"{"id": 1, "data": [1, {"x": 2}]}"#,
+                DecodeError::DataTooDeep,
+                "data_too_deep",
+            ),
+            (
+                br#"{"id": 1, "data": [[1, "two"]]}"#,
+                DecodeError::NonNumeric { index: 1 },
+                "non_numeric",
+            ),
+            (
+                br#"{"id": 1, "data": [null, 1]}"#,
+                DecodeError::NonNumeric { index: 0 },
+                "non_numeric",
+            ),
+            (
+                br#"{"id": 1, "data": [1, 2, true]}"#,
+                DecodeError::NonNumeric { index: 2 },
+                "non_numeric",
+            ),
+            (
+                br#"{"id": 1, "data": [[1, NaN]]}"#,
+                DecodeError::NonFinite { index: 1 },
+                "non_finite",
+            ),
+            (
+                br#"{"id": 1, "data": [Infinity, 1]}"#,
+                DecodeError::NonFinite { index: 0 },
+                "non_finite",
+            ),
+            (
+                br#"{"id": 1, "data": [[1, 2, -Infinity]]}"#,
+                DecodeError::NonFinite { index: 2 },
+                "non_finite",
+            ),
+            (
+                br#"{"id": 1, "data": [[2, 1e400]]}"#,
+                DecodeError::NonFinite { index: 1 },
+                "non_finite",
+            ),
+            (
+                br#"{"id": 1, "data": [-1.5E+999]}"#,
+                DecodeError::NonFinite { index: 0 },
+                "non_finite",
+            ),
+            (
+                br#"{"id": 1, "data": [1], "amount": NaN}"#,
+                DecodeError::NonFiniteLiteral,
+                "non_finite",
+            ),
+            (
+                br#"{"id": 1, "data": [1], "amount": 1e400}"#,
+                DecodeError::NumberOutOfRange,
+                "number_out_of_range",
+            ),
+            (
+                br#"{"id": 1, "data": [[1, 2]], "label": 7}"#,
+                DecodeError::InvalidLabel,
+                "invalid_label",
+            ),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for (bytes, expected, reason) in &cases {
+            let got = error(bytes);
+            assert_eq!(&got, expected, "{}", String::from_utf8_lossy(bytes));
+            assert_eq!(reason_of_each(&got), *reason);
+            seen.insert(got.reason());
+        }
+        for (bytes, reason) in [
+            (&b"this is not json"[..], "not_json"),
+            (b"{\"id\": 1, \"data\": [1,", "not_json"),
+            (b"", "not_json"),
+            (br#"{"id": 1, "data": [NaN] oops"#, "not_json"),
+            (br#"{"id": 1, "data": [NaNa]}"#, "not_json"),
+        ] {
+            let got = error(bytes);
+            assert!(matches!(got, DecodeError::NotJson(_)), "{got:?}");
+            assert_eq!(got.reason(), reason);
+            seen.insert(got.reason());
+        }
         let limits = DecodeLimits {
             max_bytes: 10,
             ..DecodeLimits::default()
         };
-        let error = Transaction::decode(br#"{"id": 1, "data": [1]}"#, &limits).unwrap_err();
-        assert_eq!(error.reason(), "oversized");
-        assert!(error.to_string().contains("10"));
-        let strings_are_not_scanned = decode(r#"{"id": "NaN[[[", "data": [1]}"#).unwrap();
-        assert_eq!(strings_are_not_scanned.id, RecordId::Str("NaN[[[".into()));
+        let oversized = Transaction::decode(br#"{"id": 1, "data": [1]}"#, &limits).unwrap_err();
+        assert_eq!(
+            oversized,
+            DecodeError::Oversized {
+                size: 22,
+                limit: 10
+            }
+        );
+        assert_eq!(oversized.reason(), "oversized");
+        seen.insert(oversized.reason());
+        let missing = Anomaly::decode(ORIGINAL.as_bytes()).unwrap_err();
+        assert_eq!(missing, DecodeError::MissingField("score"));
+        assert_eq!(missing.reason(), "missing_field");
+        seen.insert(missing.reason());
+        // Eighteen distinct reasons: the two non-finite variants share theirs.
+        assert_eq!(seen.len(), 18, "{seen:?}");
+        for error in [
+            DecodeError::NotUtf8,
+            DecodeError::NonFinite { index: 3 },
+            DecodeError::MultipleRows { rows: 5 },
+        ] {
+            assert!(!error.to_string().is_empty());
+        }
+        assert!(DecodeError::NonFinite { index: 3 }
+            .to_string()
+            .contains('3'));
+    }
+
+    #[test]
+    fn only_values_outside_strings_are_non_finite() {
+        let tx = decode(
+            r#"{"id": "NaN[[[", "data": [1e-400, 1e300], "note": "Infinity 1e400 \" NaN", "k": 1e5}"#,
+        )
+        .unwrap();
+        assert_eq!(tx.id, RecordId::Str("NaN[[[".into()));
+        assert_eq!(tx.features, [0.0, 1e300]);
+        // A string equal to the stand-in for non-finite values changes nothing.
+        let tx = decode(r#"{"id": 1, "data": [[1, 2]], "x": "~non-finite~"}"#).unwrap();
+        assert_eq!(tx.features, [1.0, 2.0]);
+        assert_eq!(
+            error(br#"{"id": 1, "data": [["~non-finite~", 2]]}"#),
+            DecodeError::NonNumeric { index: 0 }
+        );
+        assert_eq!(
+            error(br#"{"id": 1, "data": [1, NaN], "x": "~non-finite~"}"#),
+            DecodeError::NonFinite { index: 1 }
+        );
+        // Depth is counted outside strings only.
+        let brackets = format!(r#"{{"id": 1, "data": [1], "x": "{}"}}"#, "[".repeat(100));
+        assert!(decode(&brackets).is_ok());
+    }
+
+    #[test]
+    fn depth_and_size_limits_are_configurable() {
+        let record = br#"{"id": 1, "data": [[1, 2]], "x": {"y": {"z": 1}}}"#;
+        let limits = |max_bytes, max_depth| DecodeLimits {
+            max_bytes,
+            max_depth,
+        };
+        assert!(Transaction::decode(record, &limits(record.len(), 3)).is_ok());
+        assert_eq!(
+            Transaction::decode(record, &limits(record.len(), 2)).unwrap_err(),
+            DecodeError::TooDeep { limit: 2 }
+        );
+        assert_eq!(
+            Transaction::decode(record, &limits(record.len() - 1, 3))
+                .unwrap_err()
+                .reason(),
+            "oversized"
+        );
+        assert_eq!(DecodeLimits::default().max_bytes, 1 << 20);
     }
 
     #[test]
@@ -695,9 +1203,12 @@ mod tests {
         };
         assert_eq!(rejection.reason(), "feature_count");
         assert_eq!(
-            Rejection::from(DecodeError::MissingId).reason(),
-            "missing_id"
+            rejection.to_string(),
+            "the record has 3 features, the model expects 2"
         );
+        let decode = Rejection::from(DecodeError::MissingId);
+        assert_eq!(decode.reason(), "missing_id");
+        assert_eq!(decode.to_string(), DecodeError::MissingId.to_string());
     }
 
     fn verdict() -> Verdict {
@@ -715,41 +1226,170 @@ mod tests {
 
     #[test]
     fn an_anomaly_keeps_every_field_and_adds_the_verdict() {
-        let tx = decode(r#"{"id": 4, "data": [[2.39, -1.22]], "current_time": "2024-04-27T21:17:34.733387", "merchant": {"name": "x"}}"#)
-            .unwrap();
+        let original = json!({
+            "id": 4,
+            "data": [[2.39, -1.22]],
+            "current_time": "2024-04-27T21:17:34.733387",
+            "merchant": {"name": "Zoë's", "tags": ["a", 1, null, true]},
+            "amount": 12.5,
+            "note": null,
+            "label": 1
+        });
+        let tx = decode(&original.to_string()).unwrap();
         let bytes = encode_anomaly(&tx, &verdict());
-        let value: Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(value["merchant"]["name"], "x");
-        assert_eq!(value["data"], serde_json::json!([[2.39, -1.22]]));
-        assert_eq!(value["current_time"], "2024-04-27T21:17:34.733387");
-        assert_eq!(value["score"], serde_json::json!([-0.6821234567891234]));
+        let mut value = json_of(&bytes);
+        assert_eq!(value["score"], json!([-0.6821234567891234]));
+        assert_eq!(value["anomaly_score"], json!(0.6821234567891234));
+        assert_eq!(value["threshold"], json!(0.62));
+        assert_eq!(value["model"], "abc");
+        assert_eq!(value["detected_at"], "2026-11-28T09:00:00.000000Z");
+        assert_eq!(
+            (value["partition"].clone(), value["offset"].clone()),
+            (json!(2), json!(99))
+        );
+        for name in VERDICT_FIELDS {
+            value.as_object_mut().unwrap().remove(name);
+        }
+        assert_eq!(value, original, "every original field, unchanged");
+
         let anomaly = Anomaly::decode(&bytes).unwrap();
         assert_eq!(anomaly.id, RecordId::Int(4));
-        assert_eq!(
-            anomaly.anomaly_score, 0.6821234567891234,
-            "bit-exact through JSON"
-        );
+        assert_eq!(anomaly.features, [2.39, -1.22]);
+        assert_eq!(anomaly.label, Some(1));
         assert_eq!(anomaly.score, vec![-0.6821234567891234]);
+        assert_eq!(anomaly.anomaly_score, 0.6821234567891234);
+        assert_eq!(anomaly.threshold, 0.62);
         assert_eq!((anomaly.partition, anomaly.offset), (2, 99));
         assert_eq!(anomaly.model, "abc");
         assert_eq!(anomaly.detected_at, "2026-11-28T09:00:00.000000Z");
-        // Re-scoring an anomaly replaces its verdict rather than duplicating keys.
-        let again = Transaction::decode(&bytes, &DecodeLimits::default()).unwrap();
-        let twice: Value = serde_json::from_slice(&encode_anomaly(&again, &verdict())).unwrap();
-        assert_eq!(twice["offset"], 99);
+        assert_eq!(
+            anomaly.current_time.as_deref(),
+            Some("2024-04-27T21:17:34.733387")
+        );
     }
 
     #[test]
-    fn new_transactions_look_like_the_originals() {
-        let time =
-            NaiveDateTime::parse_from_str("2024-04-27T21:17:34.733387", NAIVE_TIME_FORMAT).unwrap();
-        let tx = Transaction::new(7, vec![1.5, -2.25], time).with_label(1);
-        let text = String::from_utf8(tx.encode()).unwrap();
-        let value: Value = serde_json::from_str(&text).unwrap();
+    fn a_rescored_anomaly_gets_one_verdict_not_two() {
+        let first = encode_anomaly(&decode(ORIGINAL).unwrap(), &verdict());
+        let again = Transaction::decode(&first, &DecodeLimits::default()).unwrap();
+        let second = Verdict {
+            offset: 7,
+            model: "def".into(),
+            ..verdict()
+        };
+        let bytes = encode_anomaly(&again, &second);
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert_eq!(text.matches("\"offset\"").count(), 1, "{text}");
+        let anomaly = Anomaly::decode(&bytes).unwrap();
+        assert_eq!((anomaly.offset, anomaly.model.as_str()), (7, "def"));
+    }
+
+    #[test]
+    fn an_anomaly_of_an_empty_looking_record_is_still_json() {
+        // The fast path appends to the object's text: check the commas with few fields.
+        let tx = decode(r#"{"id": 1, "data": [3]}"#).unwrap();
+        let anomaly = Anomaly::decode(&encode_anomaly(&tx, &verdict())).unwrap();
+        assert_eq!(anomaly.features, [3.0]);
+    }
+
+    /// Deterministic bit patterns spread over the whole f64 range.
+    fn awkward_floats() -> Vec<f64> {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut values = vec![
+            0.1,
+            -0.0,
+            1.0 / 3.0,
+            f64::MIN_POSITIVE,
+            5e-324,
+            f64::MAX,
+            f64::MIN,
+            2.39,
+            -1.22,
+            0.6821234567891234,
+            9007199254740993.0,
+        ];
+        while values.len() < 2000 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let value = f64::from_bits(state);
+            if value.is_finite() {
+                values.push(value);
+            }
+        }
+        values
+    }
+
+    #[test]
+    fn floats_survive_the_json_hop_bit_exact() {
+        let time = Utc::now().naive_utc();
+        let values = awkward_floats();
+        for chunk in values.chunks(7) {
+            let tx = Transaction::new(1, chunk.to_vec(), time);
+            let read = Transaction::decode(&tx.encode(), &DecodeLimits::default()).unwrap();
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&read.features), bits(chunk));
+        }
+        for &score in &values {
+            let verdict = Verdict {
+                anomaly_score: score,
+                threshold: score / 3.0,
+                ..verdict()
+            };
+            let tx = Transaction::new(1, vec![score], time);
+            let anomaly = Anomaly::decode(&encode_anomaly(&tx, &verdict)).unwrap();
+            assert_eq!(anomaly.anomaly_score.to_bits(), score.to_bits());
+            assert_eq!(anomaly.threshold.to_bits(), (score / 3.0).to_bits());
+            assert_eq!(anomaly.score[0].to_bits(), (-score).to_bits());
+        }
+    }
+
+    #[test]
+    fn encoding_follows_the_public_fields() {
+        let mut tx = decode(
+            r#"{"id": 4, "data": [[2.39, -1.22]], "current_time": "2024-04-27T21:17:34.733387", "x": 1}"#,
+        )
+        .unwrap();
+        tx.features = vec![1.0, 2.0, 3.0];
+        tx.label = Some(0);
+        tx.id = RecordId::Str("four".into());
+        let value = json_of(&tx.encode());
         assert_eq!(
-            value,
-            serde_json::json!({"id": 7, "data": [[1.5, -2.25]], "current_time": "2024-04-27T21:17:34.733387", "label": 1})
+            value["data"],
+            json!([[1.0, 2.0, 3.0]]),
+            "nested stays nested"
         );
-        assert_eq!(decode(&text).unwrap(), tx);
+        assert_eq!(value["label"], 0);
+        assert_eq!(value["id"], "four");
+        assert_eq!(value["x"], 1);
+        let anomaly = Anomaly::decode(&encode_anomaly(&tx, &verdict())).unwrap();
+        assert_eq!(anomaly.features, [1.0, 2.0, 3.0]);
+
+        let mut flat = decode(r#"{"id": 4, "data": [1, 2], "label": 1}"#).unwrap();
+        flat.features[1] = 5.0;
+        flat.label = None;
+        flat.current_time = Some("2024-01-01T00:00:00".into());
+        assert_eq!(
+            json_of(&flat.encode()),
+            json!({"id": 4, "data": [1.0, 5.0], "current_time": "2024-01-01T00:00:00"})
+        );
+        // Unchanged records are written from what was read: integers stay integers.
+        let same = decode(r#"{"id": 4, "data": [1, 2]}"#).unwrap();
+        assert_eq!(
+            String::from_utf8(same.encode()).unwrap(),
+            r#"{"data":[1,2],"id":4}"#
+        );
+    }
+
+    #[test]
+    fn records_and_errors_can_cross_threads() {
+        fn has_autotraits<T: Send + Sync + Unpin>() {}
+        has_autotraits::<Transaction>();
+        has_autotraits::<Anomaly>();
+        has_autotraits::<Verdict>();
+        has_autotraits::<RecordId>();
+        has_autotraits::<DecodeError>();
+        has_autotraits::<Rejection>();
+        has_autotraits::<DecodeLimits>();
     }
 }

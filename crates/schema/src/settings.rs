@@ -64,25 +64,51 @@ pub fn parse_property(text: &str) -> Result<(String, String), SettingsError> {
     }
 }
 
-/// A Java properties file, as Kafka's own tools read it: `key=value` or `key: value` lines,
-/// `#` and `!` comments, blank lines.
+/// A Java properties file, as Kafka's own tools read it: `key=value`, `key: value` or
+/// `key value` lines, `#` and `!` comments, blank lines, and lines continued by a trailing
+/// backslash (long `sasl.jaas.config` values are often written so). Other backslash escapes
+/// are kept as written. Errors name the line, never its text, which may hold a secret.
 pub fn parse_properties_file_text(text: &str) -> Result<Vec<(String, String)>, SettingsError> {
     let mut properties = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let line = line.trim();
+    let mut lines = text.lines().enumerate();
+    while let Some((index, line)) = lines.next() {
+        let line = line.trim_start();
         if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
             continue;
         }
-        let split = line
-            .find(['=', ':'])
+        let mut logical = line.to_string();
+        while ends_in_continuation(&logical) {
+            logical.pop();
+            match lines.next() {
+                Some((_, next)) => logical.push_str(next.trim_start()),
+                None => break,
+            }
+        }
+        let logical = logical.trim_end();
+        let split = logical
+            .find(|c: char| c == '=' || c == ':' || c.is_whitespace())
             .ok_or(SettingsError::BadLine { line: index + 1 })?;
-        let (key, value) = (line[..split].trim(), line[split + 1..].trim());
+        let key = &logical[..split];
+        let mut value = logical[split..].trim_start();
+        if logical[split..].starts_with(char::is_whitespace) {
+            // `key value`, or `key = value` with spaces before the separator.
+            value = value
+                .strip_prefix(['=', ':'])
+                .map_or(value, str::trim_start);
+        } else {
+            value = value[1..].trim_start();
+        }
         if key.is_empty() {
             return Err(SettingsError::BadLine { line: index + 1 });
         }
         properties.push((key.to_string(), value.to_string()));
     }
     Ok(properties)
+}
+
+/// An odd number of trailing backslashes continues the line.
+fn ends_in_continuation(line: &str) -> bool {
+    line.bytes().rev().take_while(|&b| b == b'\\').count() % 2 == 1
 }
 
 /// True for settings whose values must never be printed: passwords, secrets, tokens, private
@@ -115,25 +141,82 @@ pub fn redact<'a>(key: &str, value: &'a str) -> &'a str {
 mod tests {
     use super::*;
 
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     #[test]
-    fn properties_parse_as_kcat_and_kafka_tools_write_them() {
+    fn x_properties_parse_as_kcat_takes_them() {
         assert_eq!(
             parse_property("a.b=c=d").unwrap(),
             ("a.b".into(), "c=d".into())
         );
-        assert!(parse_property("novalue").is_err());
+        assert_eq!(
+            parse_property(" linger.ms = 5 ").unwrap(),
+            ("linger.ms".into(), "5".into())
+        );
+        assert_eq!(
+            parse_property("client.id=").unwrap(),
+            ("client.id".into(), "".into())
+        );
+        assert_eq!(
+            parse_property("novalue"),
+            Err(SettingsError::NotKeyValue("novalue".into()))
+        );
         assert!(parse_property("=x").is_err());
-        let text = "# comment\n! also\n\nsecurity.protocol = SASL_SSL\nsasl.mechanism: PLAIN\n";
+        assert!(parse_property("").is_err());
+    }
+
+    #[test]
+    fn properties_files_parse_as_kafka_tools_read_them() {
+        let text = "# comment\n! also\n\n   \nsecurity.protocol = SASL_SSL\r\n\
+                    sasl.mechanism: PLAIN\nbootstrap.servers=h1:9092,h2:9092\n\
+                    client.id my-client\n  indented=yes\nempty=\n";
         assert_eq!(
             parse_properties_file_text(text).unwrap(),
-            vec![
-                ("security.protocol".into(), "SASL_SSL".into()),
-                ("sasl.mechanism".into(), "PLAIN".into())
-            ]
+            pairs(&[
+                ("security.protocol", "SASL_SSL"),
+                ("sasl.mechanism", "PLAIN"),
+                ("bootstrap.servers", "h1:9092,h2:9092"),
+                ("client.id", "my-client"),
+                ("indented", "yes"),
+                ("empty", ""),
+            ])
         );
+        assert_eq!(parse_properties_file_text("").unwrap(), vec![]);
         assert_eq!(
             parse_properties_file_text("a=1\njunk\n"),
             Err(SettingsError::BadLine { line: 2 })
+        );
+        assert_eq!(
+            parse_properties_file_text("=1\n"),
+            Err(SettingsError::BadLine { line: 1 })
+        );
+    }
+
+    #[test]
+    fn continued_lines_join() {
+        let text =
+            "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule \\\n    \
+                    required username=\"u\" \\\n    password=\"p\";\nnext=1\nslash=C:\\\\\n";
+        assert_eq!(
+            parse_properties_file_text(text).unwrap(),
+            pairs(&[
+                (
+                    "sasl.jaas.config",
+                    "org.apache.kafka.common.security.plain.PlainLoginModule required \
+                     username=\"u\" password=\"p\";"
+                ),
+                ("next", "1"),
+                ("slash", "C:\\\\"),
+            ])
+        );
+        // A continuation at the end of the file ends the value.
+        assert_eq!(
+            parse_properties_file_text("a=1\\").unwrap(),
+            pairs(&[("a", "1")])
         );
     }
 
@@ -143,10 +226,17 @@ mod tests {
             "sasl.password",
             "ssl.key.password",
             "ssl.keystore.password",
+            "ssl.truststore.password",
             "sasl.oauthbearer.client.secret",
+            "sasl.oauthbearer.config",
             "ssl.key.pem",
+            "ssl.keystore.key.pem",
             "sasl.jaas.config",
+            "SASL.PASSWORD",
+            "some.token",
+            "aws.credentials",
         ] {
+            assert!(is_secret(key), "{key}");
             assert_eq!(redact(key, "hunter2"), REDACTED, "{key}");
         }
         for key in [
@@ -154,16 +244,31 @@ mod tests {
             "bootstrap.servers",
             "security.protocol",
             "sasl.mechanism",
+            "ssl.ca.location",
+            "ssl.certificate.location",
+            "group.id",
+            "acks",
         ] {
+            assert!(!is_secret(key), "{key}");
             assert_eq!(redact(key, "visible"), "visible", "{key}");
         }
-        // An error about a malformed secret setting does not repeat its value.
-        let error = parse_property("sasl.password").unwrap_err().to_string();
-        assert!(error.contains("sasl.password"));
     }
 
     #[test]
-    fn the_detector_stores_offsets_itself() {
+    fn errors_never_repeat_a_value() {
+        // `sasl.password` with its `=` forgotten: the error names the key, which is all there
+        // is; a properties file's bad line is named by number only.
+        let error = parse_property("sasl.password").unwrap_err().to_string();
+        assert!(error.contains("sasl.password"));
+        let error = parse_properties_file_text("sasl.password=x\nhunter2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(error.contains("line 2"), "{error}");
+    }
+
+    #[test]
+    fn producers_are_safe_and_the_detector_stores_offsets_itself() {
         let defaults = consumer_defaults("g");
         let get = |key: &str| {
             defaults
@@ -171,9 +276,16 @@ mod tests {
                 .find(|(k, _)| k == key)
                 .map(|(_, v)| v.as_str())
         };
-        assert_eq!(get("enable.auto.offset.store"), Some("false"));
         assert_eq!(get("group.id"), Some("g"));
+        assert_eq!(get("enable.auto.commit"), Some("true"));
+        assert_eq!(get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(get("auto.offset.reset"), Some("earliest"));
+        assert!(get("auto.commit.interval.ms").is_some());
         assert!(PRODUCER_DEFAULTS.contains(&("acks", "all")));
         assert!(PRODUCER_DEFAULTS.contains(&("enable.idempotence", "true")));
+        assert!(
+            PRODUCER_DEFAULTS.iter().all(|(key, _)| !is_secret(key)),
+            "defaults hold no secrets"
+        );
     }
 }
