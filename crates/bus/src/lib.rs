@@ -4,6 +4,13 @@
 //!
 //! Precedence: our defaults < `--client-config FILE` < `-X key=value`; `--brokers` (or
 //! `KAFKA_BOOTSTRAP`) sets `bootstrap.servers` unless the file or `-X` set it.
+//!
+//! Secrets (`sasl.password`, key passwords, OAuth secrets, JAAS configs: see
+//! `schema::settings::is_secret`) never reach a log line or an error message: [`redacted`]
+//! and [`KafkaArgs::describe`] replace them with `[redacted]`, `Debug` for [`KafkaArgs`] does
+//! too, [`LoggingContext`] masks their values in everything librdkafka logs, and
+//! [`creation_error`] in configuration errors.
+#![deny(missing_docs)]
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,8 +28,9 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::TopicPartitionList;
 use schema::settings;
 
-/// Connection arguments, flattened into every process's command line.
-#[derive(Debug, Clone, clap::Args)]
+/// Connection arguments, flattened into every process's command line. `Debug` shows the
+/// `-X` settings with secrets redacted.
+#[derive(Clone, clap::Args)]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT…].
     #[arg(long, global = true, env = settings::BOOTSTRAP_ENV, default_value = settings::DEFAULT_BROKERS, value_name = "HOST:PORT")]
@@ -33,6 +41,24 @@ pub struct KafkaArgs {
     /// A Java properties file of librdkafka settings, as Kafka's own tools take it.
     #[arg(long, global = true, value_name = "FILE")]
     pub client_config: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for KafkaArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let properties: Vec<String> = self
+            .properties
+            .iter()
+            .map(|property| match property.split_once('=') {
+                Some((key, value)) => format!("{key}={}", settings::redact(key.trim(), value)),
+                None => property.clone(),
+            })
+            .collect();
+        f.debug_struct("KafkaArgs")
+            .field("brokers", &self.brokers)
+            .field("properties", &properties)
+            .field("client_config", &self.client_config)
+            .finish()
+    }
 }
 
 impl KafkaArgs {
@@ -147,8 +173,10 @@ pub fn redacted(config: &ClientConfig) -> String {
         .join(" ")
 }
 
-/// librdkafka's configuration errors quote the key and the value: never a secret's value.
-fn creation_error(error: KafkaError, what: &str) -> anyhow::Error {
+/// The error for a client librdkafka would not create (`what`: "producer", "consumer", …).
+/// librdkafka's configuration errors quote the key and the value: here a secret's value is
+/// replaced by `[redacted]`.
+pub fn creation_error(error: KafkaError, what: &str) -> anyhow::Error {
     match error {
         KafkaError::ClientConfig(_, _, key, _) if settings::is_secret(&key) => {
             anyhow!(
@@ -313,27 +341,50 @@ pub async fn ensure_topics(args: &KafkaArgs, topics: &[(&str, i32)]) -> Result<(
     Ok(())
 }
 
+/// What a client configuration can be built from: the command line's [`KafkaArgs`] or a
+/// ready [`ClientConfig`].
+pub trait ClientSettings {
+    /// The base client configuration.
+    fn base_config(&self) -> Result<ClientConfig>;
+}
+
+impl ClientSettings for KafkaArgs {
+    fn base_config(&self) -> Result<ClientConfig> {
+        self.client_config()
+    }
+}
+
+impl ClientSettings for ClientConfig {
+    fn base_config(&self) -> Result<ClientConfig> {
+        Ok(self.clone())
+    }
+}
+
 /// Waits until the cluster answers a metadata request, retrying with exponential backoff
-/// (0.25 s doubling to 8 s) and logging each failure; fails after `timeout`.
-pub fn wait_for_broker(args: &KafkaArgs, timeout: Duration) -> Result<()> {
-    let consumer = args.base_consumer()?;
+/// (0.25 s doubling to 8 s) and logging each failure at warn; fails after `timeout`. Takes
+/// [`KafkaArgs`] or a [`ClientConfig`].
+pub fn wait_for_broker<S: ClientSettings + ?Sized>(settings: &S, timeout: Duration) -> Result<()> {
+    let mut config = settings.base_config()?;
+    config
+        .set("group.id", "kafka-iforest-tools")
+        .set("enable.auto.commit", "false");
+    let brokers = config.get("bootstrap.servers").unwrap_or("?").to_string();
+    let consumer: BaseConsumer<LoggingContext> = config
+        .create_with_context(LoggingContext::new(&config))
+        .map_err(|error| creation_error(error, "consumer"))?;
     let deadline = Instant::now() + timeout;
     let mut backoff = Duration::from_millis(250);
     loop {
-        match consumer.fetch_metadata(None, Duration::from_secs(5)) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let attempt = left.clamp(Duration::from_millis(100), Duration::from_secs(5));
+        match consumer.fetch_metadata(None, attempt) {
             Ok(_) => return Ok(()),
             Err(error) if Instant::now() + backoff < deadline => {
-                log::warn!(
-                    "broker {} not reachable ({error}); retrying in {backoff:?}",
-                    args.brokers
-                );
+                log::warn!("broker {brokers} not reachable ({error}); retrying in {backoff:?}");
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(8));
             }
-            Err(error) => bail!(
-                "broker {} not reachable after {timeout:?}: {error}",
-                args.brokers
-            ),
+            Err(error) => bail!("broker {brokers} not reachable after {timeout:?}: {error}"),
         }
     }
 }
@@ -401,5 +452,107 @@ mod tests {
             "producer",
         );
         assert!(!format!("{error:#}").contains("hunter2"));
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    }
+
+    #[test]
+    fn the_command_line_takes_x_repeated_and_a_properties_file() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from([
+            "p",
+            "--brokers",
+            "b:1",
+            "-X",
+            "a=1",
+            "-Xb=2",
+            "--client-config",
+            "f.properties",
+        ])
+        .unwrap();
+        assert_eq!(cli.kafka.brokers, "b:1");
+        assert_eq!(cli.kafka.properties, ["a=1", "b=2"]);
+        assert_eq!(
+            cli.kafka.client_config.as_deref(),
+            Some(std::path::Path::new("f.properties"))
+        );
+        let error = Cli::try_parse_from(["p", "-X", "novalue"])
+            .unwrap()
+            .kafka
+            .client_config()
+            .unwrap_err();
+        assert!(format!("{error:#}").contains("novalue"), "{error:#}");
+    }
+
+    #[test]
+    fn every_setting_is_shown_and_only_secrets_are_hidden() {
+        let args = KafkaArgs {
+            brokers: "h:1".into(),
+            properties: vec![
+                "sasl.username=alice".into(),
+                "sasl.password=TopSecret-2".into(),
+                "ssl.key.password=KeyPass-3".into(),
+                "sasl.jaas.config=x required password=\"Jaas-4\";".into(),
+                "security.protocol=SASL_SSL".into(),
+            ],
+            client_config: None,
+        };
+        let config = args.consumer_config("g").unwrap();
+        let shown = redacted(&config);
+        for secret in ["TopSecret-2", "KeyPass-3", "Jaas-4"] {
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(!format!("{args:?}").contains(secret), "{args:?}");
+        }
+        for visible in [
+            "bootstrap.servers=h:1",
+            "sasl.username=alice",
+            "security.protocol=SASL_SSL",
+            "group.id=g",
+            "enable.auto.offset.store=false",
+            "sasl.password=[redacted]",
+            "ssl.key.password=[redacted]",
+            "sasl.jaas.config=[redacted]",
+        ] {
+            assert!(shown.contains(visible), "{visible} missing from {shown}");
+        }
+        assert_eq!(
+            shown.split(' ').count(),
+            config.config_map().len(),
+            "one entry per setting: {shown}"
+        );
+    }
+
+    #[test]
+    fn waiting_for_no_broker_gives_up_on_time_without_naming_secrets() {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("sasl.password", "TopSecret-5");
+        let started = Instant::now();
+        let error = wait_for_broker(&config, Duration::from_millis(1500)).unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        let text = format!("{error:#}");
+        assert!(text.contains("127.0.0.1:1"), "{text}");
+        assert!(!text.contains("TopSecret"), "{text}");
+        // The same through the command line's arguments.
+        let args = KafkaArgs::for_brokers("127.0.0.1:1");
+        assert!(wait_for_broker(&args, Duration::from_millis(500)).is_err());
+    }
+
+    #[test]
+    fn partitions_are_described_for_logs() {
+        let mut list = TopicPartitionList::new();
+        assert_eq!(describe_partitions(&list), "none");
+        list.add_partition("t", 0);
+        list.add_partition("t", 2);
+        assert_eq!(describe_partitions(&list), "t/0, t/2");
     }
 }
