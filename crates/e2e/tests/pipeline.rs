@@ -3,38 +3,17 @@
 //! same seeded stream with the same model flags.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Duration;
 
-use e2e::{bin, create_topics, read_topic, run_ok, tally, unique};
+use e2e::{read_topic, run_ok, tally, unique, Pipeline};
 
 const RECORDS: usize = 20_000;
 const SEED: u64 = 7;
 
 #[test]
 fn generator_to_detector_flags_exactly_what_offline_scoring_flags() {
-    let transactions = unique("e2e-tx");
-    let anomalies = unique("e2e-anomalies");
-    let dead_letters = unique("e2e-dlq");
-    create_topics(&[(&transactions, 3), (&anomalies, 1), (&dead_letters, 1)]);
-    let dir = tempfile::tempdir().unwrap();
-    let model_path = dir.path().join("model.bin");
-
-    run_ok(
-        Command::new(bin("trainer"))
-            .args(["fit", "--out"])
-            .arg(&model_path),
-    );
-    let sent = run_ok(Command::new(bin("generator")).args([
-        "--topic",
-        &transactions,
-        "--count",
-        &RECORDS.to_string(),
-        "--rate",
-        "0",
-        "--seed",
-        &SEED.to_string(),
-    ]));
+    let pipeline = Pipeline::new("e2e", 3);
+    let sent = pipeline.generate(RECORDS as u64, SEED, 0);
     let summary = String::from_utf8_lossy(&sent.stdout);
     assert!(
         summary.contains(&format!("acknowledged={RECORDS}")),
@@ -42,7 +21,7 @@ fn generator_to_detector_flags_exactly_what_offline_scoring_flags() {
     );
 
     // What the detector must find: the same stream, scored offline with the same model.
-    let model = iforest::IsolationForest::load(&model_path).unwrap();
+    let model = pipeline.model();
     let stream: Vec<schema::Transaction> =
         generator::synthetic_records(SEED, 0.7, 0, RECORDS as u64).collect();
     assert_eq!(stream.len(), RECORDS);
@@ -58,21 +37,9 @@ fn generator_to_detector_flags_exactly_what_offline_scoring_flags() {
     );
 
     let output = run_ok(
-        Command::new(bin("detector"))
-            .args([
-                "--input-topic",
-                &transactions,
-                "--output-topic",
-                &anomalies,
-                "--dlq-topic",
-                &dead_letters,
-                "--group",
-                &unique("e2e-detectors"),
-                "--idle-exit",
-                "5",
-                "--model",
-            ])
-            .arg(&model_path),
+        pipeline
+            .detector(&unique("e2e-detectors"))
+            .args(["--idle-exit", "5"]),
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -80,10 +47,10 @@ fn generator_to_detector_flags_exactly_what_offline_scoring_flags() {
         "detector said: {stdout}"
     );
 
-    let received = read_topic(&anomalies, Duration::from_secs(60), |got| {
+    let received = read_topic(&pipeline.anomalies, Duration::from_secs(60), |got| {
         got.len() >= expected.len()
     });
-    let model_id = iforest::model_id(&std::fs::read(&model_path).unwrap());
+    let model_id = iforest::model_id(&std::fs::read(&pipeline.model_path).unwrap());
     let mut found = Vec::new();
     for record in &received {
         let anomaly = schema::Anomaly::decode(&record.value).expect("an anomaly record");
@@ -116,7 +83,7 @@ fn generator_to_detector_flags_exactly_what_offline_scoring_flags() {
         unexpected.is_empty(),
         "unexpected anomalies, e.g. {unexpected:?}"
     );
-    let dead = read_topic(&dead_letters, Duration::from_secs(2), |_| false);
+    let dead = read_topic(&pipeline.dead_letters, Duration::from_secs(2), |_| false);
     assert!(
         dead.is_empty(),
         "good records went to the dead-letter topic: {}",

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use e2e::{bin, create_topics, read_topic, run_ok, tally, unique, wait_until, Guard};
+use e2e::{read_topic, run_ok, tally, unique, wait_until, Guard, Pipeline};
 
 const HALF: u64 = 5_000;
 
@@ -17,21 +17,6 @@ fn owned(log: &Path) -> usize {
         .filter(|line| line.contains("assigned partitions:"))
         .next_back()
         .map_or(0, |line| line.matches('/').count())
-}
-
-fn produce(topic: &str, first_id: u64) {
-    run_ok(Command::new(bin("generator")).args([
-        "--topic",
-        topic,
-        "--count",
-        &HALF.to_string(),
-        "--rate",
-        "0",
-        "--seed",
-        &first_id.to_string(),
-        "--first-id",
-        &first_id.to_string(),
-    ]));
 }
 
 fn anomaly_ids(topic: &str, expected: usize) -> Vec<String> {
@@ -50,18 +35,8 @@ fn anomaly_ids(topic: &str, expected: usize) -> Vec<String> {
 
 #[test]
 fn two_detectors_share_the_partitions_and_survive_one_stopping() {
-    let transactions = unique("scale-tx");
-    let anomalies = unique("scale-anomalies");
-    let dead_letters = unique("scale-dlq");
-    create_topics(&[(&transactions, 3), (&anomalies, 1), (&dead_letters, 1)]);
-    let dir = tempfile::tempdir().unwrap();
-    let model_path = dir.path().join("model.bin");
-    run_ok(
-        Command::new(bin("trainer"))
-            .args(["fit", "--out"])
-            .arg(&model_path),
-    );
-    let model = iforest::IsolationForest::load(&model_path).unwrap();
+    let pipeline = Pipeline::new("scale", 3);
+    let model = pipeline.model();
     let expected_for = |first_id: u64| -> BTreeSet<String> {
         generator::synthetic_records(first_id, 0.7, first_id as i64, HALF)
             .filter(|tx| model.predict(&tx.features).unwrap())
@@ -71,12 +46,9 @@ fn two_detectors_share_the_partitions_and_survive_one_stopping() {
 
     let group = unique("scale-group");
     let start = |name: &str| {
-        let log = dir.path().join(format!("{name}.log"));
-        let child = Command::new(bin("detector"))
-            .arg("--model")
-            .arg(&model_path)
-            .args(["--input-topic", &transactions, "--output-topic", &anomalies])
-            .args(["--dlq-topic", &dead_letters, "--group", &group])
+        let log = pipeline.dir.path().join(format!("{name}.log"));
+        let child = pipeline
+            .detector(&group)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -101,9 +73,9 @@ fn two_detectors_share_the_partitions_and_survive_one_stopping() {
     );
 
     // Both at work: every anomaly of the first half arrives.
-    produce(&transactions, 0);
+    pipeline.generate(HALF, 0, 0);
     let mut expected = expected_for(0);
-    let found: BTreeSet<String> = anomaly_ids(&anomalies, expected.len())
+    let found: BTreeSet<String> = anomaly_ids(&pipeline.anomalies, expected.len())
         .into_iter()
         .collect();
     assert_eq!(
@@ -131,9 +103,9 @@ fn two_detectors_share_the_partitions_and_survive_one_stopping() {
         || owned(&first_log) == 3,
     );
 
-    produce(&transactions, HALF);
+    pipeline.generate(HALF, HALF, HALF);
     expected.extend(expected_for(HALF));
-    let ids = anomaly_ids(&anomalies, expected.len());
+    let ids = anomaly_ids(&pipeline.anomalies, expected.len());
     let counts = tally(ids);
     let found: BTreeSet<String> = counts.keys().cloned().collect();
     let duplicates: usize = counts.values().map(|n| n - 1).sum();

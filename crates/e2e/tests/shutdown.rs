@@ -3,9 +3,10 @@
 //! nothing lost, nothing read twice.
 
 use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
-use e2e::{bin, create_topics, read_topic, run_ok, unique, wait_until, Guard};
+use e2e::{read_topic, run_ok, unique, wait_until, Guard, Pipeline};
 
 const RECORDS: u64 = 100_000;
 
@@ -19,32 +20,12 @@ fn consumed(summary: &str) -> u64 {
 
 #[test]
 fn sigterm_commits_and_a_restart_reads_only_the_rest() {
-    let transactions = unique("shutdown-tx");
-    let anomalies = unique("shutdown-anomalies");
-    let dead_letters = unique("shutdown-dlq");
-    create_topics(&[(&transactions, 3), (&anomalies, 1), (&dead_letters, 1)]);
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("model.bin");
-    run_ok(
-        Command::new(bin("trainer"))
-            .args(["fit", "--out"])
-            .arg(&model),
-    );
-    run_ok(Command::new(bin("generator")).args([
-        "--topic",
-        &transactions,
-        "--count",
-        &RECORDS.to_string(),
-        "--rate",
-        "0",
-    ]));
+    let pipeline = Pipeline::new("shutdown", 3);
+    pipeline.generate(RECORDS, 0, 0);
     let group = unique("shutdown-group");
     let detector = |extra: &[&str]| {
-        Command::new(bin("detector"))
-            .arg("--model")
-            .arg(&model)
-            .args(["--input-topic", &transactions, "--output-topic", &anomalies])
-            .args(["--dlq-topic", &dead_letters, "--group", &group])
+        pipeline
+            .detector(&group)
             // Small batches keep the first detector mid-stream when the signal comes.
             .args(["--batch-size", "100"])
             .args(extra)
@@ -55,7 +36,7 @@ fn sigterm_commits_and_a_restart_reads_only_the_rest() {
     };
 
     let mut first = Guard(detector(&[]));
-    read_topic(&anomalies, Duration::from_secs(60), |got| {
+    read_topic(&pipeline.anomalies, Duration::from_secs(60), |got| {
         got.len() >= 1_000
     });
     let signalled = Instant::now();
