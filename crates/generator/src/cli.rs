@@ -1,0 +1,43 @@
+//! The command line, as typed: raw values, checked by [`crate::Config::from_cli`].
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Produce transactions into Kafka: the original pipeline's synthetic stream (seeded), or a
+/// replayed CSV table with its labels. Prints one summary line at the end and exits non-zero
+/// if any record was not acknowledged.
+#[derive(Debug, Parser)]
+#[command(name = "generator", version, about)]
+pub struct Cli {
+    /// Records to send; 0 = until stopped (synthetic) or the whole table (--csv).
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub count: u64,
+    /// Records per second; 0 = as fast as the broker takes them.
+    #[arg(long, default_value_t = 100.0, value_name = "R")]
+    pub rate: f64,
+    /// Probability that a synthetic record is an outlier, uniform in [−4, 4]².
+    #[arg(long, default_value_t = 0.7, value_name = "P")]
+    pub outlier_probability: f64,
+    /// Random seed: the same seed gives the same records.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Id of the first record; the next ones count up.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub first_id: i64,
+    /// Replay this CSV table (header line, numeric columns) instead of the synthetic stream.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Column of the CSV holding 0/1 labels: sent as the record's `label`, not as a feature.
+    #[arg(long, value_name = "NAME", requires = "csv")]
+    pub label_column: Option<String>,
+    /// Topic to write to.
+    #[arg(long, default_value = schema::topics::TRANSACTIONS)]
+    pub topic: String,
+    /// Seconds to wait at the end for the broker to acknowledge what is still in flight.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub flush_timeout: f64,
+    /// Kafka connection.
+    #[command(flatten)]
+    pub kafka: bus::KafkaArgs,
+}

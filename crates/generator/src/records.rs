@@ -1,0 +1,234 @@
+//! What the generator sends: the original pipeline's synthetic stream, or a CSV table's rows.
+
+use std::path::Path;
+
+use anyhow::Result;
+use chrono::Utc;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use schema::Transaction;
+
+/// The original pipeline's synthetic stream (`seed_producer.py`): with probability
+/// `outlier_probability` a point uniform in [−4, 4]², otherwise 0.3·N(0, 1) around (2, 2) or
+/// (−2, −2) with equal chance; rounded to 3 decimals. Ids count up from `first_id`; `count` 0
+/// = without end.
+///
+/// The same seed gives the same ids and features (ChaCha's stream is stable across versions),
+/// so tests and tools know every record in advance. `current_time` is the time each record is
+/// drawn, as the original writes it.
+pub fn synthetic_records(
+    seed: u64,
+    outlier_probability: f64,
+    first_id: i64,
+    count: u64,
+) -> impl Iterator<Item = Transaction> {
+    let mut points = SyntheticPoints::new(seed, outlier_probability);
+    let mut next_id = first_id;
+    let mut left = (count > 0).then_some(count);
+    std::iter::from_fn(move || {
+        if let Some(left) = left.as_mut() {
+            *left = left.checked_sub(1)?;
+        }
+        let id = next_id;
+        next_id = next_id.wrapping_add(1);
+        Some(Transaction::new(
+            id,
+            points.next_point().to_vec(),
+            Utc::now().naive_utc(),
+        ))
+    })
+}
+
+/// The points of [`synthetic_records`], without ids or times.
+pub struct SyntheticPoints {
+    rng: ChaCha8Rng,
+    outlier_probability: f64,
+}
+
+impl SyntheticPoints {
+    /// The stream for `seed`.
+    pub fn new(seed: u64, outlier_probability: f64) -> Self {
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            outlier_probability,
+        }
+    }
+
+    /// The next point.
+    pub fn next_point(&mut self) -> [f64; 2] {
+        let rng = &mut self.rng;
+        let point = if rng.random::<f64>() < self.outlier_probability {
+            [rng.random_range(-4.0..4.0), rng.random_range(-4.0..4.0)]
+        } else {
+            let centre = if rng.random::<bool>() { 2.0 } else { -2.0 };
+            let x: f64 = rng.sample(StandardNormal);
+            let y: f64 = rng.sample(StandardNormal);
+            [0.3 * x + centre, 0.3 * y + centre]
+        };
+        point.map(round3)
+    }
+}
+
+/// Rounds to 3 decimals as numpy's `round` does (half to even).
+fn round3(value: f64) -> f64 {
+    (value * 1000.0).round_ties_even() / 1000.0
+}
+
+/// The rows of a CSV table (header line, numeric cells) as transactions, ids counting up from
+/// `first_id`. Every column but `label_column` is a feature, in file order (as the trainer
+/// reads the same file); the label column's 0/1 rides along as `label`.
+pub fn csv_records(
+    path: &Path,
+    label_column: Option<&str>,
+    first_id: i64,
+) -> Result<Vec<Transaction>> {
+    let selection = trainer::data::CsvSelection {
+        label_column,
+        columns: None,
+    };
+    let table = trainer::data::read_csv(path, &selection)?;
+    let now = Utc::now().naive_utc();
+    Ok((0..table.rows())
+        .map(|row| {
+            let transaction = Transaction::new(first_id + row as i64, table.row(row).to_vec(), now);
+            match &table.labels {
+                Some(labels) => transaction.with_label(labels[row]),
+                None => transaction,
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn features(records: impl Iterator<Item = Transaction>) -> Vec<Vec<f64>> {
+        records.map(|t| t.features).collect()
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_records() {
+        let first = features(synthetic_records(5, 0.7, 10, 2000));
+        assert_eq!(first, features(synthetic_records(5, 0.7, 10, 2000)));
+        assert_ne!(first, features(synthetic_records(6, 0.7, 10, 2000)));
+        // A prefix of a longer stream is the shorter stream.
+        assert_eq!(
+            first[..100],
+            features(synthetic_records(5, 0.7, 10, 100))[..]
+        );
+    }
+
+    #[test]
+    fn ids_count_up_from_the_first_and_key_the_records() {
+        let records: Vec<Transaction> = synthetic_records(1, 0.7, -3, 5).collect();
+        let keys: Vec<String> = records.iter().map(Transaction::key).collect();
+        assert_eq!(keys, ["-3", "-2", "-1", "0", "1"]);
+        assert_eq!(
+            synthetic_records(1, 0.7, 0, 0).take(10_000).count(),
+            10_000,
+            "0 = no end"
+        );
+        assert_eq!(synthetic_records(1, 0.7, 0, 1).count(), 1);
+    }
+
+    #[test]
+    fn records_look_like_the_originals() {
+        let record = synthetic_records(3, 0.7, 4, 1).next().unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&record.encode()).unwrap();
+        assert_eq!(value["id"], 4);
+        assert_eq!(
+            value["data"].as_array().unwrap().len(),
+            1,
+            "nested: [[x, y]]"
+        );
+        assert_eq!(value["data"][0].as_array().unwrap().len(), 2);
+        let time = value["current_time"].as_str().unwrap();
+        assert!(
+            chrono::NaiveDateTime::parse_from_str(time, "%Y-%m-%dT%H:%M:%S%.6f").is_ok(),
+            "naive UTC with microseconds, as Python's isoformat(): {time}"
+        );
+    }
+
+    #[test]
+    fn the_mix_of_outliers_and_clusters_is_the_originals() {
+        let n = 20_000;
+        let points = features(synthetic_records(7, 0.7, 0, n));
+        let mut near = [0usize; 2];
+        for point in &points {
+            assert!(point
+                .iter()
+                .all(|v| v.abs() <= 4.0 || (v.abs() - 2.0).abs() < 2.5));
+            assert!(
+                point
+                    .iter()
+                    .all(|v| (v * 1000.0 - (v * 1000.0).round()).abs() < 1e-6),
+                "3 decimals: {point:?}"
+            );
+            for (slot, centre) in [2.0, -2.0].into_iter().enumerate() {
+                if (point[0] - centre).hypot(point[1] - centre) < 0.3 * 3.0 {
+                    near[slot] += 1;
+                }
+            }
+        }
+        // Cluster points (30%, split evenly) fall within 3σ of their centre 98.9% of the
+        // time; outliers (70%, uniform over an 8×8 square) land in a radius-0.9 disc
+        // π·0.81/64 = 4% of the time.
+        let expected = n as f64 * (0.15 * 0.989 + 0.7 * std::f64::consts::PI * 0.81 / 64.0);
+        for count in near {
+            let count = count as f64;
+            assert!(
+                (count - expected).abs() < expected * 0.08,
+                "{count} vs {expected}"
+            );
+        }
+        let all_outliers = features(synthetic_records(7, 1.0, 0, 5000));
+        assert!(all_outliers
+            .iter()
+            .all(|p| p.iter().all(|v| (-4.0..=4.0).contains(v))));
+        let clusters = features(synthetic_records(7, 0.0, 0, 5000));
+        let mean_abs = clusters.iter().map(|p| p[0].abs()).sum::<f64>() / 5000.0;
+        assert!((mean_abs - 2.0).abs() < 0.05, "{mean_abs}");
+        let same_sign = clusters
+            .iter()
+            .filter(|p| p[0].signum() == p[1].signum())
+            .count();
+        assert!(same_sign > 4950, "x and y share their cluster: {same_sign}");
+    }
+
+    #[test]
+    fn rounding_is_numpys() {
+        assert_eq!(round3(2.3915), 2.392);
+        assert_eq!(round3(-1.2204), -1.22);
+        assert_eq!(round3(0.0005), 0.0, "half to even");
+        assert_eq!(round3(0.0015), 0.002, "half to even");
+    }
+
+    #[test]
+    fn a_csv_replays_with_its_labels() {
+        let dir = std::env::temp_dir().join(format!("generator-csv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.csv");
+        std::fs::write(&path, "a,label,b,c\n1,0,2,3\n-1.5,1,0.25,9e3\n").unwrap();
+        let records = csv_records(&path, Some("label"), 100).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].features, [1.0, 2.0, 3.0]);
+        assert_eq!(records[1].features, [-1.5, 0.25, 9000.0]);
+        assert_eq!((records[0].label, records[1].label), (Some(0), Some(1)));
+        assert_eq!(
+            (records[0].key(), records[1].key()),
+            ("100".into(), "101".into())
+        );
+        let unlabelled = csv_records(&path, None, 0).unwrap();
+        assert_eq!(
+            unlabelled[1].features.len(),
+            4,
+            "no label column: every column"
+        );
+        assert_eq!(unlabelled[1].label, None);
+        let error = csv_records(&path, Some("nope"), 0).unwrap_err();
+        assert!(format!("{error:#}").contains("nope"), "{error:#}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
