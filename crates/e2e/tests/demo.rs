@@ -43,7 +43,7 @@ fn demo_shows_anomalies_and_leaves_nothing_running() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let shown = stdout
         .lines()
-        .filter(|line| line.contains("anomaly_score"))
+        .filter(|line| line.contains("anomaly id="))
         .count();
     assert!(
         shown >= 100,
