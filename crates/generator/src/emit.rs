@@ -127,6 +127,7 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary> {
     let started = Instant::now();
     let schedule = Schedule::new(started, config.rate);
     let mut sent = 0u64;
+    let mut unpolled = 0u32;
     for transaction in config.records() {
         if stop.load(Ordering::Relaxed) {
             log::info!("stopping on a signal after {sent} records");
@@ -153,7 +154,10 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary> {
             }
         }
         sent += 1;
-        if sent % 256 == 0 {
+        unpolled += 1;
+        if unpolled == 256 {
+            // Serve acknowledgements now and then, not per record.
+            unpolled = 0;
             producer.poll(Duration::ZERO);
             bar.set_position(sent);
         }

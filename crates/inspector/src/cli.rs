@@ -22,7 +22,7 @@ pub enum Command {
     Tail(TailArgs),
     /// List topics, their partitions and low/high watermarks.
     Topics(TopicsArgs),
-    /// Create topics that do not exist yet: NAME[:PARTITIONS] (default 1 partition).
+    /// Create topics that do not exist yet: `NAME[:PARTITIONS]` (default 1 partition).
     CreateTopics(CreateTopicsArgs),
 }
 

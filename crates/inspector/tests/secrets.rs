@@ -52,11 +52,12 @@ fn secrets_never_reach_stdout_or_stderr() {
             stderr.contains("127.0.0.1:1"),
             "{command:?} names the broker:\n{stderr}"
         );
+        // (librdkafka's own debug lines are not asserted here: the inspector fails at its first
+        // metadata request and may exit before they are served; the generator's test has them.)
         for shown in [
             "sasl.password=[redacted]",
             "ssl.key.password=[redacted]",
             "sasl.username=u",
-            "DEBUG librdkafka",
         ] {
             assert!(
                 stderr.contains(shown),
