@@ -42,7 +42,7 @@ pub enum ParamsError {
 #[non_exhaustive]
 pub enum FitError {
     /// A hyper-parameter is invalid.
-    #[error("invalid parameters: {0}")]
+    #[error("invalid parameters")]
     InvalidParams(#[from] ParamsError),
     /// No rows to learn from.
     #[error("the training data is empty")]
