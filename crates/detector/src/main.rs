@@ -3,24 +3,29 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // The logger first: librdkafka's log level is read when a client config is created.
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cli = detector::Cli::parse();
+    // Flags and model are checked before anything connects.
+    let config = match detector::Config::from_cli(detector::Cli::parse()) {
+        Ok(config) => config,
+        Err(error) => return fail(&error),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("detector: error: cannot start the runtime: {error}");
-            return ExitCode::from(2);
-        }
+        Err(error) => return fail(&anyhow::Error::new(error).context("cannot start the runtime")),
     };
-    match runtime.block_on(detector::run(&cli, detector::termination_signal())) {
+    match runtime.block_on(detector::run(config, detector::termination_signal())) {
         Ok(_) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("detector: error: {error:#}");
-            ExitCode::from(2)
-        }
+        Err(error) => fail(&error),
     }
+}
+
+/// One line on stderr naming the problem, exit status 2.
+fn fail(error: &anyhow::Error) -> ExitCode {
+    eprintln!("detector: error: {error:#}");
+    ExitCode::from(2)
 }

@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use iforest::IsolationForest;
-
-use crate::scoring::Scorer;
+use crate::scoring::{Model, Scorer};
 
 /// What identifies a version of the file without reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,19 +76,19 @@ impl ModelWatcher {
         } else {
             "the model file changed"
         };
-        match Scorer::load_model(&self.path) {
-            Ok((_, id)) if id == scorer.model_id() => {
-                log::info!("{reason}: model {id} is already in use");
+        match Model::load(&self.path) {
+            Ok(model) if model.id == scorer.model().id => {
+                log::info!("{reason}: model {} is already in use", model.id);
                 false
             }
-            Ok((model, id)) => {
-                swap(scorer, model, id, reason);
+            Ok(model) => {
+                swap(scorer, model, reason);
                 true
             }
             Err(error) => {
                 log::error!(
                     "{reason}: new model refused, keeping {}: {error:#}",
-                    scorer.model_id()
+                    scorer.model().id
                 );
                 false
             }
@@ -98,18 +96,20 @@ impl ModelWatcher {
     }
 }
 
-fn swap(scorer: &mut Scorer, model: IsolationForest, id: String, reason: &str) {
-    if model.n_features() != scorer.model().n_features() {
+fn swap(scorer: &mut Scorer, model: Model, reason: &str) {
+    let (new, old) = (&model.forest, &scorer.model().forest);
+    if new.n_features() != old.n_features() {
         log::warn!(
             "the new model takes {} features, the old one {}: records of the old width will be dead letters",
-            model.n_features(),
-            scorer.model().n_features()
+            new.n_features(),
+            old.n_features()
         );
     }
-    let old = scorer.replace_model(model, id);
+    let old = scorer.replace_model(model);
     log::info!(
-        "{reason}: model {} in use (was {old}), threshold {:.4}",
-        scorer.model_id(),
-        scorer.model().threshold()
+        "{reason}: model {} in use (was {}), threshold {:.4}",
+        scorer.model().id,
+        old.id,
+        scorer.model().forest.threshold()
     );
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 use chrono::Utc;
-use iforest::IsolationForest;
+use iforest::{IsolationForest, ScoreError};
 use schema::{encode_anomaly, DeadLetter, DecodeLimits, Rejection, Transaction, Verdict};
 
 /// One record as read from Kafka.
@@ -60,28 +60,53 @@ pub struct BatchOutcome {
     pub reasons: BTreeMap<&'static str, u64>,
 }
 
+/// A loaded, validated model and its id (the content hash of its file, which every anomaly
+/// names).
+pub struct Model {
+    /// The forest.
+    pub forest: IsolationForest,
+    /// `iforest::model_id` of the file's bytes.
+    pub id: String,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("id", &self.id)
+            .field("forest", &self.forest)
+            .finish()
+    }
+}
+
+impl Model {
+    /// Loads and checks a model file; the error names the file and the problem.
+    pub fn load(path: &Path) -> Result<Model> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read the model file {}", path.display()))?;
+        let forest = IsolationForest::from_bytes(&bytes)
+            .with_context(|| format!("{} is not a usable model", path.display()))?;
+        Ok(Model {
+            forest,
+            id: iforest::model_id(&bytes),
+        })
+    }
+}
+
 /// The model and everything needed to turn records into verdicts.
 pub struct Scorer {
-    model: IsolationForest,
-    model_id: String,
+    model: Model,
     limits: DecodeLimits,
     source_topic: String,
-    /// Reused across batches: the valid rows, flat, and their scores.
+    /// Reused across batches: the valid rows, flat and row-major, and their scores.
     rows: Vec<f64>,
     scores: Vec<f64>,
 }
 
 impl Scorer {
     /// A scorer for records from `source_topic`.
-    pub fn new(
-        model: IsolationForest,
-        model_id: String,
-        limits: DecodeLimits,
-        source_topic: &str,
-    ) -> Self {
+    pub fn new(model: Model, limits: DecodeLimits, source_topic: &str) -> Self {
         Self {
             model,
-            model_id,
             limits,
             source_topic: source_topic.to_string(),
             rows: Vec::new(),
@@ -89,35 +114,26 @@ impl Scorer {
         }
     }
 
-    /// Loads and checks a model file; the error names the file and the problem.
-    pub fn load_model(path: &Path) -> Result<(IsolationForest, String)> {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read the model file {}", path.display()))?;
-        let model = IsolationForest::from_bytes(&bytes)
-            .with_context(|| format!("{} is not a usable model", path.display()))?;
-        Ok((model, iforest::model_id(&bytes)))
-    }
-
     /// The model in use.
-    pub fn model(&self) -> &IsolationForest {
+    pub fn model(&self) -> &Model {
         &self.model
     }
 
-    /// Swaps in another model, returning the old one's id.
-    pub fn replace_model(&mut self, model: IsolationForest, model_id: String) -> String {
-        self.model = model;
-        std::mem::replace(&mut self.model_id, model_id)
+    /// Swaps in another model (between batches), returning the old one.
+    pub fn replace_model(&mut self, model: Model) -> Model {
+        std::mem::replace(&mut self.model, model)
     }
 
-    /// The model's id.
-    pub fn model_id(&self) -> &str {
-        &self.model_id
-    }
-
-    /// Decodes, checks and scores a batch (one `score_batch` call for all valid rows).
-    pub fn process(&mut self, batch: &[Incoming<'_>]) -> BatchOutcome {
+    /// Decodes, checks and scores a batch (one `score_batch` call for all valid rows): the
+    /// anomalies and dead letters in input order, and per partition the last offset.
+    ///
+    /// A record that cannot be used becomes a dead letter; an error here means the scoring
+    /// kernel refused rows that were checked (a bug, not bad input), and the caller stops
+    /// without storing the batch's offsets.
+    pub fn process(&mut self, batch: &[Incoming<'_>]) -> Result<BatchOutcome, ScoreError> {
         let mut outcome = BatchOutcome::default();
-        let width = self.model.n_features();
+        let forest = &self.model.forest;
+        let width = forest.n_features();
         let mut accepted: Vec<(usize, Transaction)> = Vec::with_capacity(batch.len());
         let mut rejected: Vec<(usize, Rejection)> = Vec::new();
         self.rows.clear();
@@ -156,21 +172,9 @@ impl Scorer {
             }
         }
         self.scores.resize(accepted.len(), 0.0);
-        if let Err(error) = self.model.score_batch_into(&self.rows, &mut self.scores) {
-            // Unreachable: widths were checked and decoding refuses non-finite values.
-            log::error!("scoring failed ({error}); the batch's valid records go to dead letters");
-            for (index, _) in accepted.drain(..) {
-                rejected.push((
-                    index,
-                    Rejection::FeatureCount {
-                        expected: width,
-                        found: 0,
-                    },
-                ));
-            }
-        }
+        forest.score_batch_into(&self.rows, &mut self.scores)?;
         let detected_at = Utc::now();
-        let threshold = self.model.threshold();
+        let threshold = forest.threshold();
         let mut outputs: Vec<(usize, Output)> = Vec::new();
         for ((index, transaction), &anomaly_score) in accepted.iter().zip(&self.scores) {
             outcome.scored += 1;
@@ -180,7 +184,7 @@ impl Scorer {
                 let verdict = Verdict {
                     anomaly_score,
                     threshold,
-                    model: self.model_id.clone(),
+                    model: self.model.id.clone(),
                     partition: record.partition,
                     offset: record.offset,
                     detected_at,
@@ -225,16 +229,17 @@ impl Scorer {
         }
         outputs.sort_by_key(|(index, _)| *index);
         outcome.outputs = outputs.into_iter().map(|(_, output)| output).collect();
-        outcome
+        Ok(outcome)
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use iforest::{Contamination, IsolationForestParams};
 
-    fn scorer() -> Scorer {
+    /// A small 2-feature model: two clusters around (2, 2) and (−2, −2).
+    pub(crate) fn model() -> IsolationForest {
         let mut data = Vec::new();
         for i in 0..500 {
             let jitter = ((i as f64 * 0.618).fract() - 0.5) * 0.6;
@@ -242,12 +247,19 @@ mod tests {
             let centre = if i % 2 == 0 { 2.0 } else { -2.0 };
             data.extend([centre + jitter, centre + jitter2]);
         }
-        let model = IsolationForestParams::new()
+        IsolationForestParams::new()
             .contamination(Contamination::Fraction(0.01))
             .seed(1)
             .fit(&data, 2)
-            .unwrap();
-        Scorer::new(model, "m1".into(), DecodeLimits::default(), "transactions")
+            .unwrap()
+    }
+
+    fn scorer() -> Scorer {
+        let model = Model {
+            forest: model(),
+            id: "m1".into(),
+        };
+        Scorer::new(model, DecodeLimits::default(), "transactions")
     }
 
     fn record(partition: i32, offset: i64, payload: &[u8]) -> Incoming<'_> {
@@ -257,6 +269,11 @@ mod tests {
             key: Some(b"k"),
             payload: Some(payload),
         }
+    }
+
+    fn letter(output: &Output) -> DeadLetter {
+        assert_eq!(output.destination, Destination::DeadLetters);
+        DeadLetter::decode(&output.payload).unwrap()
     }
 
     #[test]
@@ -273,7 +290,7 @@ mod tests {
                 br#"{"id": 5, "data": [[-3.5, 3.5]], "current_time": "soon"}"#,
             ),
         ];
-        let outcome = scorer.process(&batch);
+        let outcome = scorer.process(&batch).unwrap();
         assert_eq!(
             (outcome.scored, outcome.anomalies, outcome.dead_letters),
             (3, 2, 2)
@@ -292,21 +309,94 @@ mod tests {
             (1, 5, "m1")
         );
         assert_eq!(outcome.outputs[0].key, b"2");
-        let letter = DeadLetter::decode(&outcome.outputs[2].payload).unwrap();
+        let bad = letter(&outcome.outputs[1]);
         assert_eq!(
-            (letter.reason.as_str(), letter.partition, letter.offset),
+            (bad.reason.as_str(), bad.partition, bad.offset),
+            ("not_json", 0, 11)
+        );
+        let wide = letter(&outcome.outputs[2]);
+        assert_eq!(
+            (wide.reason.as_str(), wide.partition, wide.offset),
             ("feature_count", 1, 6)
         );
+        assert_eq!(wide.source_topic, "transactions");
         assert_eq!(
-            letter.original().unwrap(),
-            br#"{"id": 4, "data": [[1, 2, 3]]}"#
+            wide.key.as_deref(),
+            Some("k"),
+            "a dead letter keeps the source key"
         );
+        assert_eq!(wide.original, br#"{"id": 4, "data": [[1, 2, 3]]}"#);
     }
 
     #[test]
-    fn batch_verdicts_match_single_row_predictions() {
+    fn a_record_whose_time_is_not_a_time_is_scored_anyway() {
         let mut scorer = scorer();
-        let payloads: Vec<Vec<u8>> = (0..200)
+        let payload = br#"{"id": 9, "data": [3.9, -3.9], "current_time": "yesterday"}"#;
+        let outcome = scorer.process(&[record(2, 0, payload)]).unwrap();
+        assert_eq!((outcome.scored, outcome.dead_letters), (1, 0));
+        let anomaly = schema::Anomaly::decode(&outcome.outputs[0].payload).unwrap();
+        assert_eq!(anomaly.current_time.as_deref(), Some("yesterday"));
+    }
+
+    #[test]
+    fn tombstones_and_oversized_records_are_dead_letters() {
+        let mut scorer = Scorer::new(
+            Model {
+                forest: model(),
+                id: "m1".into(),
+            },
+            DecodeLimits {
+                max_bytes: 64,
+                ..DecodeLimits::default()
+            },
+            "transactions",
+        );
+        let big = format!(
+            r#"{{"id": 1, "data": [1.0, 2.0], "pad": "{}"}}"#,
+            "x".repeat(64)
+        );
+        let batch = [
+            Incoming {
+                partition: 0,
+                offset: 0,
+                key: None,
+                payload: None,
+            },
+            record(0, 1, big.as_bytes()),
+        ];
+        let outcome = scorer.process(&batch).unwrap();
+        assert_eq!((outcome.scored, outcome.dead_letters), (0, 2));
+        assert_eq!(letter(&outcome.outputs[0]).key, None);
+        assert_eq!(letter(&outcome.outputs[1]).reason, "oversized");
+        assert_eq!(outcome.last_offsets, BTreeMap::from([(0, 1)]));
+    }
+
+    #[test]
+    fn an_empty_batch_produces_nothing_and_stores_nothing() {
+        let outcome = scorer().process(&[]).unwrap();
+        assert_eq!(outcome, BatchOutcome::default());
+    }
+
+    #[test]
+    fn the_last_offset_of_each_partition_is_the_highest_seen() {
+        let mut scorer = scorer();
+        let payload = br#"{"id": 1, "data": [2.0, 2.0]}"#;
+        let batch: Vec<Incoming> = [(0, 7), (2, 100), (0, 8), (1, 3), (2, 101), (0, 9)]
+            .into_iter()
+            .map(|(partition, offset)| record(partition, offset, payload))
+            .collect();
+        let outcome = scorer.process(&batch).unwrap();
+        assert_eq!(
+            outcome.last_offsets,
+            BTreeMap::from([(0, 9), (1, 3), (2, 101)])
+        );
+        assert!(outcome.outputs.is_empty(), "a normal record has no output");
+    }
+
+    #[test]
+    fn batch_verdicts_match_single_row_predictions_across_batches() {
+        let mut scorer = scorer();
+        let payloads: Vec<Vec<u8>> = (0..600)
             .map(|i| {
                 let x = (i as f64 * 0.37).sin() * 4.0;
                 let y = (i as f64 * 0.11).cos() * 4.0;
@@ -318,18 +408,24 @@ mod tests {
             .enumerate()
             .map(|(i, p)| record(0, i as i64, p))
             .collect();
-        let outcome = scorer.process(&batch);
-        let flagged: Vec<String> = outcome
-            .outputs
-            .iter()
-            .map(|o| String::from_utf8(o.key.clone()).unwrap())
-            .collect();
+        // Batches of different sizes reuse the buffers: same verdicts as one row at a time.
+        let mut flagged: Vec<String> = Vec::new();
+        for chunk in batch.chunks(250) {
+            let outcome = scorer.process(chunk).unwrap();
+            flagged.extend(
+                outcome
+                    .outputs
+                    .iter()
+                    .map(|o| String::from_utf8(o.key.clone()).unwrap()),
+            );
+        }
         let expected: Vec<String> = payloads
             .iter()
             .filter_map(|p| {
                 let tx = Transaction::decode(p, &DecodeLimits::default()).unwrap();
                 scorer
                     .model()
+                    .forest
                     .predict(&tx.features)
                     .unwrap()
                     .then(|| tx.key())
@@ -340,14 +436,38 @@ mod tests {
     }
 
     #[test]
+    fn a_replaced_model_scores_the_next_batch_and_is_named() {
+        let mut scorer = scorer();
+        let old = scorer.replace_model(Model {
+            forest: model(),
+            id: "m2".into(),
+        });
+        assert_eq!(old.id, "m1");
+        let outcome = scorer
+            .process(&[record(0, 0, br#"{"id": 1, "data": [3.9, -3.9]}"#)])
+            .unwrap();
+        let anomaly = schema::Anomaly::decode(&outcome.outputs[0].payload).unwrap();
+        assert_eq!(anomaly.model, "m2");
+    }
+
+    #[test]
     fn a_missing_or_broken_model_file_is_named() {
-        let error = Scorer::load_model(Path::new("/nonexistent/model.bin")).unwrap_err();
+        let error = Model::load(Path::new("/nonexistent/model.bin")).unwrap_err();
         assert!(format!("{error:#}").contains("/nonexistent/model.bin"));
         let dir = std::env::temp_dir().join(format!("detector-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let garbage = dir.join("garbage.bin");
         std::fs::write(&garbage, b"definitely not a model").unwrap();
-        let error = format!("{:#}", Scorer::load_model(&garbage).unwrap_err());
+        let error = format!("{:#}", Model::load(&garbage).unwrap_err());
         assert!(error.contains("not a model file"), "{error}");
+        assert!(error.contains("garbage.bin"), "{error}");
+    }
+
+    #[test]
+    fn model_and_scorer_can_move_between_threads() {
+        fn has_autotraits<T: Send + Sync + Unpin>() {}
+        has_autotraits::<Model>();
+        has_autotraits::<Scorer>();
+        has_autotraits::<BatchOutcome>();
     }
 }

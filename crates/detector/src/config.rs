@@ -1,0 +1,251 @@
+//! The checked configuration: [`Config::from_cli`] validates the command line, resolves it
+//! into durations, limits and topics, and loads the model, so a bad flag or a bad model stops
+//! the detector before it touches Kafka. Only a `Config` reaches [`run`](crate::run).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use rdkafka::producer::FutureProducer;
+use schema::DecodeLimits;
+
+use crate::cli::Cli;
+use crate::scoring::Model;
+
+/// The topics a detector reads and writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    /// Transactions, read in a consumer group.
+    pub input: String,
+    /// Anomalies, written.
+    pub output: String,
+    /// Dead letters, written.
+    pub dead_letters: String,
+}
+
+/// Everything a detector run needs, checked.
+#[derive(Debug)]
+pub struct Config {
+    /// The model, loaded and validated.
+    pub model: Model,
+    /// Where it was loaded from (watched for hot reload).
+    pub model_path: PathBuf,
+    /// Consumer group.
+    pub group: String,
+    /// Topic names.
+    pub topics: Topics,
+    /// Most records per batch (at least 1).
+    pub batch_size: usize,
+    /// Longest wait for a batch to fill once its first record is in.
+    pub batch_wait: Duration,
+    /// Batches whose outputs may await acknowledgement at once (at least 1). Their offsets
+    /// are stored oldest first, each once all its outputs (and those of every older batch)
+    /// are acknowledged.
+    pub in_flight_batches: usize,
+    /// Decoding limits (record size).
+    pub limits: DecodeLimits,
+    /// Stop after this many records.
+    pub max_records: Option<u64>,
+    /// Stop after this long without a record.
+    pub idle_exit: Option<Duration>,
+    /// How long to wait for the broker at start.
+    pub startup_timeout: Duration,
+    /// Kafka connection settings.
+    pub kafka: bus::KafkaArgs,
+}
+
+/// A number of seconds from the command line as a duration; the error names the flag.
+fn seconds(flag: &str, value: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .with_context(|| format!("{flag} must be a number of seconds, 0 or more, not {value}"))
+}
+
+/// What the flag checks resolve: the idle limit and the start-up timeout.
+struct Checked {
+    idle_exit: Duration,
+    startup_timeout: Duration,
+}
+
+/// The checks of every flag (no I/O); the error names the flag.
+fn check(cli: &Cli) -> Result<Checked> {
+    if cli.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    if cli.in_flight_batches == 0 {
+        bail!("--in-flight-batches must be at least 1");
+    }
+    if cli.max_record_bytes == 0 {
+        bail!("--max-record-bytes must be at least 1");
+    }
+    for (flag, name) in [
+        ("--input-topic", &cli.input_topic),
+        ("--output-topic", &cli.output_topic),
+        ("--dlq-topic", &cli.dlq_topic),
+        ("--group", &cli.group),
+    ] {
+        if name.trim().is_empty() {
+            bail!("{flag} must not be empty");
+        }
+    }
+    // Writing into the topic being read would score the detector's own output.
+    for (flag, topic) in [
+        ("--output-topic", &cli.output_topic),
+        ("--dlq-topic", &cli.dlq_topic),
+    ] {
+        if *topic == cli.input_topic {
+            bail!("{flag} must differ from --input-topic ({topic})");
+        }
+    }
+    let checked = Checked {
+        idle_exit: seconds("--idle-exit", cli.idle_exit)?,
+        startup_timeout: seconds("--startup-timeout", cli.startup_timeout)?,
+    };
+    // The -X and --client-config settings parse (a bad file is named now, not later).
+    cli.kafka.consumer_config(&cli.group)?;
+    cli.kafka.producer_config()?;
+    Ok(checked)
+}
+
+impl Config {
+    /// Checks the flags, then loads the model (the only I/O); the error names the flag or
+    /// the model file and the problem.
+    pub fn from_cli(cli: Cli) -> Result<Config> {
+        let Checked {
+            idle_exit,
+            startup_timeout,
+        } = check(&cli)?;
+        let model = Model::load(&cli.model)?;
+        Ok(Config {
+            model,
+            model_path: cli.model,
+            group: cli.group,
+            topics: Topics {
+                input: cli.input_topic,
+                output: cli.output_topic,
+                dead_letters: cli.dlq_topic,
+            },
+            batch_size: cli.batch_size,
+            batch_wait: Duration::from_millis(cli.batch_wait_ms),
+            in_flight_batches: cli.in_flight_batches,
+            limits: DecodeLimits {
+                max_bytes: cli.max_record_bytes,
+                ..DecodeLimits::default()
+            },
+            max_records: (cli.max_records > 0).then_some(cli.max_records),
+            idle_exit: (!idle_exit.is_zero()).then_some(idle_exit),
+            startup_timeout,
+            kafka: cli.kafka,
+        })
+    }
+
+    /// The producer of anomalies and dead letters (idempotent, `acks=all`).
+    pub fn producer(&self) -> Result<FutureProducer<bus::LoggingContext>> {
+        self.kafka.future_producer()
+    }
+
+    /// A member of the consumer group, subscribed to the input topic; it logs its
+    /// partition assignments.
+    pub fn consumer(&self) -> Result<bus::LoggingConsumer> {
+        use rdkafka::consumer::Consumer as _;
+        let consumer = self.kafka.stream_consumer(&self.group)?;
+        consumer
+            .subscribe(&[&self.topics.input])
+            .with_context(|| format!("cannot subscribe to {}", self.topics.input))?;
+        Ok(consumer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("detector").chain(args.iter().copied())).unwrap()
+    }
+
+    fn error(args: &[&str]) -> String {
+        match check(&cli(args)) {
+            Ok(_) => panic!("{args:?} accepted"),
+            Err(error) => format!("{error:#}"),
+        }
+    }
+
+    /// A config from `args` with a small model written to a scratch file.
+    fn config(args: &[&str]) -> Config {
+        let dir = std::env::temp_dir().join(format!("detector-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("model-{}.bin", args.len()));
+        crate::scoring::tests::model().save(&path).unwrap();
+        let path = path.to_str().unwrap();
+        let mut all = vec!["--model", path];
+        all.extend_from_slice(args);
+        Config::from_cli(cli(&all)).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_the_pipeline_s_topics_and_group() {
+        let defaults = cli(&[]);
+        assert_eq!(defaults.model, PathBuf::from("models/model.bin"));
+        let config = config(&[]);
+        assert_eq!(config.topics.input, "transactions");
+        assert_eq!(config.topics.output, "anomalies");
+        assert_eq!(config.topics.dead_letters, "transactions.dlq");
+        assert_eq!(config.group, "detectors");
+        assert_eq!(config.limits.max_bytes, 1 << 20);
+        assert_eq!((config.max_records, config.idle_exit), (None, None));
+        assert_eq!(config.model.forest.n_features(), 2);
+    }
+
+    #[test]
+    fn batch_size_cannot_be_zero() {
+        assert!(error(&["--batch-size", "0"]).contains("--batch-size"));
+    }
+
+    #[test]
+    fn in_flight_batches_cannot_be_zero() {
+        assert!(error(&["--in-flight-batches", "0"]).contains("--in-flight-batches"));
+    }
+
+    #[test]
+    fn max_record_bytes_cannot_be_zero() {
+        assert!(error(&["--max-record-bytes", "0"]).contains("--max-record-bytes"));
+    }
+
+    #[test]
+    fn topics_and_group_cannot_be_empty() {
+        assert!(error(&["--input-topic", ""]).contains("--input-topic"));
+        assert!(error(&["--group", " "]).contains("--group"));
+    }
+
+    #[test]
+    fn outputs_cannot_go_to_the_input_topic() {
+        assert!(error(&["--output-topic", "transactions"]).contains("--output-topic"));
+        assert!(error(&["--dlq-topic", "transactions"]).contains("--dlq-topic"));
+    }
+
+    #[test]
+    fn seconds_must_be_finite_and_not_negative() {
+        assert!(error(&["--idle-exit=-1"]).contains("--idle-exit"));
+        assert!(error(&["--idle-exit", "inf"]).contains("--idle-exit"));
+        assert!(error(&["--startup-timeout", "NaN"]).contains("--startup-timeout"));
+    }
+
+    #[test]
+    fn limits_become_options() {
+        let config = config(&["--max-records", "5", "--idle-exit", "1.5"]);
+        assert_eq!(config.max_records, Some(5));
+        assert_eq!(config.idle_exit, Some(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn a_bad_client_setting_is_refused_before_connecting() {
+        assert!(error(&["-X", "no-equals-sign"]).contains("no-equals-sign"));
+    }
+
+    #[test]
+    fn a_missing_model_file_is_named() {
+        let error = Config::from_cli(cli(&["--model", "/nonexistent/model.bin"])).unwrap_err();
+        assert!(format!("{error:#}").contains("/nonexistent/model.bin"));
+    }
+}
