@@ -1,0 +1,832 @@
+//! The detector binary against a real broker over TCP (`$KAFKA_BOOTSTRAP`, default
+//! `127.0.0.1:9092`; `scripts/test.sh` starts one with sqlite storage). Each test has its own
+//! topics (`t-det-<pid>-<nanos>-…`, transactions with 3 partitions) and consumer group, a model
+//! trained here with `iforest` on the original pipeline's two clusters, and a seeded stream
+//! produced here with rdkafka in the original record format. Waits are polls with deadlines.
+//!
+//! Tansu's memory storage skips the rest of a record batch when a consumer resumes inside it,
+//! so the restart and hand-over tests need a broker with sqlite storage (or Apache Kafka).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::executor::block_on;
+use futures::future::join_all;
+use iforest::{Contamination, IsolationForest, IsolationForestParams};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use schema::{Anomaly, DeadLetter};
+
+// ---------------------------------------------------------------------------------------------
+// Broker, topics, processes
+// ---------------------------------------------------------------------------------------------
+
+fn bootstrap() -> String {
+    std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
+}
+
+fn client_config() -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap());
+    config
+}
+
+/// `t-det-<pid>-<nanos>-<kind>`: never used by another test or run.
+fn unique(kind: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("t-det-{}-{nanos}-{kind}", std::process::id())
+}
+
+/// Polls `condition` every 50 ms until it holds; panics after `timeout` naming `what`.
+fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One test's topics: transactions (3 partitions), anomalies and dead letters.
+struct Topics {
+    transactions: String,
+    anomalies: String,
+    dead_letters: String,
+}
+
+impl Topics {
+    fn create() -> Topics {
+        let consumer: BaseConsumer = client_config().create().expect("consumer");
+        if let Err(error) = consumer.fetch_metadata(None, Duration::from_secs(10)) {
+            panic!(
+                "no Kafka broker answers at {} ({error}); start one with `scripts/broker.sh \
+                 start --storage sqlite` or run `scripts/test.sh`",
+                bootstrap()
+            );
+        }
+        let topics = Topics {
+            transactions: unique("transactions"),
+            anomalies: unique("anomalies"),
+            dead_letters: unique("dlq"),
+        };
+        let wanted = [
+            (&topics.transactions, 3),
+            (&topics.anomalies, 1),
+            (&topics.dead_letters, 1),
+        ];
+        let admin: AdminClient<DefaultClientContext> = client_config().create().expect("admin");
+        let new: Vec<NewTopic> = wanted
+            .iter()
+            .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
+            .collect();
+        for result in block_on(admin.create_topics(&new, &AdminOptions::new())).expect("create") {
+            result.unwrap_or_else(|(name, code)| panic!("cannot create {name}: {code}"));
+        }
+        for (name, partitions) in wanted {
+            wait_until(Duration::from_secs(30), &format!("topic {name}"), || {
+                consumer
+                    .fetch_metadata(Some(name), Duration::from_secs(5))
+                    .ok()
+                    .and_then(|m| m.topics().first().map(|t| t.partitions().len()))
+                    == Some(partitions as usize)
+            });
+        }
+        topics
+    }
+}
+
+/// A scratch folder, removed at the end of the test.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        let path = std::env::temp_dir().join(unique("scratch"));
+        std::fs::create_dir_all(&path).expect("scratch folder");
+        Scratch(path)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed if the test ends first.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Guard {
+    fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits (with a deadline) for the exit; returns the status and the summary (stdout).
+    fn finish(mut self, timeout: Duration, what: &str) -> (std::process::ExitStatus, String) {
+        let mut status = None;
+        wait_until(timeout, what, || {
+            status = self.0.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        let mut stdout = String::new();
+        if let Some(mut pipe) = self.0.stdout.take() {
+            std::io::Read::read_to_string(&mut pipe, &mut stdout).expect("stdout");
+        }
+        (status.expect("exited"), stdout)
+    }
+}
+
+/// A detector on `topics` with `model` in `group`; its log goes to `log`.
+fn detector(model: &TrainedModel, topics: &Topics, group: &str, log: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_detector"));
+    command
+        .arg("--model")
+        .arg(&model.path)
+        .args(["--brokers", &bootstrap()])
+        .args(["--input-topic", &topics.transactions])
+        .args(["--output-topic", &topics.anomalies])
+        .args(["--dlq-topic", &topics.dead_letters])
+        .args(["--group", group])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).expect("log file"));
+    command
+}
+
+/// `name=value` from a detector's summary line.
+fn field(summary: &str, name: &str) -> f64 {
+    summary
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix(&format!("{name}=")))
+        .map(|value| value.trim_end_matches("/s"))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {name}= in the summary {summary:?}"))
+}
+
+/// How many partitions of `topic` the detector logging to `log` owns now.
+fn owned(log: &Path, topic: &str) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .rfind(|line| line.contains("assigned partitions:"))
+        .map_or(0, |line| line.matches(&format!("{topic}/")).count())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model and records
+// ---------------------------------------------------------------------------------------------
+
+/// splitmix64: a seeded stream, the same on every machine.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box–Muller).
+    fn normal(&mut self) -> f64 {
+        let u1 = 1.0 - self.uniform();
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
+    /// The original pipeline's point: 0.3·N(0, 1) around (2, 2) or (−2, −2).
+    fn cluster_point(&mut self) -> [f64; 2] {
+        let centre = if self.uniform() < 0.5 { 2.0 } else { -2.0 };
+        [centre + 0.3 * self.normal(), centre + 0.3 * self.normal()]
+    }
+}
+
+struct TrainedModel {
+    path: PathBuf,
+    forest: IsolationForest,
+    id: String,
+}
+
+/// 1000 points of the two clusters, contamination 0.01, saved in `scratch`.
+fn train(scratch: &Scratch) -> TrainedModel {
+    let mut rng = Rng(2024);
+    let data: Vec<f64> = (0..1000).flat_map(|_| rng.cluster_point()).collect();
+    let path = scratch.0.join("model.bin");
+    IsolationForestParams::new()
+        .contamination(Contamination::Fraction(0.01))
+        .seed(7)
+        .fit(&data, 2)
+        .expect("fit")
+        .save(&path)
+        .expect("save");
+    TrainedModel {
+        forest: IsolationForest::load(&path).expect("load"),
+        id: iforest::model_id(&std::fs::read(&path).expect("read model")),
+        path,
+    }
+}
+
+/// A transaction as produced: id, features, the JSON sent.
+struct Record {
+    id: i64,
+    features: [f64; 2],
+    json: Vec<u8>,
+}
+
+/// The original's stream: with probability 0.7 a uniform outlier in [−4, 4]², otherwise a
+/// cluster point; rounded to 3 decimals; `{"id": N, "data": [[x, y]], "current_time": "…"}`.
+fn stream(seed: u64, first_id: i64, count: usize) -> Vec<Record> {
+    let mut rng = Rng(seed);
+    (first_id..first_id + count as i64)
+        .map(|id| {
+            let point = if rng.uniform() < 0.7 {
+                [rng.uniform() * 8.0 - 4.0, rng.uniform() * 8.0 - 4.0]
+            } else {
+                rng.cluster_point()
+            };
+            let features = point.map(|v| (v * 1000.0).round() / 1000.0);
+            let time = format!(
+                "2024-04-27T21:{:02}:{:02}.{:06}",
+                (id / 60_000) % 60,
+                (id / 1000) % 60,
+                (id % 1000) * 1000
+            );
+            let json = format!(
+                r#"{{"id": {id}, "data": [[{}, {}]], "current_time": "{time}"}}"#,
+                features[0], features[1]
+            );
+            Record {
+                id,
+                features,
+                json: json.into_bytes(),
+            }
+        })
+        .collect()
+}
+
+/// The ids offline scoring flags.
+fn flagged(model: &TrainedModel, records: &[Record]) -> BTreeSet<i64> {
+    records
+        .iter()
+        .filter(|r| model.forest.predict(&r.features).expect("score"))
+        .map(|r| r.id)
+        .collect()
+}
+
+/// Produces (key, value, partition) all at once and waits for every acknowledgement;
+/// returns where each landed.
+fn produce(topic: &str, records: &[(Option<String>, Vec<u8>, Option<i32>)]) -> Vec<(i32, i64)> {
+    let producer: FutureProducer = client_config()
+        .set("linger.ms", "5")
+        .set("acks", "all")
+        .create()
+        .expect("producer");
+    let deliveries: Vec<_> = records
+        .iter()
+        .map(|(key, value, partition)| {
+            let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).payload(value);
+            if let Some(key) = key {
+                record = record.key(key.as_str());
+            }
+            if let Some(partition) = partition {
+                record = record.partition(*partition);
+            }
+            producer
+                .send_result(record)
+                .map_err(|(error, _)| error)
+                .expect("enqueue")
+        })
+        .collect();
+    block_on(join_all(deliveries))
+        .into_iter()
+        .map(|delivery| {
+            let delivery = delivery.expect("producer alive").expect("delivered");
+            (delivery.partition, delivery.offset)
+        })
+        .collect()
+}
+
+/// Produces transactions keyed by id (the producer spreads them over the partitions).
+fn produce_stream(topic: &str, records: &[Record]) -> Vec<(i32, i64)> {
+    let values: Vec<_> = records
+        .iter()
+        .map(|r| (Some(r.id.to_string()), r.json.clone(), None))
+        .collect();
+    produce(topic, &values)
+}
+
+/// Reads every partition of `topic` from the beginning, handing each value to `done`, until
+/// it says so or `timeout` passes; returns every value read.
+fn read_topic(topic: &str, timeout: Duration, mut done: impl FnMut(&[u8]) -> bool) -> Vec<Vec<u8>> {
+    let consumer: BaseConsumer = client_config()
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("reader");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut assignment = TopicPartitionList::new();
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        assignment
+            .add_partition_offset(topic, partition.id(), Offset::Beginning)
+            .expect("assignment");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let deadline = Instant::now() + timeout;
+    let mut values = Vec::new();
+    while Instant::now() < deadline {
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let value = message
+                .expect("read")
+                .payload()
+                .unwrap_or_default()
+                .to_vec();
+            let finished = done(&value);
+            values.push(value);
+            if finished {
+                break;
+            }
+        }
+    }
+    values
+}
+
+/// Reads `n` values of `topic` (fewer if `timeout` passes first).
+fn read_n(topic: &str, n: usize, timeout: Duration) -> Vec<Vec<u8>> {
+    let mut count = 0;
+    read_topic(topic, timeout, |_| {
+        count += 1;
+        count >= n
+    })
+}
+
+/// Reads anomalies until every id of `expected` has arrived (or `timeout`): all those read.
+fn read_anomalies(topic: &str, expected: &BTreeSet<i64>, timeout: Duration) -> Vec<Anomaly> {
+    let mut missing = expected.clone();
+    read_topic(topic, timeout, |value| {
+        if let Some(id) = Anomaly::decode(value)
+            .ok()
+            .and_then(|a| a.id.to_string().parse::<i64>().ok())
+        {
+            missing.remove(&id);
+        }
+        missing.is_empty()
+    })
+    .iter()
+    .map(|value| Anomaly::decode(value).expect("an anomaly record"))
+    .collect()
+}
+
+/// Ids (as numbers) of anomalies, with how often each came.
+fn tally(anomalies: &[Anomaly]) -> BTreeMap<i64, usize> {
+    let mut counts = BTreeMap::new();
+    for anomaly in anomalies {
+        let id: i64 = anomaly.id.to_string().parse().expect("numeric id");
+        *counts.entry(id).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The group's committed offsets for the 3 partitions of `topic` (-1 = none).
+fn committed(group: &str, topic: &str) -> Vec<i64> {
+    let consumer: BaseConsumer = client_config()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut partitions = TopicPartitionList::new();
+    for partition in 0..3 {
+        partitions.add_partition(topic, partition);
+    }
+    let offsets = consumer
+        .committed_offsets(partitions, Duration::from_secs(10))
+        .expect("committed offsets");
+    offsets
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(n) => n,
+            _ => -1,
+        })
+        .collect()
+}
+
+/// Per partition (0..3), the offset after the last record produced: what a group that
+/// processed everything has committed.
+fn ends(landed: &[(i32, i64)]) -> Vec<i64> {
+    let mut ends = vec![-1; 3];
+    for &(partition, offset) in landed {
+        let end = &mut ends[partition as usize];
+        *end = (*end).max(offset + 1);
+    }
+    ends
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+/// 1: the ids in the output topic are exactly those offline scoring flags (at least once each),
+/// and every anomaly traces back to its source record and names the model.
+#[test]
+fn anomalies_are_exactly_what_offline_scoring_flags() {
+    const RECORDS: usize = 24_000;
+    let topics = Topics::create();
+    let scratch = Scratch::new();
+    let model = train(&scratch);
+    let records = stream(1, 0, RECORDS);
+    let expected = flagged(&model, &records);
+    let landed = produce_stream(&topics.transactions, &records);
+    let log = scratch.0.join("detector.log");
+
+    let child = detector(&model, &topics, &unique("group"), &log)
+        .args(["--idle-exit", "3"])
+        .spawn()
+        .expect("start the detector");
+    let (status, summary) = Guard(child).finish(Duration::from_secs(90), "the detector to finish");
+    assert!(
+        status.success(),
+        "{status}: {summary}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    println!("{}", summary.trim());
+    assert_eq!(field(&summary, "consumed") as usize, RECORDS, "{summary}");
+    assert_eq!(
+        field(&summary, "anomalies") as usize,
+        expected.len(),
+        "{summary}"
+    );
+
+    let anomalies = read_anomalies(&topics.anomalies, &expected, Duration::from_secs(60));
+    let counts = tally(&anomalies);
+    let duplicates: Vec<(i64, usize)> = counts
+        .iter()
+        .filter(|(_, &n)| n > 1)
+        .map(|(&id, &n)| (id, n))
+        .collect();
+    println!(
+        "{} records, {} flagged offline, {} distinct anomalies, duplicates: {duplicates:?}",
+        RECORDS,
+        expected.len(),
+        counts.len()
+    );
+    let found: BTreeSet<i64> = counts.keys().copied().collect();
+    assert_eq!(
+        found.difference(&expected).count(),
+        0,
+        "anomalies offline scoring does not flag"
+    );
+    assert_eq!(
+        expected.difference(&found).count(),
+        0,
+        "flagged records without an anomaly"
+    );
+    assert!(
+        expected.len() > RECORDS / 3,
+        "the stream should be mostly outliers"
+    );
+
+    let by_id: BTreeMap<i64, (i32, i64)> = records.iter().map(|r| r.id).zip(landed).collect();
+    for anomaly in &anomalies {
+        let id: i64 = anomaly.id.to_string().parse().unwrap();
+        assert_eq!(
+            (anomaly.partition, anomaly.offset),
+            by_id[&id],
+            "source of anomaly {id}"
+        );
+        assert_eq!(anomaly.model, model.id);
+        assert_eq!(anomaly.threshold, model.forest.threshold());
+        assert!(anomaly.anomaly_score > anomaly.threshold);
+        assert_eq!(anomaly.score, vec![-anomaly.anomaly_score]);
+    }
+}
+
+/// 2: two detectors in one group share the 3 partitions and together process every record;
+/// stopping one (SIGTERM) hands its partitions to the other without losing records.
+#[test]
+fn two_detectors_share_the_partitions_and_hand_over_on_sigterm() {
+    const HALF: usize = 10_000;
+    let topics = Topics::create();
+    let scratch = Scratch::new();
+    let model = train(&scratch);
+    let group = unique("group");
+    let start = |name: &str| {
+        let log = scratch.0.join(format!("{name}.log"));
+        let child = detector(&model, &topics, &group, &log)
+            .spawn()
+            .expect("start");
+        (Guard(child), log)
+    };
+    let (first, first_log) = start("first");
+    let (second, second_log) = start("second");
+    let topic = &topics.transactions;
+    wait_until(
+        Duration::from_secs(60),
+        "both detectors to own partitions",
+        || {
+            let (a, b) = (owned(&first_log, topic), owned(&second_log, topic));
+            a >= 1 && b >= 1 && a + b == 3
+        },
+    );
+    println!(
+        "partitions: first {}, second {}",
+        owned(&first_log, topic),
+        owned(&second_log, topic)
+    );
+
+    let first_half = stream(2, 0, HALF);
+    let mut expected = flagged(&model, &first_half);
+    let mut landed = produce_stream(topic, &first_half);
+    let found = tally(&read_anomalies(
+        &topics.anomalies,
+        &expected,
+        Duration::from_secs(60),
+    ));
+    assert!(
+        expected.iter().all(|id| found.contains_key(id)),
+        "two detectors together lost anomalies"
+    );
+
+    second.sigterm();
+    let (status, second_summary) =
+        second.finish(Duration::from_secs(15), "the second detector to stop");
+    assert!(
+        status.success(),
+        "SIGTERM must end the detector with exit 0: {status}"
+    );
+    assert!(
+        field(&second_summary, "consumed") > 0.0,
+        "the second detector did no work: {second_summary}"
+    );
+    wait_until(
+        Duration::from_secs(60),
+        "the first detector to own all partitions",
+        || owned(&first_log, topic) == 3,
+    );
+
+    let second_half = stream(3, HALF as i64, HALF);
+    expected.extend(flagged(&model, &second_half));
+    landed.extend(produce_stream(topic, &second_half));
+    let anomalies = read_anomalies(&topics.anomalies, &expected, Duration::from_secs(60));
+    first.sigterm();
+    let (status, first_summary) =
+        first.finish(Duration::from_secs(15), "the first detector to stop");
+    assert!(status.success(), "{status}");
+
+    let counts = tally(&anomalies);
+    let duplicates: usize = counts.values().map(|n| n - 1).sum();
+    let consumed = field(&first_summary, "consumed") + field(&second_summary, "consumed");
+    println!(
+        "first: {}\nsecond: {}\nexpected {} anomalies, found {}, duplicates {duplicates}",
+        first_summary.trim(),
+        second_summary.trim(),
+        expected.len(),
+        counts.len()
+    );
+    assert_eq!(
+        counts.keys().copied().collect::<BTreeSet<_>>(),
+        expected,
+        "anomalies lost or invented across the hand-over"
+    );
+    assert!(
+        consumed as usize >= 2 * HALF,
+        "together they read only {consumed}"
+    );
+    // Every record processed and committed: the group's offsets are at the end of each partition.
+    assert_eq!(committed(&group, topic), ends(&landed), "committed offsets");
+}
+
+/// 3: records that cannot be scored go to the dead-letter topic with their reason, partition,
+/// offset and original bytes; the good records around them are scored.
+#[test]
+fn bad_records_become_dead_letters_and_good_ones_around_them_are_scored() {
+    let topics = Topics::create();
+    let scratch = Scratch::new();
+    let model = train(&scratch);
+    let good = |id: i64, x: f64, y: f64| {
+        (
+            Some(id.to_string()),
+            format!(r#"{{"id": {id}, "data": [[{x}, {y}]], "current_time": "2024-04-27T21:17:34.733387"}}"#)
+                .into_bytes(),
+            Some(0),
+        )
+    };
+    let sent = vec![
+        good(1, 3.9, -3.9),
+        (
+            Some("bad-1".to_string()),
+            b"hello, detector".to_vec(),
+            Some(0),
+        ),
+        good(2, -3.8, 3.7),
+        (
+            Some("3".to_string()),
+            br#"{"id": 3, "data": [[1.0, 2.0, 3.0]]}"#.to_vec(),
+            Some(0),
+        ),
+        (
+            Some("4".to_string()),
+            br#"{"id": 4, "data": [[3.5, 3.9]], "current_time": "not a time"}"#.to_vec(),
+            Some(0),
+        ),
+        good(5, 2.0, 2.0),
+        good(6, -3.9, -0.1),
+    ];
+    let landed = produce(&topics.transactions, &sent);
+    // The good records are clear outliers except id 5, at a cluster's centre.
+    let expected: BTreeSet<i64> = [1, 2, 4, 6].into();
+    for (id, features) in [
+        (1, [3.9, -3.9]),
+        (2, [-3.8, 3.7]),
+        (4, [3.5, 3.9]),
+        (6, [-3.9, -0.1]),
+    ] {
+        assert!(
+            model.forest.predict(&features).unwrap(),
+            "record {id} should be flagged"
+        );
+    }
+    assert!(!model.forest.predict(&[2.0, 2.0]).unwrap());
+
+    let log = scratch.0.join("detector.log");
+    let child = detector(&model, &topics, &unique("group"), &log)
+        .args(["--idle-exit", "2"])
+        .spawn()
+        .expect("start");
+    let (status, summary) = Guard(child).finish(Duration::from_secs(60), "the detector to finish");
+    assert!(status.success(), "{status}");
+    println!("{}", summary.trim());
+    for (name, value) in [
+        ("consumed", 7.0),
+        ("scored", 5.0),
+        ("anomalies", 4.0),
+        ("dead_letters", 2.0),
+    ] {
+        assert_eq!(field(&summary, name), value, "{name} in {summary}");
+    }
+
+    let letters: Vec<DeadLetter> = read_n(&topics.dead_letters, 2, Duration::from_secs(30))
+        .iter()
+        .map(|value| DeadLetter::decode(value).expect("a dead letter"))
+        .collect();
+    assert_eq!(letters.len(), 2, "dead letters: {letters:?}");
+    for (letter, (index, reason)) in letters.iter().zip([(1, "not_json"), (3, "feature_count")]) {
+        assert_eq!(letter.reason, reason);
+        assert_eq!((letter.partition, letter.offset), landed[index], "{reason}");
+        assert_eq!(letter.original, sent[index].1, "{reason}: original bytes");
+        assert_eq!(letter.key, sent[index].0, "{reason}: key");
+        assert_eq!(letter.source_topic, topics.transactions);
+        assert!(!letter.detail.is_empty());
+    }
+    let anomalies = read_anomalies(&topics.anomalies, &expected, Duration::from_secs(30));
+    assert_eq!(
+        tally(&anomalies).keys().copied().collect::<BTreeSet<_>>(),
+        expected
+    );
+    let late = anomalies.iter().find(|a| a.id.to_string() == "4").unwrap();
+    assert_eq!(
+        late.current_time.as_deref(),
+        Some("not a time"),
+        "kept as written"
+    );
+}
+
+/// 4: a model file that is missing, garbage or truncated stops the detector at start, before
+/// it connects (no broker needed), with one line naming the file and the problem; no panic.
+#[test]
+fn a_bad_model_file_stops_the_detector_at_start_with_a_message() {
+    let scratch = Scratch::new();
+    let model = train(&scratch);
+    let garbage = scratch.0.join("garbage.bin");
+    std::fs::write(&garbage, b"\x00\x01 definitely not a model").unwrap();
+    let truncated = scratch.0.join("truncated.bin");
+    let bytes = std::fs::read(&model.path).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let missing = scratch.0.join("missing.bin");
+    for (path, problem) in [
+        (&missing, "No such file"),
+        (&garbage, "not a model file"),
+        (&truncated, "truncated"),
+    ] {
+        let started = Instant::now();
+        let output = Command::new(env!("CARGO_BIN_EXE_detector"))
+            .arg("--model")
+            .arg(path)
+            // Nothing listens here: the detector must fail before trying.
+            .args(["--brokers", "127.0.0.1:1"])
+            .output()
+            .expect("run the detector");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{}: {stderr}",
+            path.display()
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let line = stderr.lines().last().unwrap_or_default();
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(
+            line.contains(&path.display().to_string()),
+            "names the file: {line}"
+        );
+        assert!(
+            line.contains(problem),
+            "names the problem ({problem}): {line}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// 5: SIGTERM mid-stream → exit 0 with the processed offsets committed; a restarted detector in
+/// the same group reads exactly the rest: nothing committed is read again, nothing is lost.
+#[test]
+fn sigterm_commits_and_a_restart_reads_only_the_rest() {
+    const RECORDS: usize = 20_000;
+    let topics = Topics::create();
+    let scratch = Scratch::new();
+    let model = train(&scratch);
+    let records = stream(5, 0, RECORDS);
+    let landed = produce_stream(&topics.transactions, &records);
+    let group = unique("group");
+    let start = |name: &str, extra: &[&str]| {
+        // Small batches, one in flight: the detector is mid-stream when the signal comes.
+        let log = scratch.0.join(format!("{name}.log"));
+        let child = detector(&model, &topics, &group, &log)
+            .args(["--batch-size", "50", "--in-flight-batches", "1"])
+            .args(extra)
+            .spawn()
+            .expect("start");
+        Guard(child)
+    };
+
+    let first = start("first", &[]);
+    read_n(&topics.anomalies, 300, Duration::from_secs(60));
+    let signalled = Instant::now();
+    first.sigterm();
+    let (status, summary) = first.finish(
+        Duration::from_secs(10),
+        "the detector to exit after SIGTERM",
+    );
+    let stopped_in = signalled.elapsed();
+    assert!(
+        status.success(),
+        "SIGTERM must end the detector with exit 0, not {status}"
+    );
+    let before = field(&summary, "consumed") as i64;
+    assert!(
+        before > 0 && before < RECORDS as i64,
+        "not stopped mid-stream: {summary}"
+    );
+    let offsets = committed(&group, &topics.transactions);
+    assert_eq!(
+        offsets.iter().map(|&o| o.max(0)).sum::<i64>(),
+        before,
+        "committed offsets {offsets:?} should cover exactly the {before} records read"
+    );
+
+    let second = start("second", &["--idle-exit", "3"]);
+    let (status, summary) =
+        second.finish(Duration::from_secs(90), "the restarted detector to finish");
+    assert!(status.success(), "{status}");
+    let after = field(&summary, "consumed") as i64;
+    println!("stopped in {stopped_in:?}; read {before}, after the restart {after}, of {RECORDS}");
+    assert_eq!(
+        before + after,
+        RECORDS as i64,
+        "the restart re-read committed records or lost some"
+    );
+    assert_eq!(committed(&group, &topics.transactions), ends(&landed));
+}
