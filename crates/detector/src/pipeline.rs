@@ -319,7 +319,10 @@ async fn send(
                         pending.next().await?;
                     }
                 }
-                Err((error, _)) => bail!("cannot send to {topic}: {error}"),
+                Err((error, _)) => bail!(
+                    "cannot send to {topic} ({error}); stopping without storing the offsets of \
+                     this batch (a restart reads it again)"
+                ),
             }
         }
     }
