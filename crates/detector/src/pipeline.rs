@@ -75,6 +75,8 @@ const FIRST_RECORD_GRACE: Duration = Duration::from_secs(30);
 /// consuming, waits for the outputs in flight, stores and commits their offsets, flushes,
 /// leaves the group and prints one summary line.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<Stats> {
+    // Watch the model file from now: a model replaced while the broker is awaited is seen.
+    let mut watcher = ModelWatcher::new(&config.model_path);
     let forest = &config.model.forest;
     log::info!(
         "model {} ({}): {} trees, {} features, threshold {:.4}",
@@ -107,13 +109,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
 
     let Config {
         model,
-        model_path,
         topics,
         limits,
         ..
     } = config;
     let mut scorer = Scorer::new(model, limits, &topics.input);
-    let mut watcher = ModelWatcher::new(&model_path);
     let mut pending = Pending::new(&consumer, &topics.input);
     let mut progress = Progress::new();
     let mut stats = Stats::default();
