@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Pipeline benchmark on the local broker (or $KAFKA_BOOTSTRAP), all in one run on the same
-# seeded records: our detector with one and with two instances (started first, so the
-# measurement holds no group join), and the reference Python detector
+# seeded records: a plain pass-through (the ceiling), our detector with one and with two
+# instances (started first, so the measurement holds no group join), and the reference Python detector
 # (../shared/reference/python) on the first PYTHON_RECORDS of them.
 #
 #   scripts/bench-pipeline.sh            (RECORDS=200000 PYTHON_RECORDS=3000 by default)
@@ -18,6 +18,7 @@ started_broker=0
 cleanup() { if [ "$started_broker" = 1 ]; then scripts/broker.sh stop || true; fi; }
 trap cleanup EXIT
 build_release
+(cd "$ROOT" && cargo build --release --quiet -p detector --example passthrough) || die "cargo build failed"
 export NO_BUILD=1
 if ! external_cluster && ! broker_answers "$LOCAL_BROKER"; then
     scripts/broker.sh start
@@ -35,17 +36,24 @@ field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 # Partitions a detector owns now: its last "assigned partitions" log line.
 owned() { grep "assigned partitions" "$1" 2>/dev/null | tail -n 1 | grep -o '/[0-9]*' | wc -l; }
 
-# measure N: N detectors join a group on a fresh topic; once they share its 3 partitions,
-# the same seeded records are produced; the rate spans the first record any of them read to
-# the last batch any of them acknowledged.
+# measure N [passthrough]: N detectors (or one plain consume→produce pass-through, the ceiling
+# the broker allows) join a group on a fresh topic; once they share its 3 partitions, the same
+# seeded records are produced; the rate spans the first record any of them read to the last
+# batch any of them acknowledged.
 measure() {
-    local n=$1 tx="$run_id-tx-$1" pids=() logs=() i
+    local n=$1 kind=${2:-detector} tx="$run_id-tx-$1-${2:-detector}" pids=() logs=() i
     scripts/inspector.sh create-topics "$tx:3" "$run_id-anomalies-$n" "$run_id-dlq" 2>/dev/null
     for i in $(seq "$n"); do
-        logs+=("$RUN_DIR/$run_id-$n-$i")
-        RUST_LOG=info "$(bin detector)" --model "$model" --input-topic "$tx" \
-            --output-topic "$run_id-anomalies-$n" --dlq-topic "$run_id-dlq" --group "$run_id-g$n" \
-            --idle-exit 3 >"${logs[-1]}.out" 2>"${logs[-1]}.log" &
+        logs+=("$RUN_DIR/$run_id-$kind-$n-$i")
+        if [ "$kind" = passthrough ]; then
+            RUST_LOG=info "$(bin examples/passthrough)" --input-topic "$tx" \
+                --output-topic "$run_id-anomalies-$n" --group "$run_id-p$n" --idle-exit 3 \
+                >"${logs[-1]}.out" 2>"${logs[-1]}.log" &
+        else
+            RUST_LOG=info "$(bin detector)" --model "$model" --input-topic "$tx" \
+                --output-topic "$run_id-anomalies-$n" --dlq-topic "$run_id-dlq" \
+                --group "$run_id-g$n" --idle-exit 3 >"${logs[-1]}.out" 2>"${logs[-1]}.log" &
+        fi
         pids+=($!)
     done
     local deadline=$((SECONDS + 60)) total
@@ -70,11 +78,13 @@ measure() {
     awk -v n="$consumed" -v s="$first" -v e="$last" 'BEGIN { printf "%.0f", n / ((e - s) / 1000) }'
 }
 
+log "pass-through (no scoring), $RECORDS records"
+pass_rate=$(measure 1 passthrough)
 log "one detector, $RECORDS records"
 one_rate=$(measure 1)
 log "two detectors, $RECORDS records"
 two_rate=$(measure 2)
-tx="$run_id-tx-1"
+tx="$run_id-tx-1-detector"
 
 py_rate=""
 if scripts/python-env.sh >/dev/null 2>&1; then
@@ -89,7 +99,9 @@ if scripts/python-env.sh >/dev/null 2>&1; then
 fi
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f×", a / b; else print "n/a" }'; }
-printf '\n%-40s %14s %12s\n' "detector ($RECORDS records, broker $KAFKA_BOOTSTRAP)" "records/s" "vs Python"
-printf '%-40s %14s %12s\n' "ours, 1 instance" "$one_rate" "$(ratio "$one_rate" "${py_rate:-0}")"
-printf '%-40s %14s %12s\n' "ours, 2 instances (same group)" "$two_rate" "$(ratio "$two_rate" "${py_rate:-0}")"
-printf '%-40s %14s %12s\n' "reference Python ($PYTHON_RECORDS records)" "${py_rate:-not run}" "1×"
+share() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }'; }
+printf '\n%-40s %12s %14s %12s\n' "($RECORDS records, broker $KAFKA_BOOTSTRAP)" "records/s" "vs pass-through" "vs Python"
+printf '%-40s %12s %14s %12s\n' "pass-through (no scoring)" "$pass_rate" "100%" "$(ratio "$pass_rate" "${py_rate:-0}")"
+printf '%-40s %12s %14s %12s\n' "ours, 1 detector" "$one_rate" "$(share "$one_rate" "$pass_rate")" "$(ratio "$one_rate" "${py_rate:-0}")"
+printf '%-40s %12s %14s %12s\n' "ours, 2 detectors (same group)" "$two_rate" "$(share "$two_rate" "$pass_rate")" "$(ratio "$two_rate" "${py_rate:-0}")"
+printf '%-40s %12s %14s %12s\n' "reference Python ($PYTHON_RECORDS records)" "${py_rate:-not run}" "" "1×"
