@@ -54,7 +54,11 @@ fn every_kind_of_bad_record_is_a_dead_letter_with_its_reason() {
     ];
     // Good records between the bad ones: far points (anomalies) and cluster points (normal).
     let good = |i: usize| -> Vec<u8> {
-        let (x, y) = if i % 2 == 0 { (3.9, -3.9) } else { (2.0, 2.0) };
+        let (x, y) = if i.is_multiple_of(2) {
+            (3.9, -3.9)
+        } else {
+            (2.0, 2.0)
+        };
         format!(
             r#"{{"id": {}, "data": [[{x}, {y}]], "current_time": "not a time"}}"#,
             1000 + i

@@ -14,8 +14,7 @@ const HALF: u64 = 5_000;
 fn owned(log: &Path) -> usize {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     text.lines()
-        .filter(|line| line.contains("assigned partitions:"))
-        .next_back()
+        .rfind(|line| line.contains("assigned partitions:"))
         .map_or(0, |line| line.matches('/').count())
 }
 
