@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, starts the local broker, runs every test, stops
-# what it started. On a fresh two-core machine the first run installs Tansu (~20 min).
+# The test command: installs what is missing, starts a broker for the tests, runs every test,
+# checks formatting and lints, and stops what it started. On a fresh two-core machine the
+# first run installs Tansu (~20 min).
 #
 #   scripts/test.sh [extra cargo test arguments]
 #
@@ -40,3 +41,8 @@ export REFERENCE_PYTHON="$ROOT/.venv/bin/python"
 # 3. Everything: unit tests, doc tests, integration tests against the broker.
 log "running the tests against $KAFKA_BOOTSTRAP"
 cargo test --workspace --locked "$@"
+
+# 4. The code as a reviewer reads it: formatted, and no clippy warning.
+log "checking formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
