@@ -3,10 +3,9 @@
 //! the detector keeps running.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
-use e2e::{bin, create_topics, produce_raw, read_topic, run_ok, unique};
+use e2e::{produce_raw, read_topic, run_ok, unique, Pipeline};
 
 #[test]
 fn every_kind_of_bad_record_is_a_dead_letter_with_its_reason() {
@@ -71,45 +70,27 @@ fn every_kind_of_bad_record_is_a_dead_letter_with_its_reason() {
         records.push((format!("bad-{i}"), bytes.clone()));
         records.push((format!("{}", 1000 + 2 * i + 1), good(2 * i + 1)));
     }
-    let transactions = unique("dlq-tx");
-    let anomalies = unique("dlq-anomalies");
-    let dead_letters = unique("dlq-dlq");
-    create_topics(&[(&transactions, 1), (&anomalies, 1), (&dead_letters, 1)]);
-    produce_raw(&transactions, &records);
+    let pipeline = Pipeline::new("dlq", 1);
+    let (transactions, anomalies, dead_letters) = (
+        &pipeline.transactions,
+        &pipeline.anomalies,
+        &pipeline.dead_letters,
+    );
+    produce_raw(transactions, &records);
 
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("model.bin");
-    run_ok(
-        Command::new(bin("trainer"))
-            .args(["fit", "--out"])
-            .arg(&model),
-    );
-    let output = run_ok(
-        Command::new(bin("detector"))
-            .arg("--model")
-            .arg(&model)
-            .args([
-                "--input-topic",
-                &transactions,
-                "--output-topic",
-                &anomalies,
-                "--dlq-topic",
-                &dead_letters,
-                "--group",
-                &unique("dlq-group"),
-                "--max-record-bytes",
-                "2048",
-                "--idle-exit",
-                "5",
-            ]),
-    );
+    let output = run_ok(pipeline.detector(&unique("dlq-group")).args([
+        "--max-record-bytes",
+        "2048",
+        "--idle-exit",
+        "5",
+    ]));
     let summary = String::from_utf8_lossy(&output.stdout);
     assert!(
         summary.contains(&format!("consumed={}", records.len())),
         "{summary}"
     );
 
-    let letters = read_topic(&dead_letters, Duration::from_secs(30), |got| {
+    let letters = read_topic(dead_letters, Duration::from_secs(30), |got| {
         got.len() >= bad.len()
     });
     let mut by_offset = BTreeMap::new();
@@ -135,7 +116,7 @@ fn every_kind_of_bad_record_is_a_dead_letter_with_its_reason() {
         assert_eq!(letter.key.as_deref(), Some(format!("bad-{i}").as_str()));
     }
     // Every far good point is an anomaly; no cluster point is; a bad time did not stop them.
-    let flagged = read_topic(&anomalies, Duration::from_secs(30), |got| {
+    let flagged = read_topic(anomalies, Duration::from_secs(30), |got| {
         got.len() >= bad.len()
     });
     let mut ids: Vec<i64> = flagged

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use e2e::{bin, create_topics, read_topic, repo_root, run_ok, unique};
+use e2e::{bin, create_topics, read_topic, repo_root, run_ok, unique, Pipeline};
 
 fn python() -> PathBuf {
     let python = std::env::var_os("REFERENCE_PYTHON")
@@ -34,17 +34,8 @@ fn reference(script: &str) -> PathBuf {
 #[test]
 fn reference_producer_feeds_our_detector() {
     const RECORDS: usize = 2_000;
-    let transactions = unique("interop-tx");
-    let anomalies = unique("interop-anomalies");
-    let dead_letters = unique("interop-dlq");
-    create_topics(&[(&transactions, 3), (&anomalies, 1), (&dead_letters, 1)]);
-    let dir = tempfile::tempdir().unwrap();
-    let model_path = dir.path().join("model.bin");
-    run_ok(
-        Command::new(bin("trainer"))
-            .args(["fit", "--out"])
-            .arg(&model_path),
-    );
+    let pipeline = Pipeline::new("interop", 3);
+    let (transactions, anomalies) = (&pipeline.transactions, &pipeline.anomalies);
 
     run_ok(
         Command::new(python())
@@ -53,7 +44,7 @@ fn reference_producer_feeds_our_detector() {
                 "--bootstrap",
                 &e2e::bootstrap(),
                 "--topic",
-                &transactions,
+                transactions,
                 "--count",
                 &RECORDS.to_string(),
                 "--delay",
@@ -64,8 +55,8 @@ fn reference_producer_feeds_our_detector() {
             ]),
     );
     // The records exactly as Python wrote them, scored offline with our model.
-    let model = iforest::IsolationForest::load(&model_path).unwrap();
-    let written = read_topic(&transactions, Duration::from_secs(30), |got| {
+    let model = pipeline.model();
+    let written = read_topic(transactions, Duration::from_secs(30), |got| {
         got.len() >= RECORDS
     });
     assert_eq!(written.len(), RECORDS);
@@ -77,23 +68,11 @@ fn reference_producer_feeds_our_detector() {
         .collect();
 
     run_ok(
-        Command::new(bin("detector"))
-            .arg("--model")
-            .arg(&model_path)
-            .args([
-                "--input-topic",
-                &transactions,
-                "--output-topic",
-                &anomalies,
-                "--dlq-topic",
-                &dead_letters,
-                "--group",
-                &unique("interop-group"),
-                "--idle-exit",
-                "5",
-            ]),
+        pipeline
+            .detector(&unique("interop-group"))
+            .args(["--idle-exit", "5"]),
     );
-    let received = read_topic(&anomalies, Duration::from_secs(30), |got| {
+    let received = read_topic(anomalies, Duration::from_secs(30), |got| {
         got.len() >= expected.len()
     });
     let found: BTreeSet<String> = received
