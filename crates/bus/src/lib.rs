@@ -12,6 +12,8 @@
 //! [`creation_error`] in configuration errors.
 #![deny(missing_docs)]
 
+pub mod api_versions;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -128,7 +130,19 @@ impl KafkaArgs {
 
     /// An asynchronous producer.
     pub fn future_producer(&self) -> Result<FutureProducer<LoggingContext>> {
-        let config = self.producer_config()?;
+        self.future_producer_with(&[])
+    }
+
+    /// An asynchronous producer with `required` settings applied last, over the user's: for
+    /// settings a mode cannot work without (e.g. `transactional.id`).
+    pub fn future_producer_with(
+        &self,
+        required: &[(&str, &str)],
+    ) -> Result<FutureProducer<LoggingContext>> {
+        let mut config = self.producer_config()?;
+        for (key, value) in required {
+            config.set(*key, *value);
+        }
         config
             .create_with_context(LoggingContext::new(&config))
             .map_err(|error| creation_error(error, "producer"))
@@ -136,7 +150,20 @@ impl KafkaArgs {
 
     /// A consumer-group member whose context logs rebalances and commits.
     pub fn stream_consumer(&self, group: &str) -> Result<LoggingConsumer> {
-        let config = self.consumer_config(group)?;
+        self.stream_consumer_with(group, &[])
+    }
+
+    /// A consumer-group member with `required` settings applied last, over the user's (e.g.
+    /// `enable.auto.commit=false` when offsets are committed in transactions).
+    pub fn stream_consumer_with(
+        &self,
+        group: &str,
+        required: &[(&str, &str)],
+    ) -> Result<LoggingConsumer> {
+        let mut config = self.consumer_config(group)?;
+        for (key, value) in required {
+            config.set(*key, *value);
+        }
         config
             .create_with_context(LoggingContext::new(&config))
             .map_err(|error| creation_error(error, "consumer"))

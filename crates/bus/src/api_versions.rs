@@ -1,0 +1,133 @@
+//! Which Kafka APIs a broker says it serves: a raw `ApiVersions` v0 request over plain TCP.
+//! librdkafka does not expose its own answer, and some modes need to know before they start
+//! (exactly-once needs the transaction APIs, which Tansu 0.6.0 does not list).
+
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
+use std::net::{TcpStream, ToSocketAddrs as _};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+
+/// Kafka API keys of the transaction protocol, with their names.
+pub const TRANSACTION_APIS: [(i16, &str); 5] = [
+    (22, "InitProducerId"),
+    (24, "AddPartitionsToTxn"),
+    (25, "AddOffsetsToTxn"),
+    (26, "EndTxn"),
+    (28, "TxnOffsetCommit"),
+];
+
+/// API key → (lowest, highest) version, as the broker at `address` (`host:port`) lists them.
+/// Plain TCP only: a broker behind TLS or SASL cannot be asked this way.
+pub fn api_versions(address: &str, timeout: Duration) -> Result<BTreeMap<i16, (i16, i16)>> {
+    let socket = address
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {address}"))?
+        .next()
+        .with_context(|| format!("{address} resolves to no address"))?;
+    let mut stream = TcpStream::connect_timeout(&socket, timeout)
+        .with_context(|| format!("cannot connect to {address}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    const CORRELATION: i32 = 0x6b69;
+    let client = b"kafka-iforest";
+    let mut request = Vec::new();
+    request.extend_from_slice(&18i16.to_be_bytes()); // ApiVersions
+    request.extend_from_slice(&0i16.to_be_bytes()); // version 0
+    request.extend_from_slice(&CORRELATION.to_be_bytes());
+    request.extend_from_slice(&(client.len() as i16).to_be_bytes());
+    request.extend_from_slice(client);
+    stream.write_all(&(request.len() as i32).to_be_bytes())?;
+    stream.write_all(&request)?;
+    let mut size = [0u8; 4];
+    stream
+        .read_exact(&mut size)
+        .context("no ApiVersions answer")?;
+    let size = usize::try_from(i32::from_be_bytes(size)).unwrap_or(0);
+    if !(10..=1 << 20).contains(&size) {
+        bail!("{address} sent an ApiVersions answer of {size} bytes");
+    }
+    let mut answer = vec![0u8; size];
+    stream
+        .read_exact(&mut answer)
+        .context("short ApiVersions answer")?;
+    parse(&answer, CORRELATION).with_context(|| format!("ApiVersions answer from {address}"))
+}
+
+/// Parses an `ApiVersions` v0 response body (after the size).
+fn parse(answer: &[u8], correlation: i32) -> Result<BTreeMap<i16, (i16, i16)>> {
+    let i16_at = |at: usize| -> Result<i16> {
+        let bytes = answer.get(at..at + 2).context("truncated")?;
+        Ok(i16::from_be_bytes([bytes[0], bytes[1]]))
+    };
+    let i32_at = |at: usize| -> Result<i32> {
+        let bytes = answer.get(at..at + 4).context("truncated")?;
+        Ok(i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+    };
+    if i32_at(0)? != correlation {
+        bail!("wrong correlation id");
+    }
+    let error = i16_at(4)?;
+    if error != 0 {
+        bail!("error code {error}");
+    }
+    let count = usize::try_from(i32_at(6)?).context("negative count")?;
+    let mut versions = BTreeMap::new();
+    for index in 0..count {
+        let at = 10 + index * 6;
+        versions.insert(i16_at(at)?, (i16_at(at + 2)?, i16_at(at + 4)?));
+    }
+    Ok(versions)
+}
+
+/// The transaction APIs missing from `versions`, by name.
+pub fn missing_transaction_apis(versions: &BTreeMap<i16, (i16, i16)>) -> Vec<&'static str> {
+    TRANSACTION_APIS
+        .iter()
+        .filter(|(key, _)| !versions.contains_key(key))
+        .map(|&(_, name)| name)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(correlation: i32, error: i16, apis: &[(i16, i16, i16)]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&correlation.to_be_bytes());
+        bytes.extend_from_slice(&error.to_be_bytes());
+        bytes.extend_from_slice(&(apis.len() as i32).to_be_bytes());
+        for (key, low, high) in apis {
+            for value in [key, low, high] {
+                bytes.extend_from_slice(&value.to_be_bytes());
+            }
+        }
+        bytes
+    }
+
+    #[test]
+    fn parses_the_listed_apis() {
+        let versions = parse(&answer(7, 0, &[(0, 0, 9), (26, 0, 3)]), 7).unwrap();
+        assert_eq!(versions.get(&26), Some(&(0, 3)));
+        assert_eq!(
+            missing_transaction_apis(&versions),
+            [
+                "InitProducerId",
+                "AddPartitionsToTxn",
+                "AddOffsetsToTxn",
+                "TxnOffsetCommit"
+            ]
+        );
+    }
+
+    #[test]
+    fn refuses_bad_answers() {
+        assert!(parse(&answer(8, 0, &[]), 7).is_err());
+        assert!(parse(&answer(7, 35, &[]), 7).is_err());
+        let mut truncated = answer(7, 0, &[(1, 0, 1)]);
+        truncated.pop();
+        assert!(parse(&truncated, 7).is_err());
+    }
+}
