@@ -48,6 +48,18 @@ pub struct Cli {
     /// How long to keep retrying a broker that does not answer at start.
     #[arg(long, default_value_t = 300.0, value_name = "SECONDS")]
     pub startup_timeout: f64,
+    /// Exactly-once: write each batch's anomalies and dead letters and commit its offsets in
+    /// one Kafka transaction, so a `read_committed` reader sees every output once even across
+    /// crashes. Needs a broker with transactions (Apache Kafka ≥ 2.5); refused at start
+    /// otherwise.
+    #[arg(long)]
+    pub exactly_once: bool,
+    /// With --exactly-once: the producer's `transactional.id`. A restart with the same id
+    /// aborts the transaction a crash left open at once (otherwise it times out after
+    /// `transaction.timeout.ms`). Each running detector needs its own
+    /// [default: detector-<group>-<hostname>-<pid>]
+    #[arg(long, value_name = "ID", requires = "exactly_once")]
+    pub transactional_id: Option<String>,
     /// Kafka connection.
     #[command(flatten)]
     pub kafka: bus::KafkaArgs,

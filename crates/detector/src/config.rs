@@ -50,6 +50,8 @@ pub struct Config {
     pub idle_exit: Option<Duration>,
     /// How long to wait for the broker at start.
     pub startup_timeout: Duration,
+    /// With `--exactly-once`: the producer's transactional id.
+    pub transactional_id: Option<String>,
     /// Kafka connection settings.
     pub kafka: bus::KafkaArgs,
 }
@@ -87,6 +89,13 @@ fn check(cli: &Cli) -> Result<Checked> {
             bail!("{flag} must not be empty");
         }
     }
+    if cli
+        .transactional_id
+        .as_deref()
+        .is_some_and(|id| id.trim().is_empty())
+    {
+        bail!("--transactional-id must not be empty");
+    }
     // Writing into the topic being read would score the detector's own output.
     for (flag, topic) in [
         ("--output-topic", &cli.output_topic),
@@ -106,6 +115,19 @@ fn check(cli: &Cli) -> Result<Checked> {
     Ok(checked)
 }
 
+/// `detector-<group>-<hostname>-<pid>`: unique per running detector, and stable across
+/// restarts in a container (where the pid is always the same), so a restarted container
+/// aborts what its predecessor left open.
+fn default_transactional_id(group: &str) -> String {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_string());
+    format!("detector-{group}-{hostname}-{}", std::process::id())
+}
+
 impl Config {
     /// Checks the flags, then loads the model (the only I/O); the error names the flag or
     /// the model file and the problem.
@@ -115,6 +137,11 @@ impl Config {
             startup_timeout,
         } = check(&cli)?;
         let model = Model::load(&cli.model)?;
+        let transactional_id = cli.exactly_once.then(|| {
+            cli.transactional_id
+                .clone()
+                .unwrap_or_else(|| default_transactional_id(&cli.group))
+        });
         Ok(Config {
             model,
             model_path: cli.model,
@@ -134,20 +161,38 @@ impl Config {
             max_records: (cli.max_records > 0).then_some(cli.max_records),
             idle_exit: (!idle_exit.is_zero()).then_some(idle_exit),
             startup_timeout,
+            transactional_id,
             kafka: cli.kafka,
         })
     }
 
-    /// The producer of anomalies and dead letters (idempotent, `acks=all`).
+    /// The producer of anomalies and dead letters (idempotent, `acks=all`; transactional
+    /// with `--exactly-once`).
     pub fn producer(&self) -> Result<FutureProducer<bus::LoggingContext>> {
-        self.kafka.future_producer()
+        match &self.transactional_id {
+            // librdkafka requires message.timeout.ms <= transaction.timeout.ms (60 s).
+            Some(id) => self.kafka.future_producer_with(&[
+                ("transactional.id", id.as_str()),
+                ("message.timeout.ms", "60000"),
+            ]),
+            None => self.kafka.future_producer(),
+        }
     }
 
     /// A member of the consumer group, subscribed to the input topic; it logs its
-    /// partition assignments.
+    /// partition assignments. With `--exactly-once` it never commits by itself (offsets go
+    /// in the transactions) and reads only committed records.
     pub fn consumer(&self) -> Result<bus::LoggingConsumer> {
         use rdkafka::consumer::Consumer as _;
-        let consumer = self.kafka.stream_consumer(&self.group)?;
+        let required: &[(&str, &str)] = if self.transactional_id.is_some() {
+            &[
+                ("enable.auto.commit", "false"),
+                ("isolation.level", "read_committed"),
+            ]
+        } else {
+            &[]
+        };
+        let consumer = self.kafka.stream_consumer_with(&self.group, required)?;
         consumer
             .subscribe(&[&self.topics.input])
             .with_context(|| format!("cannot subscribe to {}", self.topics.input))?;
@@ -175,7 +220,10 @@ mod tests {
     fn config(args: &[&str]) -> Config {
         let dir = std::env::temp_dir().join(format!("detector-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("model-{}.bin", args.len()));
+        // One file per call: tests run in parallel and must not read each other's writes.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!("model-{call}.bin"));
         crate::scoring::tests::model().save(&path).unwrap();
         let path = path.to_str().unwrap();
         let mut all = vec!["--model", path];
@@ -241,6 +289,26 @@ mod tests {
     #[test]
     fn a_bad_client_setting_is_refused_before_connecting() {
         assert!(error(&["-X", "no-equals-sign"]).contains("no-equals-sign"));
+    }
+
+    #[test]
+    fn exactly_once_gets_a_transactional_id() {
+        assert_eq!(config(&[]).transactional_id, None);
+        let id = config(&["--exactly-once"]).transactional_id.unwrap();
+        assert!(id.starts_with("detector-detectors-"), "{id}");
+        assert!(id.ends_with(&format!("-{}", std::process::id())), "{id}");
+        let given = config(&["--exactly-once", "--transactional-id", "d1"]);
+        assert_eq!(given.transactional_id.as_deref(), Some("d1"));
+        assert!(
+            error(&["--exactly-once", "--transactional-id", " "]).contains("--transactional-id")
+        );
+        assert!(cli_error(&["--transactional-id", "d1"]).contains("--exactly-once"));
+    }
+
+    fn cli_error(args: &[&str]) -> String {
+        Cli::try_parse_from(std::iter::once("detector").chain(args.iter().copied()))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]

@@ -16,16 +16,18 @@
 //! - [`pipeline`]: the Kafka loop around it ([`run`]): batching, sending, acknowledgements,
 //!   offsets, progress, and the clean stop (signal, `--max-records`, `--idle-exit`).
 //! - [`reload`]: the model's hot reload between batches (SIGHUP or a replaced file).
+//! - `transactional`: the `--exactly-once` loop, one Kafka transaction per batch.
 
 pub mod cli;
 pub mod config;
 pub mod pipeline;
 pub mod reload;
 pub mod scoring;
+mod transactional;
 
 pub use cli::Cli;
 pub use config::Config;
-pub use pipeline::{run, Stats};
+pub use pipeline::{run, Stats, SHUTDOWN_DEADLINE};
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn termination_signal() {

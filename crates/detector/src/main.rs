@@ -18,7 +18,11 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => return fail(&anyhow::Error::new(error).context("cannot start the runtime")),
     };
-    match runtime.block_on(detector::run(config, detector::termination_signal())) {
+    let result = runtime.block_on(detector::run(config, detector::termination_signal()));
+    // Work left on blocking threads (leaving the group of a broker that is gone) does not
+    // hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => fail(&error),
     }

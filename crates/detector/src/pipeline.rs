@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _, Result};
@@ -26,6 +27,8 @@ use rdkafka::producer::future_producer::OwnedDeliveryResult;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
+
+use rdkafka::message::BorrowedMessage;
 
 use crate::config::{Config, Topics};
 use crate::reload::ModelWatcher;
@@ -42,10 +45,14 @@ pub struct Stats {
     pub anomalies: u64,
     /// Dead letters written.
     pub dead_letters: u64,
+    /// With `--exactly-once`: transactions committed.
+    pub transactions: u64,
+    /// With `--exactly-once`: transactions aborted (their batches were read again).
+    pub aborted: u64,
 }
 
 impl Stats {
-    fn add(&mut self, records: usize, outcome: &BatchOutcome) {
+    pub(crate) fn add(&mut self, records: usize, outcome: &BatchOutcome) {
         self.consumed += records as u64;
         self.scored += outcome.scored;
         self.anomalies += outcome.anomalies;
@@ -55,7 +62,7 @@ impl Stats {
 
 /// Why the loop ended (all of them end cleanly).
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Stop {
+pub(crate) enum Stop {
     /// SIGINT or SIGTERM.
     Signal,
     /// `--max-records` reached.
@@ -65,18 +72,18 @@ enum Stop {
 }
 
 /// How often the loop wakes up without records (model file check, idle limit).
-const TICK: Duration = Duration::from_millis(500);
+pub(crate) const TICK: Duration = Duration::from_millis(500);
 /// How often progress is logged.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Before the first record, `--idle-exit` waits at least this long (joining a group).
-const FIRST_RECORD_GRACE: Duration = Duration::from_secs(30);
+pub(crate) const FIRST_RECORD_GRACE: Duration = Duration::from_secs(30);
 
 /// Runs until `shutdown` resolves (or a `--max-records` / `--idle-exit` limit), then stops
-/// consuming, waits for the outputs in flight, stores and commits their offsets, flushes,
-/// leaves the group and prints one summary line.
+/// consuming, waits (at most [`SHUTDOWN_DEADLINE`]) for the outputs in flight, stores and
+/// commits their offsets, flushes, leaves the group and prints one summary line.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<Stats> {
     // Watch the model file from now: a model replaced while the broker is awaited is seen.
-    let mut watcher = ModelWatcher::new(&config.model_path);
+    let watcher = ModelWatcher::new(&config.model_path);
     let forest = &config.model.forest;
     log::info!(
         "model {} ({}): {} trees, {} features, threshold {:.4}",
@@ -88,14 +95,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
     );
     log::info!(
         "reading {} in group {}; anomalies to {}, dead letters to {}; batches of up to {} \
-         records or {:?}, {} in flight",
+         records or {:?}, {}",
         config.topics.input,
         config.group,
         config.topics.output,
         config.topics.dead_letters,
         config.batch_size,
         config.batch_wait,
-        config.in_flight_batches
+        match &config.transactional_id {
+            Some(id) => format!("exactly-once, one transaction per batch (transactional.id {id})"),
+            None => format!("at-least-once, {} in flight", config.in_flight_batches),
+        }
     );
     log::info!("connecting: {}", config.kafka.describe());
     let kafka = config.kafka.clone();
@@ -104,8 +114,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
         .await
         .context("broker check failed")??;
     let producer = config.producer()?;
+    if let Some(id) = &config.transactional_id {
+        crate::transactional::init(
+            &producer,
+            &config.kafka,
+            id,
+            config.startup_timeout.min(Duration::from_secs(30)),
+        )
+        .await?;
+    }
     warm_up(&producer, &config.topics).await;
-    let consumer = config.consumer()?;
+    let consumer = Arc::new(config.consumer()?);
 
     let Config {
         model,
@@ -113,56 +132,131 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
         limits,
         ..
     } = config;
-    let mut scorer = Scorer::new(model, limits, &topics.input);
-    let mut pending = Pending::new(&consumer, &topics.input);
-    let mut progress = Progress::new();
-    let mut stats = Stats::default();
-    let mut first_record_at: Option<SystemTime> = None;
-    let mut last_record = Instant::now();
-    tokio::pin!(shutdown);
-
-    let stop = loop {
-        // Between batches: the only place the model may change.
-        watcher.poll(&mut scorer);
-        pending.store_acknowledged()?;
-        if let Some(max) = config.max_records.filter(|&max| stats.consumed >= max) {
-            break Stop::MaxRecords(max);
+    let mut worker = Worker {
+        scorer: Scorer::new(model, limits, &topics.input),
+        watcher,
+        topics,
+        batch_size: config.batch_size,
+        batch_wait: config.batch_wait,
+        max_records: config.max_records,
+        idle_exit: config.idle_exit,
+        stats: Stats::default(),
+        progress: Progress::new(),
+        first_record_at: None,
+        last_record: Instant::now(),
+        last_done_at: None,
+    };
+    let result = if config.transactional_id.is_some() {
+        crate::transactional::run(&mut worker, &consumer, &producer, shutdown).await
+    } else {
+        at_least_once(
+            &mut worker,
+            &consumer,
+            &producer,
+            config.in_flight_batches,
+            shutdown,
+        )
+        .await
+    };
+    let commit_result = match result {
+        Ok(stop) => {
+            match stop {
+                Stop::Signal => log::info!("shutdown requested: stopping"),
+                Stop::MaxRecords(max) => log::info!("read {max} records: stopping"),
+                Stop::Idle(idle) => log::info!("no record for {idle:.1?}: stopping"),
+            }
+            Ok(())
         }
-        // The first record of a batch: wait for it, an acknowledgement, a shutdown or a tick.
-        let first = tokio::select! {
-            biased;
-            () = &mut shutdown => break Stop::Signal,
-            acknowledged = pending.next() => {
-                acknowledged?;
-                continue;
-            }
-            received = consumer.recv() => received,
-            () = tokio::time::sleep(TICK) => {
-                if let Some(idle) = config.idle_exit {
-                    let limit = if first_record_at.is_none() { idle.max(FIRST_RECORD_GRACE) } else { idle };
-                    if last_record.elapsed() >= limit {
-                        break Stop::Idle(last_record.elapsed());
-                    }
-                }
-                continue;
-            }
+        Err(error) => Err(error),
+    };
+    // Stored offsets committed now rather than at the next auto-commit (at-least-once; in
+    // exactly-once mode the transactions committed them), then leave the group. Both with
+    // deadlines: a broker that is gone must not hold the exit.
+    let flushing = producer.clone();
+    let flushed =
+        tokio::task::spawn_blocking(move || flushing.flush(Timeout::After(SHUTDOWN_FLUSH)));
+    if let Ok(Ok(Err(error))) =
+        tokio::time::timeout(SHUTDOWN_FLUSH + Duration::from_secs(1), flushed).await
+    {
+        log::warn!("flush: {error}");
+    }
+    if commit_result.is_ok() && worker.stats.transactions == 0 && worker.stats.aborted == 0 {
+        commit(&consumer).await;
+    }
+    // Leaving the group is librdkafka's business from here (the consumer's close), and the
+    // process does not wait for it past the runtime's shutdown (see main).
+    // Leaving the group waits for the coordinator; a broker that is gone must not hold the
+    // exit, so that happens on a blocking thread with a deadline (main does not wait for it).
+    consumer.unsubscribe();
+    let leaving = tokio::task::spawn_blocking(move || drop(consumer));
+    if tokio::time::timeout(SHUTDOWN_FLUSH, leaving).await.is_err() {
+        log::warn!("the group was not left within {SHUTDOWN_FLUSH:?}; its coordinator will time the member out");
+    }
+    commit_result?;
+    worker.print_summary();
+    Ok(worker.stats)
+}
+
+/// The most a clean stop waits for the outputs in flight before it gives up on them (their
+/// offsets are then not stored, and a restart reads them again), so SIGTERM ends the process
+/// within 10 s even when the broker is gone.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+/// The most the final flush and commit wait, each.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
+
+/// The state a run's loop works on, in either delivery mode.
+pub(crate) struct Worker {
+    pub(crate) scorer: Scorer,
+    pub(crate) watcher: ModelWatcher,
+    pub(crate) topics: Topics,
+    pub(crate) batch_size: usize,
+    pub(crate) batch_wait: Duration,
+    pub(crate) max_records: Option<u64>,
+    pub(crate) idle_exit: Option<Duration>,
+    pub(crate) stats: Stats,
+    pub(crate) progress: Progress,
+    /// When the first record arrived.
+    pub(crate) first_record_at: Option<SystemTime>,
+    /// When the last batch was read (for `--idle-exit`).
+    pub(crate) last_record: Instant,
+    /// When the last batch's outputs were acknowledged (or its transaction committed).
+    pub(crate) last_done_at: Option<SystemTime>,
+}
+
+impl Worker {
+    /// The stop that applies before the next batch, if any: `--max-records` reached.
+    pub(crate) fn limit_reached(&self) -> Option<Stop> {
+        self.max_records
+            .filter(|&max| self.stats.consumed >= max)
+            .map(Stop::MaxRecords)
+    }
+
+    /// On a tick without records: the `--idle-exit` stop, if due.
+    pub(crate) fn idle_stop(&self) -> Option<Stop> {
+        let idle = self.idle_exit?;
+        let limit = if self.first_record_at.is_none() {
+            idle.max(FIRST_RECORD_GRACE)
+        } else {
+            idle
         };
-        let batch_started = Instant::now();
-        let limit = config.max_records.map_or(config.batch_size, |max| {
-            config
-                .batch_size
-                .min(usize::try_from(max - stats.consumed).unwrap_or(usize::MAX))
+        let waited = self.last_record.elapsed();
+        (waited >= limit).then_some(Stop::Idle(waited))
+    }
+
+    /// Reads the rest of a batch whose first record is `first`: what is there now, or
+    /// arrives within `--batch-wait-ms`, up to `--batch-size` (and `--max-records`).
+    pub(crate) async fn fill_batch<'c>(
+        &mut self,
+        consumer: &'c bus::LoggingConsumer,
+        first: BorrowedMessage<'c>,
+    ) -> Result<Vec<BorrowedMessage<'c>>> {
+        let limit = self.max_records.map_or(self.batch_size, |max| {
+            self.batch_size
+                .min(usize::try_from(max - self.stats.consumed).unwrap_or(usize::MAX))
         });
         let mut messages = Vec::with_capacity(limit);
-        match first {
-            Ok(message) => messages.push(message),
-            Err(error) => {
-                consumer_error(error)?;
-                continue;
-            }
-        }
-        // The rest of the batch: what is there now, or arrives before the deadline.
-        let deadline = tokio::time::Instant::now() + config.batch_wait;
+        messages.push(first);
+        let deadline = tokio::time::Instant::now() + self.batch_wait;
         while messages.len() < limit {
             let next = match consumer.recv().now_or_never() {
                 Some(next) => next,
@@ -176,29 +270,104 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
                 Err(error) => consumer_error(error)?,
             }
         }
-        let read_at = Instant::now();
-        first_record_at.get_or_insert_with(SystemTime::now);
+        self.first_record_at.get_or_insert_with(SystemTime::now);
+        Ok(messages)
+    }
 
-        let batch: Vec<Incoming> = messages
-            .iter()
-            .map(|m| Incoming {
-                partition: m.partition(),
-                offset: m.offset(),
-                key: m.key(),
-                payload: m.payload(),
-            })
-            .collect();
-        let outcome = scorer
+    /// One summary line on stdout.
+    fn print_summary(&self) {
+        let epoch_ms = |time: Option<SystemTime>| {
+            time.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_millis())
+        };
+        let (first_ms, last_ms) = (epoch_ms(self.first_record_at), epoch_ms(self.last_done_at));
+        // The rate counts the time spent working: first record in to last output done.
+        let seconds = last_ms.saturating_sub(first_ms) as f64 / 1000.0;
+        let stats = &self.stats;
+        println!(
+            "detector: consumed={} scored={} anomalies={} dead_letters={} seconds={seconds:.3} \
+             rate={:.1}/s first_ms={first_ms} last_ms={last_ms} transactions={} aborted={}",
+            stats.consumed,
+            stats.scored,
+            stats.anomalies,
+            stats.dead_letters,
+            stats.consumed as f64 / seconds.max(1e-3),
+            stats.transactions,
+            stats.aborted
+        );
+    }
+}
+
+/// Records as the scorer takes them.
+pub(crate) fn incoming<'m>(messages: &'m [BorrowedMessage<'_>]) -> Vec<Incoming<'m>> {
+    messages
+        .iter()
+        .map(|m| Incoming {
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key(),
+            payload: m.payload(),
+        })
+        .collect()
+}
+
+/// The at-least-once loop: batches pipelined, offsets stored once acknowledged.
+async fn at_least_once(
+    worker: &mut Worker,
+    consumer: &bus::LoggingConsumer,
+    producer: &FutureProducer<bus::LoggingContext>,
+    in_flight_batches: usize,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Stop> {
+    let input = worker.topics.input.clone();
+    let mut pending = Pending::new(consumer, &input);
+    tokio::pin!(shutdown);
+    let stop = loop {
+        // Between batches: the only place the model may change.
+        worker.watcher.poll(&mut worker.scorer);
+        pending.store_acknowledged()?;
+        if let Some(stop) = worker.limit_reached() {
+            break stop;
+        }
+        // The first record of a batch: wait for it, an acknowledgement, a shutdown or a tick.
+        let first = tokio::select! {
+            biased;
+            () = &mut shutdown => break Stop::Signal,
+            acknowledged = pending.next() => {
+                acknowledged?;
+                continue;
+            }
+            received = consumer.recv() => received,
+            () = tokio::time::sleep(TICK) => {
+                if let Some(stop) = worker.idle_stop() {
+                    break stop;
+                }
+                continue;
+            }
+        };
+        let first = match first {
+            Ok(message) => message,
+            Err(error) => {
+                consumer_error(error)?;
+                continue;
+            }
+        };
+        let batch_started = Instant::now();
+        let messages = worker.fill_batch(consumer, first).await?;
+        let read_at = Instant::now();
+        let batch = incoming(&messages);
+        let outcome = worker
+            .scorer
             .process(&batch)
             .context("scoring a checked batch failed; its offsets are not stored")?;
-        stats.add(batch.len(), &outcome);
-        let deliveries = send(&producer, &topics, &outcome.outputs, &mut pending).await?;
+        worker.stats.add(batch.len(), &outcome);
+        let deliveries = send(producer, &worker.topics, &outcome.outputs, &mut pending).await?;
         pending.push(InFlight {
             deliveries: join_all(deliveries),
             offsets: outcome.last_offsets,
         });
         let sent_at = Instant::now();
-        while pending.len() > config.in_flight_batches {
+        while pending.len() > in_flight_batches {
             pending.next().await?;
         }
         log::debug!(
@@ -206,48 +375,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
              waited {:.1?} for older batches",
             batch.len(),
             read_at - batch_started,
-            batch_started - last_record,
+            batch_started - worker.last_record,
             sent_at - read_at,
             sent_at.elapsed()
         );
-        last_record = read_at;
-        progress.tick(&stats, pending.len());
+        worker.last_record = read_at;
+        worker.last_done_at = pending.last_acknowledged_at.or(worker.last_done_at);
+        worker.progress.tick(&worker.stats, pending.len());
     };
-
-    match stop {
-        Stop::Signal => log::info!("shutdown requested: stopping"),
-        Stop::MaxRecords(max) => log::info!("read {max} records: stopping"),
-        Stop::Idle(idle) => log::info!("no record for {idle:.1?}: stopping"),
+    // Every output acknowledged and its offsets stored, within the deadline.
+    match tokio::time::timeout(SHUTDOWN_DEADLINE, pending.drain()).await {
+        Ok(drained) => drained?,
+        Err(_) => log::warn!(
+            "{} batches still unacknowledged after {SHUTDOWN_DEADLINE:?}: stopping without \
+             storing their offsets (a restart reads them again)",
+            pending.len()
+        ),
     }
-    // Every output acknowledged and its offsets stored, then committed now rather than at the
-    // next auto-commit; then leave the group.
-    pending.drain().await?;
-    let last_acknowledged_at = pending.last_acknowledged_at;
-    drop(pending);
-    if let Err(error) = producer.flush(Timeout::After(Duration::from_secs(10))) {
-        log::warn!("flush: {error}");
-    }
-    commit(&consumer);
-    consumer.unsubscribe();
-    drop(consumer);
-
-    let epoch_ms = |time: Option<SystemTime>| {
-        time.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_millis())
-    };
-    let (first_ms, last_ms) = (epoch_ms(first_record_at), epoch_ms(last_acknowledged_at));
-    // The rate counts the time spent working: first record in to last output acknowledged.
-    let seconds = last_ms.saturating_sub(first_ms) as f64 / 1000.0;
-    println!(
-        "detector: consumed={} scored={} anomalies={} dead_letters={} seconds={seconds:.3} \
-         rate={:.1}/s first_ms={first_ms} last_ms={last_ms}",
-        stats.consumed,
-        stats.scored,
-        stats.anomalies,
-        stats.dead_letters,
-        stats.consumed as f64 / seconds.max(1e-3)
-    );
-    Ok(stats)
+    worker.last_done_at = pending.last_acknowledged_at.or(worker.last_done_at);
+    Ok(stop)
 }
 
 /// Looks up the output topics through the producer before the first batch, so its first
@@ -281,7 +427,7 @@ async fn warm_up(producer: &FutureProducer<bus::LoggingContext>, topics: &Topics
 }
 
 /// A consumer error: fatal ones end the run, the others are logged (librdkafka retries).
-fn consumer_error(error: KafkaError) -> Result<()> {
+pub(crate) fn consumer_error(error: KafkaError) -> Result<()> {
     if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
         bail!("the consumer failed: {error}");
     }
@@ -425,21 +571,31 @@ impl<'c> Pending<'c> {
     }
 }
 
-/// Commits the stored offsets now. librdkafka commits each assigned partition's stored
-/// offset (not its position), and clears stored offsets on every assignment change, so a
-/// partition that moved away and back is not committed from an older owner's view.
-fn commit(consumer: &bus::LoggingConsumer) {
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) => log::info!("offsets committed"),
-        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {
+/// Commits the stored offsets now, waiting at most [`SHUTDOWN_FLUSH`] (a commit that does
+/// not finish in time leaves the last auto-commit standing: the records after it are read
+/// again). librdkafka commits each assigned partition's stored offset (not its position), and
+/// clears stored offsets on every assignment change, so a partition that moved away and back
+/// is not committed from an older owner's view.
+async fn commit(consumer: &Arc<bus::LoggingConsumer>) {
+    let committing = Arc::clone(consumer);
+    let committed =
+        tokio::task::spawn_blocking(move || committing.commit_consumer_state(CommitMode::Sync));
+    match tokio::time::timeout(SHUTDOWN_FLUSH, committed).await {
+        Ok(Ok(Ok(()))) => log::info!("offsets committed"),
+        Ok(Ok(Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)))) => {
             log::info!("no new offsets to commit")
         }
-        Err(error) => log::warn!("final commit failed: {error}"),
+        Ok(Ok(Err(error))) => log::warn!("final commit failed: {error}"),
+        Ok(Err(error)) => log::warn!("final commit failed: {error}"),
+        Err(_) => log::warn!(
+            "final commit not confirmed within {SHUTDOWN_FLUSH:?}; the last automatic commit \
+             stands and the records after it are read again"
+        ),
     }
 }
 
 /// Periodic progress in the log.
-struct Progress {
+pub(crate) struct Progress {
     started: Instant,
     last: Instant,
     consumed_at_last: u64,
@@ -455,7 +611,7 @@ impl Progress {
         }
     }
 
-    fn tick(&mut self, stats: &Stats, in_flight: usize) {
+    pub(crate) fn tick(&mut self, stats: &Stats, in_flight: usize) {
         let since = self.last.elapsed();
         if since < PROGRESS_EVERY {
             return;

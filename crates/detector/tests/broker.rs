@@ -830,3 +830,35 @@ fn sigterm_commits_and_a_restart_reads_only_the_rest() {
     );
     assert_eq!(committed(&group, &topics.transactions), ends(&landed));
 }
+
+/// 6: `--exactly-once` on a broker without Kafka transactions stops at start, exit 2, with a
+/// message saying what the mode needs. (On a broker with transactions, such as Apache Kafka
+/// through docker-compose, there is nothing to refuse, and the test says so.)
+#[test]
+fn exactly_once_is_refused_at_start_by_a_broker_without_transactions() {
+    let versions = bus::api_versions::api_versions(&bootstrap(), Duration::from_secs(5))
+        .expect("ApiVersions from the test broker");
+    if bus::api_versions::missing_transaction_apis(&versions).is_empty() {
+        println!("{} has transactions: nothing to refuse", bootstrap());
+        return;
+    }
+    let scratch = Scratch::new();
+    let model = train(&scratch);
+    let topics = Topics::create();
+    let output = detector(
+        &model,
+        &topics,
+        &unique("group"),
+        &scratch.0.join("eos.log"),
+    )
+    .arg("--exactly-once")
+    .stderr(Stdio::piped())
+    .output()
+    .expect("run the detector");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let line = stderr.lines().last().unwrap_or_default();
+    assert!(line.contains("no Kafka transactions"), "{line}");
+    assert!(line.contains("EndTxn"), "names the missing API: {line}");
+    assert!(line.contains("Apache Kafka"), "says what is needed: {line}");
+}

@@ -1,7 +1,7 @@
 //! `detector::run` in-process against librdkafka's own mock cluster (no broker needed): what a
 //! clean stop commits, and what a failed delivery does not.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -216,4 +216,271 @@ async fn a_failed_delivery_stops_the_run_and_its_records_are_read_again() {
         "every record is read again: nothing was stored"
     );
     assert_eq!(setup.anomaly_ids(setup.flagged.len()), setup.flagged);
+}
+
+impl Setup {
+    /// Every anomaly record's id with how often it appears: reads until at least `expected`
+    /// records are in and then nothing more arrives for a second (or 30 s pass).
+    fn anomaly_counts(&self, expected: usize) -> BTreeMap<i64, usize> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.cluster.bootstrap_servers())
+            .set("group.id", "counter")
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .create()
+            .expect("reader");
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(OUTPUT, 0, Offset::Beginning)
+            .expect("assignment");
+        consumer.assign(&assignment).expect("assign");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (mut counts, mut records) = (BTreeMap::new(), 0);
+        let mut last_seen = Instant::now();
+        while Instant::now() < deadline
+            && (records < expected || last_seen.elapsed() < Duration::from_secs(1))
+        {
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                let message = message.expect("read");
+                let anomaly = schema::Anomaly::decode(message.payload().unwrap_or_default())
+                    .expect("anomaly");
+                *counts
+                    .entry(anomaly.id.to_string().parse().expect("numeric id"))
+                    .or_insert(0) += 1;
+                records += 1;
+                last_seen = Instant::now();
+            }
+        }
+        counts
+    }
+
+    /// The group's committed offset of each input partition (None: nothing committed).
+    fn committed(&self, group: &str) -> Vec<Option<i64>> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.cluster.bootstrap_servers())
+            .set("group.id", group)
+            .create()
+            .expect("consumer");
+        let mut partitions = TopicPartitionList::new();
+        for partition in 0..3 {
+            partitions.add_partition(INPUT, partition);
+        }
+        let committed = consumer
+            .committed_offsets(partitions, Duration::from_secs(10))
+            .expect("committed offsets");
+        committed
+            .elements()
+            .iter()
+            .map(|element| match element.offset() {
+                Offset::Offset(offset) => Some(offset),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+// Exactly-once (`--exactly-once`) against the mock cluster. What the mock checks: the
+// transaction protocol our detector drives (InitProducerId, AddPartitionsToTxn,
+// AddOffsetsToTxn, TxnOffsetCommit, EndTxn; commit and abort) and what the detector does on
+// each outcome. What it cannot check (librdkafka 2.12's rdkafka_mock_handlers.c): its Fetch
+// answers a last stable offset equal to the high watermark and no aborted transactions, so a
+// read_committed reader also sees aborted records; and TxnOffsetCommit does not store the
+// offsets. Hiding aborted records is the broker's part; with Apache Kafka
+// (docker-compose.yml) a read_committed reader sees each record once.
+
+/// Every batch is one committed transaction: every anomaly written once, every record counted
+/// once, and the consumer itself never commits (the mock stores plain OffsetCommits, so an
+/// auto-commit would show there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_commits_one_transaction_per_batch() {
+    let setup = Setup::new("eos-commit", 3000).await;
+    let stats = detector::run(
+        setup.config(
+            "eos",
+            &[
+                "--exactly-once",
+                "--transactional-id",
+                "t-commit",
+                "--idle-exit",
+                "1",
+            ],
+        ),
+        std::future::pending(),
+    )
+    .await
+    .expect("run");
+    assert_eq!(stats.consumed, 3000);
+    assert_eq!(stats.aborted, 0);
+    assert!(
+        stats.transactions >= 30,
+        "batches of at most 100: {stats:?}"
+    );
+    let counts = setup.anomaly_counts(setup.flagged.len());
+    assert_eq!(
+        counts.keys().copied().collect::<BTreeSet<_>>(),
+        setup.flagged
+    );
+    assert!(counts.values().all(|&n| n == 1), "duplicates: {counts:?}");
+    assert_eq!(
+        setup.committed("eos"),
+        [None, None, None],
+        "offsets went outside the transactions"
+    );
+}
+
+/// A delivery refused inside a transaction makes it abortable: the detector aborts it, goes
+/// back to the batch's first offsets and processes the batch again in a new transaction, and
+/// keeps running. Each record is counted in exactly one committed transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abortable_failure_aborts_and_the_batch_is_processed_again() {
+    let setup = Setup::new("eos-abort", 3000).await;
+    setup.cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
+    );
+    let stats = detector::run(
+        setup.config(
+            "eos",
+            &[
+                "--exactly-once",
+                "--transactional-id",
+                "t-abort",
+                "--idle-exit",
+                "1",
+            ],
+        ),
+        std::future::pending(),
+    )
+    .await
+    .expect("an aborted transaction must not end the run");
+    // librdkafka may refuse a few more sends to the topic right after the error, and the
+    // producer's epoch bump after an abort; each is one more aborted transaction.
+    assert!((1..10).contains(&stats.aborted), "{stats:?}");
+    assert_eq!(
+        stats.consumed, 3000,
+        "records counted once, in committed transactions"
+    );
+    // The mock shows the aborted transaction's records too (see above): every flagged id is
+    // there, and no other.
+    let counts = setup.anomaly_counts(setup.flagged.len());
+    assert_eq!(
+        counts.keys().copied().collect::<BTreeSet<_>>(),
+        setup.flagged
+    );
+}
+
+/// A detector killed (SIGKILL) between writing a batch and committing it: its transaction is
+/// left open. A new detector with the same transactional id fences it (InitProducerId bumps
+/// the epoch and aborts what was open) and processes the records in committed transactions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_produce_and_commit_is_fenced_by_the_restart() {
+    let setup = Setup::new("eos-crash", 1000).await;
+    // EndTxn answers "coordinator loading" for a long while: commits hang after the outputs
+    // are written, and the detector is killed there.
+    setup.cluster.request_errors(
+        RDKafkaApiKey::EndTxn,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS; 500],
+    );
+    let bootstrap = setup.cluster.bootstrap_servers();
+    let model = setup.model.to_str().expect("utf-8 path").to_string();
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--model",
+            &model,
+            "--brokers",
+            &bootstrap,
+            "--group",
+            "eos",
+            "--batch-size",
+            "100",
+            "--exactly-once",
+            "--transactional-id",
+            "t-crash",
+            "-X",
+            "session.timeout.ms=6000",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let mut crashed = std::process::Command::new(env!("CARGO_BIN_EXE_detector"))
+        .args(args(&[]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start detector");
+    // Its first batch's anomalies are written (the mock shows them) but not committed.
+    let written = setup.anomaly_counts(1);
+    assert!(!written.is_empty(), "the first detector wrote nothing");
+    crashed.kill().expect("SIGKILL");
+    crashed.wait().expect("reap");
+    setup.cluster.clear_request_errors(RDKafkaApiKey::EndTxn);
+
+    let restarted = std::process::Command::new(env!("CARGO_BIN_EXE_detector"))
+        .args(args(&["--idle-exit", "1"]))
+        .output()
+        .expect("run detector");
+    let stdout = String::from_utf8_lossy(&restarted.stdout);
+    let stderr = String::from_utf8_lossy(&restarted.stderr);
+    assert!(restarted.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("consumed=1000 "), "{stdout}");
+    assert!(stdout.contains("aborted=0"), "{stdout}");
+    assert!(
+        stderr.contains("transactions ready for t-crash"),
+        "{stderr}"
+    );
+    let counts = setup.anomaly_counts(setup.flagged.len() + written.len());
+    assert_eq!(
+        counts.keys().copied().collect::<BTreeSet<_>>(),
+        setup.flagged
+    );
+}
+
+/// SIGTERM with the broker gone: the detector still exits 0 within 10 s (it gives up on the
+/// outputs in flight, whose offsets stay uncommitted, and on leaving the group).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_the_broker_gone_exits_within_ten_seconds() {
+    let setup = Setup::new("sigterm-down", 3000).await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_detector"))
+        .args(["--model", setup.model.to_str().expect("utf-8 path")])
+        .args(["--brokers", &setup.cluster.bootstrap_servers()])
+        .args([
+            "--group",
+            "g",
+            "--batch-size",
+            "50",
+            "-X",
+            "session.timeout.ms=6000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start detector");
+    assert!(
+        !setup.anomaly_counts(1).is_empty(),
+        "the detector wrote nothing"
+    );
+    setup.cluster.broker_down(1).expect("broker down");
+    let signalled = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = loop {
+        if let Some(exit) = child.try_wait().expect("try_wait") {
+            break exit;
+        }
+        if signalled.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("no exit 30 s after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took = signalled.elapsed();
+    println!("exited {exit} {took:?} after SIGTERM, broker down");
+    assert!(exit.success(), "{exit}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
 }

@@ -1,0 +1,313 @@
+//! Exactly-once mode (`--exactly-once`): each batch's anomalies and dead letters are written,
+//! and its input offsets committed, in one Kafka transaction (`send_offsets_to_transaction`,
+//! KIP-447 group metadata), so a `read_committed` reader sees every output once whatever
+//! crashes, and the group's committed offsets move only with the outputs they cover.
+//!
+//! One transaction per batch, committed before the next batch is read. A transaction that
+//! fails in a way that allows it (a refused delivery, a lost partition) is aborted and its
+//! batch read again from its first offsets; a fatal error (another producer took the
+//! transactional id over) stops the detector. The consumer never commits by itself
+//! (`enable.auto.commit=false`) and reads with `isolation.level=read_committed`.
+//!
+//! The transaction calls block (they wait for the coordinator), so they run on the runtime's
+//! worker thread through `block_in_place`.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{bail, Context as _, Result};
+use futures::future::join_all;
+use rdkafka::consumer::Consumer as _;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message as _};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::pipeline::{consumer_error, incoming, Stop, Worker, TICK};
+use crate::scoring::{Destination, Output};
+
+/// How long one transaction call may wait for the coordinator.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Consecutive aborted transactions after which the detector gives up.
+const MAX_ABORTS_IN_A_ROW: u32 = 10;
+/// The pause after an abort, times the number of aborts in a row.
+const ABORT_BACKOFF: Duration = Duration::from_millis(200);
+
+type Producer = FutureProducer<bus::LoggingContext>;
+
+/// Registers the transactional id with its coordinator, which also aborts whatever a previous
+/// producer with the same id left open. A broker without transactions fails here, and the
+/// detector stops with a message saying what the mode needs.
+pub(crate) async fn init(
+    producer: &Producer,
+    kafka: &bus::KafkaArgs,
+    transactional_id: &str,
+    timeout: Duration,
+) -> Result<()> {
+    let started = Instant::now();
+    let kafka = kafka.clone();
+    tokio::task::spawn_blocking(move || check_broker(&kafka))
+        .await
+        .context("broker check failed")??;
+    let result = tokio::task::block_in_place(|| producer.init_transactions(timeout));
+    match result {
+        Ok(()) => {
+            log::info!(
+                "transactions ready for {transactional_id} in {:.1?}",
+                started.elapsed()
+            );
+            Ok(())
+        }
+        Err(error) => bail!(
+            "--exactly-once: the broker did not start transactions for transactional.id \
+             {transactional_id} ({error}). This mode needs a broker with Kafka transactions, \
+             such as Apache Kafka 2.5 or later (docker-compose.yml runs one); Tansu 0.6.0 has \
+             none. Without --exactly-once the detector is at-least-once."
+        ),
+    }
+}
+
+/// Asks the broker (plain TCP only) whether it lists the transaction APIs: a broker may accept
+/// `InitProducerId` for a transactional id and still have no `EndTxn` (Tansu 0.6.0), which
+/// would only show at the first commit.
+fn check_broker(kafka: &bus::KafkaArgs) -> Result<()> {
+    let config = kafka.client_config()?;
+    let plain = config
+        .get("security.protocol")
+        .is_none_or(|protocol| protocol.eq_ignore_ascii_case("plaintext"));
+    if !plain {
+        log::info!("the broker's transaction support is not checked over TLS/SASL; the first transaction shows it");
+        return Ok(());
+    }
+    let servers = config
+        .get("bootstrap.servers")
+        .unwrap_or_default()
+        .to_string();
+    for server in servers.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match bus::api_versions::api_versions(server, Duration::from_secs(5)) {
+            Ok(versions) => {
+                let missing = bus::api_versions::missing_transaction_apis(&versions);
+                if missing.is_empty() {
+                    return Ok(());
+                }
+                bail!(
+                    "--exactly-once: the broker at {server} has no Kafka transactions (its \
+                     ApiVersions answer lacks {}). This mode needs a broker with \
+                     transactions, such as Apache Kafka 2.5 or later (docker-compose.yml runs \
+                     one); Tansu 0.6.0 has none. Without --exactly-once the detector is \
+                     at-least-once.",
+                    missing.join(", ")
+                );
+            }
+            Err(error) => log::debug!("ApiVersions from {server}: {error:#}"),
+        }
+    }
+    Ok(())
+}
+
+/// The exactly-once loop; returns why it stopped.
+pub(crate) async fn run(
+    worker: &mut Worker,
+    consumer: &bus::LoggingConsumer,
+    producer: &Producer,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Stop> {
+    tokio::pin!(shutdown);
+    let mut aborted_in_a_row = 0u32;
+    loop {
+        worker.watcher.poll(&mut worker.scorer);
+        if let Some(stop) = worker.limit_reached() {
+            return Ok(stop);
+        }
+        let first = tokio::select! {
+            biased;
+            () = &mut shutdown => return Ok(Stop::Signal),
+            received = consumer.recv() => received,
+            () = tokio::time::sleep(TICK) => {
+                if let Some(stop) = worker.idle_stop() {
+                    return Ok(stop);
+                }
+                continue;
+            }
+        };
+        let first = match first {
+            Ok(message) => message,
+            Err(error) => {
+                consumer_error(error)?;
+                continue;
+            }
+        };
+        let messages = worker.fill_batch(consumer, first).await?;
+        worker.last_record = Instant::now();
+        let batch = incoming(&messages);
+        let outcome = worker
+            .scorer
+            .process(&batch)
+            .context("scoring a checked batch failed; its transaction is not committed")?;
+        match transact(
+            producer,
+            consumer,
+            worker,
+            &outcome.outputs,
+            &outcome.last_offsets,
+        )
+        .await
+        {
+            Ok(()) => {
+                aborted_in_a_row = 0;
+                worker.stats.add(batch.len(), &outcome);
+                worker.stats.transactions += 1;
+                worker.last_done_at = Some(SystemTime::now());
+            }
+            Err(Failed::Abortable(error)) => {
+                log::warn!(
+                    "transaction of {} records failed ({error}); aborting it and reading the \
+                     batch again",
+                    batch.len()
+                );
+                abort(producer)?;
+                worker.stats.aborted += 1;
+                rewind(consumer, &worker.topics.input, &messages);
+                aborted_in_a_row += 1;
+                if aborted_in_a_row >= MAX_ABORTS_IN_A_ROW {
+                    bail!(
+                        "{aborted_in_a_row} transactions in a row were aborted, the last with \
+                         {error}; stopping (nothing of them was committed)"
+                    );
+                }
+                // A failure that lasts (a topic refusing writes) is not retried in a tight loop.
+                tokio::time::sleep(ABORT_BACKOFF * aborted_in_a_row).await;
+            }
+            Err(Failed::Fatal(error)) => return Err(error),
+        }
+        worker.progress.tick(&worker.stats, 0);
+    }
+}
+
+/// How a transaction failed.
+enum Failed {
+    /// Abort it and process the batch again.
+    Abortable(KafkaError),
+    /// Stop the detector.
+    Fatal(anyhow::Error),
+}
+
+/// Sorts a transaction call's error: fatal (fenced, or the producer is unusable) or abortable.
+fn classify(error: KafkaError, call: &str) -> Failed {
+    match &error {
+        KafkaError::Transaction(inner) if inner.is_fatal() => Failed::Fatal(anyhow::anyhow!(
+            "{call} failed fatally ({error}); another detector may have started with the same \
+             --transactional-id (each needs its own)"
+        )),
+        _ => Failed::Abortable(error),
+    }
+}
+
+/// Begins a transaction, writes the outputs, adds the offsets after the batch and commits.
+async fn transact(
+    producer: &Producer,
+    consumer: &bus::LoggingConsumer,
+    worker: &Worker,
+    outputs: &[Output],
+    last_offsets: &BTreeMap<i32, i64>,
+) -> Result<(), Failed> {
+    producer
+        .begin_transaction()
+        .map_err(|error| classify(error, "begin_transaction"))?;
+    let mut deliveries = Vec::with_capacity(outputs.len());
+    for output in outputs {
+        let topic = match output.destination {
+            Destination::Anomalies => &worker.topics.output,
+            Destination::DeadLetters => &worker.topics.dead_letters,
+        };
+        loop {
+            let record = FutureRecord::to(topic)
+                .key(&output.key)
+                .payload(&output.payload);
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    deliveries.push(delivery);
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((error, _)) => return Err(Failed::Abortable(error)),
+            }
+        }
+    }
+    let mut offsets = TopicPartitionList::new();
+    for (&partition, &offset) in last_offsets {
+        offsets
+            .add_partition_offset(&worker.topics.input, partition, Offset::Offset(offset + 1))
+            .map_err(Failed::Abortable)?;
+    }
+    let group = consumer.group_metadata().ok_or_else(|| {
+        Failed::Fatal(anyhow::anyhow!(
+            "the consumer has no group metadata to commit offsets with"
+        ))
+    })?;
+    tokio::task::block_in_place(|| {
+        producer.send_offsets_to_transaction(&offsets, &group, TRANSACTION_TIMEOUT)
+    })
+    .map_err(|error| classify(error, "send_offsets_to_transaction"))?;
+    // Commit flushes the outputs first; a refused one makes the commit fail (abortable).
+    let mut committed =
+        tokio::task::block_in_place(|| producer.commit_transaction(TRANSACTION_TIMEOUT));
+    // A commit that timed out may be retried as it is.
+    for _ in 0..3 {
+        match &committed {
+            Err(KafkaError::Transaction(inner)) if inner.is_retriable() => {
+                log::warn!("commit_transaction: {inner}; retrying");
+                committed = tokio::task::block_in_place(|| {
+                    producer.commit_transaction(TRANSACTION_TIMEOUT)
+                });
+            }
+            _ => break,
+        }
+    }
+    committed.map_err(|error| classify(error, "commit_transaction"))?;
+    // All delivered (the commit waited for them); a failure here would have failed the commit.
+    for delivery in join_all(deliveries).await {
+        if let Ok(Err((error, _))) = delivery {
+            return Err(Failed::Abortable(error));
+        }
+    }
+    Ok(())
+}
+
+/// Aborts the open transaction: its outputs are never shown to `read_committed` readers and
+/// its offsets are not committed.
+fn abort(producer: &Producer) -> Result<()> {
+    tokio::task::block_in_place(|| producer.abort_transaction(TRANSACTION_TIMEOUT))
+        .context("abort_transaction failed; stopping (a restart reads the batch again)")
+}
+
+/// Moves the consumer back to the first offset of each partition in the batch, so the batch
+/// is read again. A partition revoked meanwhile is left to its new owner, which reads from
+/// the committed offset.
+fn rewind(consumer: &bus::LoggingConsumer, topic: &str, messages: &[BorrowedMessage<'_>]) {
+    let mut first_offsets: BTreeMap<i32, i64> = BTreeMap::new();
+    for message in messages {
+        first_offsets
+            .entry(message.partition())
+            .and_modify(|offset| *offset = (*offset).min(message.offset()))
+            .or_insert(message.offset());
+    }
+    for (partition, offset) in first_offsets {
+        if let Err(error) = consumer.seek(
+            topic,
+            partition,
+            Offset::Offset(offset),
+            Duration::from_secs(10),
+        ) {
+            log::warn!(
+                "cannot go back to offset {offset} of {topic}/{partition} ({error}); its new \
+                 owner reads it from the committed offset"
+            );
+        }
+    }
+}
