@@ -60,6 +60,9 @@ pub struct Cli {
     /// [default: detector-<group>-<hostname>-<pid>]
     #[arg(long, value_name = "ID", requires = "exactly_once")]
     pub transactional_id: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
     /// Kafka connection.
     #[command(flatten)]
     pub kafka: bus::KafkaArgs,

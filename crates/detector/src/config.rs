@@ -52,6 +52,8 @@ pub struct Config {
     pub startup_timeout: Duration,
     /// With `--exactly-once`: the producer's transactional id.
     pub transactional_id: Option<String>,
+    /// Where to serve Prometheus metrics.
+    pub metrics_addr: Option<String>,
     /// Kafka connection settings.
     pub kafka: bus::KafkaArgs,
 }
@@ -162,6 +164,7 @@ impl Config {
             idle_exit: (!idle_exit.is_zero()).then_some(idle_exit),
             startup_timeout,
             transactional_id,
+            metrics_addr: cli.metrics_addr,
             kafka: cli.kafka,
         })
     }

@@ -15,11 +15,13 @@
 //!   letters to write and the offsets that may then be stored out. Unit-tested.
 //! - [`pipeline`]: the Kafka loop around it ([`run`]): batching, sending, acknowledgements,
 //!   offsets, progress, and the clean stop (signal, `--max-records`, `--idle-exit`).
+//! - [`metrics`]: Prometheus metrics at `--metrics-addr`.
 //! - [`reload`]: the model's hot reload between batches (SIGHUP or a replaced file).
 //! - `transactional`: the `--exactly-once` loop, one Kafka transaction per batch.
 
 pub mod cli;
 pub mod config;
+pub mod metrics;
 pub mod pipeline;
 pub mod reload;
 pub mod scoring;

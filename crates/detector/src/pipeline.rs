@@ -31,6 +31,7 @@ use rdkafka::util::Timeout;
 use rdkafka::message::BorrowedMessage;
 
 use crate::config::{Config, Topics};
+use crate::metrics::Metrics;
 use crate::reload::ModelWatcher;
 use crate::scoring::{BatchOutcome, Destination, Incoming, Output, Scorer};
 
@@ -107,6 +108,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
             None => format!("at-least-once, {} in flight", config.in_flight_batches),
         }
     );
+    let metrics = Metrics::new();
+    if let Some(address) = &config.metrics_addr {
+        metrics.serve(address)?;
+    }
     log::info!("connecting: {}", config.kafka.describe());
     let kafka = config.kafka.clone();
     let startup_timeout = config.startup_timeout;
@@ -135,6 +140,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
     let mut worker = Worker {
         scorer: Scorer::new(model, limits, &topics.input),
         watcher,
+        model_path: config.model_path.clone(),
+        metrics,
         topics,
         batch_size: config.batch_size,
         batch_wait: config.batch_wait,
@@ -146,7 +153,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
         last_record: Instant::now(),
         last_done_at: None,
     };
-    let result = if config.transactional_id.is_some() {
+    let exactly_once = config.transactional_id.is_some();
+    let result = if exactly_once {
         crate::transactional::run(&mut worker, &consumer, &producer, shutdown).await
     } else {
         at_least_once(
@@ -180,7 +188,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
     {
         log::warn!("flush: {error}");
     }
-    if commit_result.is_ok() && worker.stats.transactions == 0 && worker.stats.aborted == 0 {
+    if commit_result.is_ok() && !exactly_once {
         commit(&consumer).await;
     }
     // Leaving the group is librdkafka's business from here (the consumer's close), and the
@@ -208,6 +216,8 @@ const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
 pub(crate) struct Worker {
     pub(crate) scorer: Scorer,
     pub(crate) watcher: ModelWatcher,
+    pub(crate) model_path: std::path::PathBuf,
+    pub(crate) metrics: Metrics,
     pub(crate) topics: Topics,
     pub(crate) batch_size: usize,
     pub(crate) batch_wait: Duration,
@@ -224,6 +234,48 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
+    /// Between batches: the model may change (hot reload), and the metrics' view of the
+    /// model, rebalances and batches in flight is brought up to date.
+    pub(crate) fn between_batches(&mut self, consumer: &bus::LoggingConsumer, in_flight: usize) {
+        use rdkafka::consumer::Consumer as _;
+        self.watcher.poll(&mut self.scorer);
+        self.metrics.state(
+            self.scorer.model(),
+            &self.model_path,
+            consumer.context().rebalances(),
+            in_flight,
+        );
+    }
+
+    /// Scores a batch, timing it for the metrics; `record` says whether the batch counts in
+    /// the metrics now (at-least-once) or only once its transaction commits.
+    pub(crate) fn score(
+        &mut self,
+        messages: &[BorrowedMessage<'_>],
+    ) -> Result<(BatchOutcome, Duration)> {
+        let started = Instant::now();
+        let outcome = self
+            .scorer
+            .process(&incoming(messages))
+            .context("scoring a checked batch failed; its offsets are not stored")?;
+        Ok((outcome, started.elapsed()))
+    }
+
+    /// A batch done (outputs sent, or its transaction committed): totals and metrics.
+    pub(crate) fn count(
+        &mut self,
+        messages: &[BorrowedMessage<'_>],
+        outcome: &BatchOutcome,
+        scoring: Duration,
+    ) {
+        self.stats.add(messages.len(), outcome);
+        let timestamps: Vec<i64> = messages
+            .iter()
+            .map(|message| message.timestamp().to_millis().unwrap_or(0))
+            .collect();
+        self.metrics.batch(outcome, scoring, &timestamps);
+    }
+
     /// The stop that applies before the next batch, if any: `--max-records` reached.
     pub(crate) fn limit_reached(&self) -> Option<Stop> {
         self.max_records
@@ -324,7 +376,7 @@ async fn at_least_once(
     tokio::pin!(shutdown);
     let stop = loop {
         // Between batches: the only place the model may change.
-        worker.watcher.poll(&mut worker.scorer);
+        worker.between_batches(consumer, pending.len());
         pending.store_acknowledged()?;
         if let Some(stop) = worker.limit_reached() {
             break stop;
@@ -355,12 +407,8 @@ async fn at_least_once(
         let batch_started = Instant::now();
         let messages = worker.fill_batch(consumer, first).await?;
         let read_at = Instant::now();
-        let batch = incoming(&messages);
-        let outcome = worker
-            .scorer
-            .process(&batch)
-            .context("scoring a checked batch failed; its offsets are not stored")?;
-        worker.stats.add(batch.len(), &outcome);
+        let (outcome, scoring) = worker.score(&messages)?;
+        worker.count(&messages, &outcome, scoring);
         let deliveries = send(producer, &worker.topics, &outcome.outputs, &mut pending).await?;
         pending.push(InFlight {
             deliveries: join_all(deliveries),
@@ -373,7 +421,7 @@ async fn at_least_once(
         log::debug!(
             "batch of {} read in {:.1?} (idle {:.1?} before), scored and sent in {:.1?}, \
              waited {:.1?} for older batches",
-            batch.len(),
+            messages.len(),
             read_at - batch_started,
             batch_started - worker.last_record,
             sent_at - read_at,

@@ -58,6 +58,19 @@ pub struct BatchOutcome {
     pub dead_letters: u64,
     /// Dead letters by reason.
     pub reasons: BTreeMap<&'static str, u64>,
+    /// Per source partition: records read, scored and dead-lettered (read = the other two).
+    pub per_partition: BTreeMap<i32, PartitionCounts>,
+}
+
+/// One partition's records in a batch: every record read is either scored or dead-lettered.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionCounts {
+    /// Records read.
+    pub consumed: u64,
+    /// Of which scored.
+    pub scored: u64,
+    /// Of which dead-lettered.
+    pub dead_lettered: u64,
 }
 
 /// A loaded, validated model and its id (the content hash of its file, which every anomaly
@@ -143,6 +156,11 @@ impl Scorer {
                 .entry(record.partition)
                 .or_insert(record.offset);
             *last = (*last).max(record.offset);
+            outcome
+                .per_partition
+                .entry(record.partition)
+                .or_default()
+                .consumed += 1;
             let decoded = Transaction::decode(record.payload.unwrap_or_default(), &self.limits)
                 .map_err(Rejection::from)
                 .and_then(|transaction| {
@@ -178,6 +196,11 @@ impl Scorer {
         let mut outputs: Vec<(usize, Output)> = Vec::new();
         for ((index, transaction), &anomaly_score) in accepted.iter().zip(&self.scores) {
             outcome.scored += 1;
+            outcome
+                .per_partition
+                .entry(batch[*index].partition)
+                .or_default()
+                .scored += 1;
             if anomaly_score > threshold {
                 outcome.anomalies += 1;
                 let record = &batch[*index];
@@ -203,6 +226,11 @@ impl Scorer {
             outcome.dead_letters += 1;
             *outcome.reasons.entry(rejection.reason()).or_insert(0) += 1;
             let record = &batch[index];
+            outcome
+                .per_partition
+                .entry(record.partition)
+                .or_default()
+                .dead_lettered += 1;
             let letter = DeadLetter::new(
                 &rejection,
                 &self.source_topic,
@@ -302,6 +330,15 @@ pub(crate) mod tests {
         assert_eq!(
             outcome.reasons,
             BTreeMap::from([("feature_count", 1), ("not_json", 1)])
+        );
+        let counts = |consumed, scored, dead_lettered| PartitionCounts {
+            consumed,
+            scored,
+            dead_lettered,
+        };
+        assert_eq!(
+            outcome.per_partition,
+            BTreeMap::from([(0, counts(3, 2, 1)), (1, counts(2, 1, 1))])
         );
         let anomaly = schema::Anomaly::decode(&outcome.outputs[0].payload).unwrap();
         assert_eq!(

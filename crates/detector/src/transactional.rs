@@ -25,7 +25,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::pipeline::{consumer_error, incoming, Stop, Worker, TICK};
+use crate::pipeline::{consumer_error, Stop, Worker, TICK};
 use crate::scoring::{Destination, Output};
 
 /// How long one transaction call may wait for the coordinator.
@@ -118,7 +118,7 @@ pub(crate) async fn run(
     tokio::pin!(shutdown);
     let mut aborted_in_a_row = 0u32;
     loop {
-        worker.watcher.poll(&mut worker.scorer);
+        worker.between_batches(consumer, 0);
         if let Some(stop) = worker.limit_reached() {
             return Ok(stop);
         }
@@ -142,11 +142,7 @@ pub(crate) async fn run(
         };
         let messages = worker.fill_batch(consumer, first).await?;
         worker.last_record = Instant::now();
-        let batch = incoming(&messages);
-        let outcome = worker
-            .scorer
-            .process(&batch)
-            .context("scoring a checked batch failed; its transaction is not committed")?;
+        let (outcome, scoring) = worker.score(&messages)?;
         match transact(
             producer,
             consumer,
@@ -158,7 +154,8 @@ pub(crate) async fn run(
         {
             Ok(()) => {
                 aborted_in_a_row = 0;
-                worker.stats.add(batch.len(), &outcome);
+                worker.count(&messages, &outcome, scoring);
+                worker.metrics.transaction("committed");
                 worker.stats.transactions += 1;
                 worker.last_done_at = Some(SystemTime::now());
             }
@@ -166,9 +163,10 @@ pub(crate) async fn run(
                 log::warn!(
                     "transaction of {} records failed ({error}); aborting it and reading the \
                      batch again",
-                    batch.len()
+                    messages.len()
                 );
                 abort(producer)?;
+                worker.metrics.transaction("aborted");
                 worker.stats.aborted += 1;
                 rewind(consumer, &worker.topics.input, &messages);
                 aborted_in_a_row += 1;

@@ -862,3 +862,140 @@ fn exactly_once_is_refused_at_start_by_a_broker_without_transactions() {
     assert!(line.contains("EndTxn"), "names the missing API: {line}");
     assert!(line.contains("Apache Kafka"), "says what is needed: {line}");
 }
+
+/// Issue 6.3: `--metrics-addr` serves Prometheus text; a scrape after the stream shows, per
+/// partition, consumed = scored + dead-lettered, totals that match what went in and out, dead
+/// letters by reason, the model's id and the latency histograms.
+#[test]
+fn metrics_account_for_every_record() {
+    const GOOD: usize = 2000;
+    let topics = Topics::create();
+    let scratch = Scratch::new();
+    let model = train(&scratch);
+    let records = stream(11, 0, GOOD);
+    let expected = flagged(&model, &records);
+    produce_stream(&topics.transactions, &records);
+    let bad: Vec<(Option<String>, Vec<u8>, Option<i32>)> = [
+        &b"not json"[..],
+        br#"{"id": 1}"#,
+        br#"{"id": 2, "data": [[1, 2, 3]]}"#,
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, value)| (None, value.to_vec(), Some(i as i32)))
+    .collect();
+    produce(&topics.transactions, &bad);
+    let total = GOOD + bad.len();
+
+    let log = scratch.0.join("metrics.log");
+    let detector = Guard(
+        detector(&model, &topics, &unique("group"), &log)
+            .args(["--metrics-addr", "127.0.0.1:0"])
+            .spawn()
+            .expect("start"),
+    );
+    let mut address = String::new();
+    wait_until(
+        Duration::from_secs(30),
+        "the metrics address in the log",
+        || {
+            address = std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .find_map(|line| line.split("metrics at http://").nth(1))
+                // A line still being written has no "/metrics" at its end yet.
+                .and_then(|rest| rest.strip_suffix("/metrics"))
+                .map(str::to_string)
+                .unwrap_or_default();
+            !address.is_empty()
+        },
+    );
+    let mut text = String::new();
+    let mut detector = detector;
+    wait_until(
+        Duration::from_secs(60),
+        "every record in the metrics",
+        || {
+            if let Ok(Some(status)) = detector.0.try_wait() {
+                panic!(
+                    "the detector exited ({status}):\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            text = scrape(&address, "/metrics");
+            sum(&text, "detector_records_consumed_total") == total as f64
+        },
+    );
+    assert!(
+        scrape(&address, "/other").is_empty(),
+        "only /metrics answers"
+    );
+    drop(detector);
+
+    for partition in 0..3 {
+        let label = format!("{{partition=\"{partition}\"}}");
+        let consumed = value(&text, &format!("detector_records_consumed_total{label}"));
+        let scored = value(&text, &format!("detector_records_scored_total{label}"));
+        let dead = value(
+            &text,
+            &format!("detector_records_dead_lettered_total{label}"),
+        );
+        assert!(
+            consumed > 0.0,
+            "partition {partition} read nothing:\n{text}"
+        );
+        assert_eq!(consumed, scored + dead, "partition {partition}:\n{text}");
+    }
+    assert_eq!(sum(&text, "detector_records_scored_total"), GOOD as f64);
+    assert_eq!(
+        value(&text, "detector_anomalies_total"),
+        expected.len() as f64
+    );
+    for reason in ["not_json", "missing_data", "feature_count"] {
+        let line = format!("detector_dead_letters_total{{reason=\"{reason}\"}}");
+        assert_eq!(value(&text, &line), 1.0, "{line}:\n{text}");
+    }
+    assert_eq!(
+        value(&text, &format!("detector_model{{model=\"{}\"}}", model.id)),
+        1.0
+    );
+    assert!(value(&text, "detector_model_age_seconds") >= 0.0);
+    assert!(value(&text, "detector_rebalances_total") >= 1.0);
+    assert!(value(&text, "detector_scoring_seconds_count") >= 1.0);
+    assert_eq!(
+        value(&text, "detector_end_to_end_seconds_count"),
+        total as f64
+    );
+}
+
+/// The body of `GET path` (empty unless the answer is 200).
+fn scrape(address: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(address)
+        .unwrap_or_else(|error| panic!("connect to the metrics at {address:?}: {error}"));
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n").expect("request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    match answer.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200") => body.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The value of the sample named exactly `name` (with its labels); panics when absent.
+fn value(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+/// The sum of every sample of the metric `name`, whatever its labels.
+fn sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| {
+            line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
