@@ -484,3 +484,80 @@ async fn sigterm_with_the_broker_gone_exits_within_ten_seconds() {
     assert!(exit.success(), "{exit}");
     assert!(took < Duration::from_secs(10), "took {took:?}");
 }
+
+/// A dead-letter topic that cannot be written loses nothing: the batch holding the bad record
+/// keeps its offsets unstored, the detector stops with an error, and the next run reads the
+/// record again and writes its dead letter (with the original bytes) once the topic accepts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_dead_letter_topic_keeps_the_record_for_the_next_run() {
+    let setup = Setup::new("dlq-down", 500).await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", setup.cluster.bootstrap_servers())
+        .create()
+        .expect("producer");
+    let bad = b"{\"id\": 9000, \"data\": \"not numbers\"}".to_vec();
+    producer
+        .send(
+            FutureRecord::to(INPUT)
+                .key("9000")
+                .payload(&bad)
+                .partition(1),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("bad record produced");
+    setup
+        .cluster
+        .topic_error(
+            DLQ,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+        )
+        .expect("topic error");
+    let error = detector::run(
+        setup.config("g", &["--idle-exit", "1"]),
+        std::future::pending(),
+    )
+    .await
+    .expect_err("an undeliverable dead letter must end the run");
+    assert!(
+        format!("{error:#}").contains("without storing"),
+        "{error:#}"
+    );
+
+    setup
+        .cluster
+        .topic_error(DLQ, RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR)
+        .expect("topic error cleared");
+    let second = detector::run(
+        setup.config("g", &["--idle-exit", "1"]),
+        std::future::pending(),
+    )
+    .await
+    .expect("second run");
+    assert_eq!(
+        second.dead_letters, 1,
+        "the bad record read again: {second:?}"
+    );
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", setup.cluster.bootstrap_servers())
+        .set("group.id", "dlq-reader")
+        .create()
+        .expect("reader");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(DLQ, 0, Offset::Beginning)
+        .expect("assignment");
+    consumer.assign(&assignment).expect("assign");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let letter = loop {
+        assert!(Instant::now() < deadline, "no dead letter arrived");
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message.expect("read");
+            break schema::DeadLetter::decode(message.payload().unwrap_or_default())
+                .expect("a dead letter");
+        }
+    };
+    assert_eq!(letter.partition, 1);
+    assert_eq!(letter.reason, "data_not_array");
+    assert_eq!(letter.original, bad);
+}
