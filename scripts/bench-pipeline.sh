@@ -5,12 +5,19 @@
 # (../shared/reference/python) on the first PYTHON_RECORDS of them.
 #
 #   scripts/bench-pipeline.sh            (RECORDS=200000 PYTHON_RECORDS=3000 by default)
+#
+# Then one detector under a steady offered load (LATENCY_RATE=10000 records/s for
+# LATENCY_SECONDS=20): end-to-end latency from each transaction's Kafka timestamp to its
+# anomaly's, p50/p95/p99 over every anomaly, from `inspector stats --once --json`.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 RECORDS=${RECORDS:-200000}
 PYTHON_RECORDS=${PYTHON_RECORDS:-3000}
+# The latency line: one detector under a steady offered load.
+LATENCY_RATE=${LATENCY_RATE:-10000}
+LATENCY_SECONDS=${LATENCY_SECONDS:-20}
 run_id="bench-$$-$(date +%s)"
 mkdir -p "$RUN_DIR"
 
@@ -78,6 +85,26 @@ measure() {
     awk -v n="$consumed" -v s="$first" -v e="$last" 'BEGIN { printf "%.0f", n / ((e - s) / 1000) }'
 }
 
+# latency: one detector joins a fresh topic's group; the generator then offers LATENCY_RATE
+# records per second; the percentiles come from the records' and anomalies' timestamps.
+latency() {
+    local tx="$run_id-lat-tx" an="$run_id-lat-anomalies" group="$run_id-lat" log="$RUN_DIR/$run_id-lat"
+    scripts/inspector.sh create-topics "$tx:3" "$an" "$run_id-dlq" 2>/dev/null
+    RUST_LOG=info "$(bin detector)" --model "$model" --input-topic "$tx" --output-topic "$an" \
+        --dlq-topic "$run_id-dlq" --group "$group" --idle-exit 3 >"$log.out" 2>"$log.log" &
+    local pid=$! deadline=$((SECONDS + 60))
+    until [ "$(owned "$log.log")" = 3 ]; do
+        [ $SECONDS -lt $deadline ] || die "the detector did not get the partitions within 60 s"
+        sleep 0.2
+    done
+    scripts/generator.sh --topic "$tx" --count $((LATENCY_RATE * LATENCY_SECONDS)) \
+        --rate "$LATENCY_RATE" --seed 2 >/dev/null 2>&1
+    wait "$pid"
+    scripts/inspector.sh stats --once --json --input-topic "$tx" --output-topic "$an" \
+        --dlq-topic "$run_id-dlq" --group "$group" 2>/dev/null |
+        python3 -c 'import json,sys; l=json.load(sys.stdin)["latency_ms"]; print("%.1f %.1f %.1f %d" % (l["p50"], l["p95"], l["p99"], l["count"]))'
+}
+
 log "pass-through (no scoring), $RECORDS records"
 pass_rate=$(measure 1 passthrough)
 log "one detector, $RECORDS records"
@@ -98,6 +125,9 @@ if scripts/python-env.sh >/dev/null 2>&1; then
     py_rate=$(field rate "$py")
 fi
 
+log "latency: one detector, $LATENCY_RATE records/s offered for $LATENCY_SECONDS s"
+read -r lat_p50 lat_p95 lat_p99 lat_count < <(latency)
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f×", a / b; else print "n/a" }'; }
 share() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }'; }
 printf '\n%-40s %12s %14s %12s\n' "($RECORDS records, broker $KAFKA_BOOTSTRAP)" "records/s" "vs pass-through" "vs Python"
@@ -105,3 +135,5 @@ printf '%-40s %12s %14s %12s\n' "pass-through (no scoring)" "$pass_rate" "100%" 
 printf '%-40s %12s %14s %12s\n' "ours, 1 detector" "$one_rate" "$(share "$one_rate" "$pass_rate")" "$(ratio "$one_rate" "${py_rate:-0}")"
 printf '%-40s %12s %14s %12s\n' "ours, 2 detectors (same group)" "$two_rate" "$(share "$two_rate" "$pass_rate")" "$(ratio "$two_rate" "${py_rate:-0}")"
 printf '%-40s %12s %14s %12s\n' "reference Python ($PYTHON_RECORDS records)" "${py_rate:-not run}" "" "1×"
+printf '\nend-to-end latency, one detector, %s records/s offered for %s s (%s anomalies): p50 %s ms, p95 %s ms, p99 %s ms\n' \
+    "$LATENCY_RATE" "$LATENCY_SECONDS" "$lat_count" "$lat_p50" "$lat_p95" "$lat_p99"
