@@ -23,6 +23,16 @@ pub struct Topics {
     pub dead_letters: String,
 }
 
+impl Topics {
+    /// The topic an output goes to.
+    pub fn of(&self, destination: crate::scoring::Destination) -> &str {
+        match destination {
+            crate::scoring::Destination::Anomalies => &self.output,
+            crate::scoring::Destination::DeadLetters => &self.dead_letters,
+        }
+    }
+}
+
 /// Everything a detector run needs, checked.
 #[derive(Debug)]
 pub struct Config {

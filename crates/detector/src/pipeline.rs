@@ -33,7 +33,7 @@ use rdkafka::message::BorrowedMessage;
 use crate::config::{Config, Topics};
 use crate::metrics::Metrics;
 use crate::reload::ModelWatcher;
-use crate::scoring::{BatchOutcome, Destination, Incoming, Output, Scorer};
+use crate::scoring::{BatchOutcome, Incoming, Output, Scorer};
 
 /// Totals of a run.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -493,34 +493,40 @@ async fn send(
 ) -> Result<Vec<DeliveryFuture>> {
     let mut deliveries = Vec::with_capacity(outputs.len());
     for output in outputs {
-        let topic = match output.destination {
-            Destination::Anomalies => &topics.output,
-            Destination::DeadLetters => &topics.dead_letters,
-        };
         loop {
-            let record = FutureRecord::to(topic)
-                .key(&output.key)
-                .payload(&output.payload);
-            match producer.send_result(record) {
+            match enqueue(producer, topics, output) {
                 Ok(delivery) => {
                     deliveries.push(delivery);
                     break;
                 }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
                     if pending.len() == 0 {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     } else {
                         pending.next().await?;
                     }
                 }
-                Err((error, _)) => bail!(
-                    "cannot send to {topic} ({error}); stopping without storing the offsets of \
-                     this batch (a restart reads it again)"
+                Err(error) => bail!(
+                    "cannot send to {} ({error}); stopping without storing the offsets of \
+                     this batch (a restart reads it again)",
+                    topics.of(output.destination)
                 ),
             }
         }
     }
     Ok(deliveries)
+}
+
+/// Puts one output in the producer's queue (without waiting for its delivery).
+pub(crate) fn enqueue(
+    producer: &FutureProducer<bus::LoggingContext>,
+    topics: &Topics,
+    output: &Output,
+) -> Result<DeliveryFuture, KafkaError> {
+    let record = FutureRecord::to(topics.of(output.destination))
+        .key(&output.key)
+        .payload(&output.payload);
+    producer.send_result(record).map_err(|(error, _)| error)
 }
 
 /// A batch whose outputs await their acknowledgements.

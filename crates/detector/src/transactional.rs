@@ -21,12 +21,12 @@ use futures::future::join_all;
 use rdkafka::consumer::Consumer as _;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message as _};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{FutureProducer, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::pipeline::{consumer_error, Stop, Worker, TICK};
-use crate::scoring::{Destination, Output};
+use crate::pipeline::{consumer_error, enqueue, Stop, Worker, TICK};
+use crate::scoring::Output;
 
 /// How long one transaction call may wait for the coordinator.
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -217,23 +217,16 @@ async fn transact(
         .map_err(|error| classify(error, "begin_transaction"))?;
     let mut deliveries = Vec::with_capacity(outputs.len());
     for output in outputs {
-        let topic = match output.destination {
-            Destination::Anomalies => &worker.topics.output,
-            Destination::DeadLetters => &worker.topics.dead_letters,
-        };
         loop {
-            let record = FutureRecord::to(topic)
-                .key(&output.key)
-                .payload(&output.payload);
-            match producer.send_result(record) {
+            match enqueue(producer, &worker.topics, output) {
                 Ok(delivery) => {
                     deliveries.push(delivery);
                     break;
                 }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                Err((error, _)) => return Err(Failed::Abortable(error)),
+                Err(error) => return Err(Failed::Abortable(error)),
             }
         }
     }

@@ -316,10 +316,7 @@ async fn exactly_once_commits_one_transaction_per_batch() {
         "batches of at most 100: {stats:?}"
     );
     let counts = setup.anomaly_counts(setup.flagged.len());
-    assert_eq!(
-        counts.keys().copied().collect::<BTreeSet<_>>(),
-        setup.flagged
-    );
+    assert_ids(&counts, &setup.flagged);
     assert!(counts.values().all(|&n| n == 1), "duplicates: {counts:?}");
     assert_eq!(
         setup.committed("eos"),
@@ -363,10 +360,7 @@ async fn an_abortable_failure_aborts_and_the_batch_is_processed_again() {
     // The mock shows the aborted transaction's records too (see above): every flagged id is
     // there, and no other.
     let counts = setup.anomaly_counts(setup.flagged.len());
-    assert_eq!(
-        counts.keys().copied().collect::<BTreeSet<_>>(),
-        setup.flagged
-    );
+    assert_ids(&counts, &setup.flagged);
 }
 
 /// A detector killed (SIGKILL) between writing a batch and committing it: its transaction is
@@ -432,10 +426,7 @@ async fn a_crash_between_produce_and_commit_is_fenced_by_the_restart() {
         "{stderr}"
     );
     let counts = setup.anomaly_counts(setup.flagged.len() + written.len());
-    assert_eq!(
-        counts.keys().copied().collect::<BTreeSet<_>>(),
-        setup.flagged
-    );
+    assert_ids(&counts, &setup.flagged);
 }
 
 /// SIGTERM with the broker gone: the detector still exits 0 within 10 s (it gives up on the
@@ -560,4 +551,13 @@ async fn an_unwritable_dead_letter_topic_keeps_the_record_for_the_next_run() {
     assert_eq!(letter.partition, 1);
     assert_eq!(letter.reason, "data_not_array");
     assert_eq!(letter.original, bad);
+}
+
+/// The ids in `counts` are exactly `flagged` (however often each appears).
+fn assert_ids(counts: &BTreeMap<i64, usize>, flagged: &BTreeSet<i64>) {
+    let ids: BTreeSet<i64> = counts.keys().copied().collect();
+    assert_eq!(
+        &ids, flagged,
+        "anomaly ids differ from the ids offline scoring flags"
+    );
 }
