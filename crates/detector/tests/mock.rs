@@ -119,30 +119,9 @@ impl Setup {
             .expect("config")
     }
 
-    /// The ids in the anomalies topic (reads until `expected` are all there or 20 s pass).
+    /// The ids in the anomalies topic (see [`Setup::anomaly_counts`]).
     fn anomaly_ids(&self, expected: usize) -> BTreeSet<i64> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.cluster.bootstrap_servers())
-            .set("group.id", "reader")
-            .set("enable.auto.commit", "false")
-            .create()
-            .expect("reader");
-        let mut assignment = TopicPartitionList::new();
-        assignment
-            .add_partition_offset(OUTPUT, 0, Offset::Beginning)
-            .expect("assignment");
-        consumer.assign(&assignment).expect("assign");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut ids = BTreeSet::new();
-        while ids.len() < expected && Instant::now() < deadline {
-            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-                let message = message.expect("read");
-                let anomaly = schema::Anomaly::decode(message.payload().unwrap_or_default())
-                    .expect("anomaly");
-                ids.insert(anomaly.id.to_string().parse().expect("numeric id"));
-            }
-        }
-        ids
+        self.anomaly_counts(expected).into_keys().collect()
     }
 }
 
