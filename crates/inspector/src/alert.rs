@@ -669,7 +669,9 @@ impl Sender {
     fn send(&self, incident: &Incident) {
         let body = incident.body();
         for attempt in 1..=self.tries {
-            if attempt > 1 && self.past_deadline() {
+            // After the stop, nothing new starts past the deadline (the first try included),
+            // so the stop is bounded by about two time-outs.
+            if self.past_deadline() {
                 self.give_up(incident, "stopping");
                 return;
             }

@@ -799,11 +799,23 @@ pub fn stats(
     }
     let consumer = kafka.base_consumer()?;
     let plan = Plan::new(&consumer, args)?;
+    // Watermarks and committed offsets come from clients of their own: on the reading
+    // client's connections they would queue behind its fetches' long polls.
     let lag_reader = committed_reader(kafka, &args.group)?;
     if args.once {
         once(&consumer, &lag_reader, &plan, args, out)
     } else {
-        live(&consumer, &lag_reader, &plan, args, out, clear, stop)
+        let asker = kafka.base_consumer()?;
+        live(
+            &consumer,
+            &asker,
+            &lag_reader,
+            &plan,
+            args,
+            out,
+            clear,
+            stop,
+        )
     }
 }
 
@@ -905,8 +917,10 @@ fn once(
 }
 
 /// Reads as records come, and shows a summary every second.
+#[allow(clippy::too_many_arguments)]
 fn live(
     consumer: &BaseConsumer<bus::LoggingContext>,
+    asker: &BaseConsumer<bus::LoggingContext>,
     lag_reader: &BaseConsumer,
     plan: &Plan,
     args: &StatsArgs,
@@ -918,16 +932,16 @@ fn live(
     let since = (!args.from_beginning).then(now_ms);
     let window_ms = (args.window * 1000.0) as i64;
     let mut stats = new_stats(args, Some(window_ms), since);
-    let start = if args.from_beginning {
-        Offset::Beginning
-    } else {
-        Offset::End
-    };
+    // Start at offsets resolved from the watermarks rather than at Beginning/End, which
+    // librdkafka resolves with a request of its own per partition once assigned.
     let mut assignment = TopicPartitionList::new();
-    for (name, _, partitions) in &plan.topics {
-        for partition in partitions {
-            assignment.add_partition_offset(name, *partition, start)?;
+    for (name, role, partitions) in &plan.topics {
+        let marks = watermarks(consumer, name, partitions);
+        for w in &marks {
+            let start = if args.from_beginning { w.low } else { w.high };
+            assignment.add_partition_offset(name, w.partition, Offset::Offset(start))?;
         }
+        stats.set_watermarks(*role, marks);
     }
     consumer.assign(&assignment)?;
     let limit = args.seconds.map(Duration::from_secs_f64);
@@ -937,12 +951,20 @@ fn live(
             break;
         }
         if Instant::now() >= next {
-            next += Duration::from_secs(1);
+            // A slow round of watermark and offset requests delays the next block rather
+            // than making blocks back to back with no reading between them.
+            next = (next + Duration::from_secs(1)).max(Instant::now() + Duration::from_millis(500));
+            let asking = Instant::now();
             for (name, role, partitions) in &plan.topics {
-                let marks = watermarks(consumer, name, partitions);
+                let marks = watermarks(asker, name, partitions);
                 stats.set_watermarks(*role, marks);
             }
+            let watermarks_took = asking.elapsed();
             let lag = lag_or_warn(lag_reader, args, &stats);
+            log::debug!(
+                "watermarks took {watermarks_took:?}, the lag {:?}",
+                asking.elapsed() - watermarks_took
+            );
             let snapshot = stats.snapshot(now_ms(), &args.group, lag.as_deref());
             let written = if args.json {
                 writeln!(out, "{snapshot}")
