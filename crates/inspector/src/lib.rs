@@ -10,12 +10,13 @@
 //! `alert`, `plot`) get a module and a [`cli::Command`] variant each.
 
 pub mod cli;
+pub mod plot;
 pub mod tail;
 pub mod topics;
 
 use anyhow::Result;
 
-pub use cli::{Cli, Command, CreateTopicsArgs, TailArgs, TopicsArgs};
+pub use cli::{Cli, Command, CreateTopicsArgs, PlotArgs, TailArgs, TopicsArgs};
 
 /// Runs one command, writing its output to stdout.
 pub fn run(cli: &Cli) -> Result<()> {
@@ -24,5 +25,6 @@ pub fn run(cli: &Cli) -> Result<()> {
         Command::Tail(args) => tail::tail(&cli.kafka, args, &mut stdout).map(|_| ()),
         Command::Topics(args) => topics::topics(&cli.kafka, args, &mut stdout),
         Command::CreateTopics(args) => topics::create_topics(&cli.kafka, args),
+        Command::Plot(args) => plot::plot(&cli.kafka, args, &mut stdout).map(|_| ()),
     }
 }
