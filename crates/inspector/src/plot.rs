@@ -453,7 +453,7 @@ pub struct Run {
 /// tens of thousands. `values` is `width × rows`, row-major; bands split [low, high] evenly.
 pub fn band_runs(values: &[f64], width: usize, bands: usize, low: f64, high: f64) -> Vec<Run> {
     let band = |value: f64| -> usize {
-        if !(high > low) || !value.is_finite() {
+        if high.is_nan() || low.is_nan() || high <= low || !value.is_finite() {
             return 0;
         }
         let position = ((value - low) / (high - low) * bands as f64).floor();
@@ -568,6 +568,8 @@ fn draw_contour<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .disable_mesh()
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 15))
         .x_desc(name(0))
         .y_desc(name(1))
         .draw()
@@ -725,6 +727,8 @@ fn draw_histogram<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .disable_x_mesh()
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 15))
         .x_desc(format!(
             "anomaly score ({} points, {} features)",
             points.len(),
