@@ -735,6 +735,7 @@ fn draw_histogram<DB: DrawingBackend>(
             model.n_features()
         ))
         .y_desc("points")
+        .y_label_formatter(&|count| format!("{count:.0}"))
         .draw()
         .map_err(drawing_error)?;
     // Stacked: the second group on top of the first.
