@@ -181,6 +181,32 @@ fn after_a_shift_the_following_trainer_refits_and_the_anomaly_share_returns_to_n
         share_after * 100.0
     );
 
+    // The picture of the new model with both topics: every transaction, an anomaly when a
+    // detector flagged it or the new model does.
+    let picture = pipeline.dir.path().join("after.svg");
+    let output = run_ok(
+        Command::new(bin("inspector"))
+            .args(["--brokers", &e2e::bootstrap(), "plot", "--model"])
+            .arg(&pipeline.model_path)
+            .args(["--topic", &pipeline.anomalies])
+            .args(["--transactions-topic", &pipeline.transactions])
+            .arg("--out")
+            .arg(&picture),
+    );
+    let mut drawn_as_anomalies: Vec<String> = before.iter().chain(&after).cloned().collect();
+    drawn_as_anomalies.extend(flagged_ids(&second_model, &shifted(1, 0)));
+    drawn_as_anomalies.sort();
+    drawn_as_anomalies.dedup();
+    let svg = text(&picture);
+    let legend = format!("anomaly ({})", drawn_as_anomalies.len());
+    assert!(
+        svg.contains(&legend),
+        "no {legend:?} in the picture; {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let normal = format!("normal ({})", 2 * BATCH as usize - drawn_as_anomalies.len());
+    assert!(svg.contains(&normal), "no {normal:?} in the picture");
+
     // The stream stayed where it moved: one refit only; SIGTERM stops the trainer cleanly.
     run_ok(Command::new("kill").args(["-TERM", &trainer.0.id().to_string()]));
     assert!(trainer.0.wait().unwrap().success());
