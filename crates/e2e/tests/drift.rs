@@ -124,7 +124,7 @@ fn after_a_shift_the_following_trainer_refits_and_the_anomaly_share_returns_to_n
     });
     let refit_line = text(&trainer_out);
     assert!(
-        refit_line.contains("refitted (drift ") && refit_line.contains("mean moved"),
+        refit_line.contains("refitted (drift: ") && refit_line.contains("mean moved"),
         "{refit_line}"
     );
     let model_bytes = std::fs::read(&pipeline.model_path).unwrap();

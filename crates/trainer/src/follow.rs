@@ -92,13 +92,13 @@ impl fmt::Display for Drift {
         match self.kind {
             DriftKind::Mean => write!(
                 f,
-                "{:.3} (feature {} mean moved {:.3} training standard deviations)",
-                self.value, self.feature, self.value
+                "feature {}'s mean moved {:.3} training standard deviations",
+                self.feature, self.value
             ),
             DriftKind::Spread => write!(
                 f,
-                "{:.3} (feature {} standard deviation changed by a factor e^{:.3})",
-                self.value, self.feature, self.value
+                "feature {}'s standard deviation changed by a factor e^{:.3}",
+                self.feature, self.value
             ),
         }
     }
@@ -174,7 +174,7 @@ impl fmt::Display for Reason {
         match self {
             Reason::NoModel => write!(f, "no model yet"),
             Reason::Interval(age) => write!(f, "the model is {:.0} s old", age.as_secs_f64()),
-            Reason::Drift(drift) => write!(f, "drift {drift}"),
+            Reason::Drift(drift) => write!(f, "drift: {drift}"),
         }
     }
 }
@@ -568,6 +568,31 @@ mod tests {
         assert_eq!(
             drift(&training, &[summary(3.0, 0.2)]).unwrap().value,
             f64::INFINITY
+        );
+    }
+
+    #[test]
+    fn reasons_say_what_moved_and_how_far() {
+        let mean = Drift {
+            value: 1.98642,
+            feature: 1,
+            kind: DriftKind::Mean,
+        };
+        assert_eq!(
+            Reason::Drift(mean).to_string(),
+            "drift: feature 1's mean moved 1.986 training standard deviations"
+        );
+        let spread = Drift {
+            kind: DriftKind::Spread,
+            ..mean
+        };
+        assert_eq!(
+            spread.to_string(),
+            "feature 1's standard deviation changed by a factor e^1.986"
+        );
+        assert_eq!(
+            Reason::Interval(Duration::from_secs(3600)).to_string(),
+            "the model is 3600 s old"
         );
     }
 
