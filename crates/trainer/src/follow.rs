@@ -180,12 +180,15 @@ impl fmt::Display for Reason {
 }
 
 /// The decision: refit or not, and why. `age` is the model's (None: no model); `drift` the
-/// window's drift from it. No decision before the window holds `min_records`.
+/// window's drift from it; `new_records` how many arrived since the model was written (an
+/// old model is not refitted on the very rows it was fitted on). No decision before the
+/// window holds `min_records`.
 pub fn decide(
     policy: &Policy,
     window_len: usize,
     age: Option<Duration>,
     drift: Option<Drift>,
+    new_records: u64,
 ) -> Option<Reason> {
     if window_len < policy.min_records {
         return None;
@@ -193,7 +196,7 @@ pub fn decide(
     let Some(age) = age else {
         return Some(Reason::NoModel);
     };
-    if policy.interval.is_some_and(|interval| age >= interval) {
+    if new_records > 0 && policy.interval.is_some_and(|interval| age >= interval) {
         return Some(Reason::Interval(age));
     }
     drift
@@ -300,6 +303,8 @@ pub struct Follower {
     window: Window,
     /// The current model's training summary and write time.
     model: Option<(Vec<FeatureSummary>, SystemTime)>,
+    /// Records pushed since the model was written.
+    new_records: u64,
     last_check: Option<Instant>,
 }
 
@@ -347,13 +352,16 @@ impl Follower {
             names,
             out: out.to_path_buf(),
             model,
+            new_records: 0,
             last_check: None,
         })
     }
 
     /// Adds a record's features; false when they do not fit the window (see [`Window::push`]).
     pub fn push(&mut self, features: &[f64]) -> bool {
-        self.window.push(features)
+        let pushed = self.window.push(features);
+        self.new_records += u64::from(pushed);
+        pushed
     }
 
     /// Rows in the window.
@@ -386,7 +394,14 @@ impl Follower {
                 .duration_since(*written)
                 .unwrap_or_default()
         });
-        match decide(&self.policy, self.window.len(), age, self.drift()) {
+        let drift = self.drift();
+        match decide(
+            &self.policy,
+            self.window.len(),
+            age,
+            drift,
+            self.new_records,
+        ) {
             Some(reason) => self.refit(reason).map(Some),
             None => Ok(None),
         }
@@ -421,6 +436,7 @@ impl Follower {
             .filter(|&&score| score > model.threshold())
             .count();
         self.model = Some((model.summary().to_vec(), SystemTime::now()));
+        self.new_records = 0;
         Ok(Refit {
             reason,
             rows: data.len() / width,
@@ -612,8 +628,8 @@ mod tests {
             feature: 0,
             kind: DriftKind::Mean,
         };
-        assert_eq!(decide(&policy(), 49, None, Some(far)), None);
-        assert_eq!(decide(&policy(), 50, None, None), Some(Reason::NoModel));
+        assert_eq!(decide(&policy(), 49, None, Some(far), 49), None);
+        assert_eq!(decide(&policy(), 50, None, None, 50), Some(Reason::NoModel));
     }
 
     #[test]
@@ -625,26 +641,34 @@ mod tests {
         };
         let young = Some(Duration::from_secs(10));
         let old = Some(Duration::from_secs(61));
-        assert_eq!(decide(&policy(), 100, young, Some(drift(0.4))), None);
-        assert_eq!(decide(&policy(), 100, young, None), None);
+        assert_eq!(decide(&policy(), 100, young, Some(drift(0.4)), 7), None);
+        assert_eq!(decide(&policy(), 100, young, None, 7), None);
         assert_eq!(
-            decide(&policy(), 100, young, Some(drift(0.6))),
+            decide(&policy(), 100, young, Some(drift(0.6)), 7),
             Some(Reason::Drift(drift(0.6)))
         );
         assert_eq!(
-            decide(&policy(), 100, old, Some(drift(0.1))),
+            decide(&policy(), 100, old, Some(drift(0.1)), 7),
             Some(Reason::Interval(Duration::from_secs(61)))
+        );
+        assert_eq!(
+            decide(&policy(), 100, old, Some(drift(0.1)), 0),
+            None,
+            "nothing new since the model was written: the same rows would give the same model"
         );
         let drift_only = Policy {
             interval: None,
             ..policy()
         };
-        assert_eq!(decide(&drift_only, 100, old, Some(drift(0.1))), None);
+        assert_eq!(decide(&drift_only, 100, old, Some(drift(0.1)), 7), None);
         let interval_only = Policy {
             drift_threshold: f64::INFINITY,
             ..policy()
         };
-        assert_eq!(decide(&interval_only, 100, young, Some(drift(1e9))), None);
+        assert_eq!(
+            decide(&interval_only, 100, young, Some(drift(1e9)), 7),
+            None
+        );
     }
 
     #[test]
