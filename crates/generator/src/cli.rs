@@ -19,6 +19,18 @@ pub struct Cli {
     /// Probability that a synthetic record is an outlier, uniform in [−4, 4]².
     #[arg(long, default_value_t = 0.7, value_name = "P")]
     pub outlier_probability: f64,
+    /// Move the synthetic clusters by DX,DY (a drifting stream; outliers stay where they are).
+    #[arg(
+        long,
+        value_name = "DX,DY",
+        value_delimiter = ',',
+        allow_hyphen_values = true,
+        conflicts_with = "csv"
+    )]
+    pub shift: Option<Vec<f64>>,
+    /// With --shift: the first this many records keep the original clusters.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "shift")]
+    pub shift_after: u64,
     /// Random seed: the same seed gives the same records.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

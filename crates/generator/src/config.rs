@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use rdkafka::ClientConfig;
 use schema::Transaction;
 
-use crate::records::{csv_records, synthetic_records};
+use crate::records::{csv_records, shifted_synthetic_records, Shift};
 use crate::Cli;
 
 /// Where the records come from.
@@ -20,6 +20,8 @@ pub enum Source {
         outlier_probability: f64,
         /// Records to send; 0 = without end.
         count: u64,
+        /// How the clusters move (none by default).
+        shift: Shift,
     },
     /// A CSV table's rows, already read.
     Table(Vec<Transaction>),
@@ -68,6 +70,14 @@ impl Config {
         if cli.topic.is_empty() {
             bail!("--topic must not be empty");
         }
+        let shift = match cli.shift.as_deref() {
+            None => Shift::NONE,
+            Some(&[dx, dy]) if dx.is_finite() && dy.is_finite() => Shift {
+                by: [dx, dy],
+                after: cli.shift_after,
+            },
+            Some(other) => bail!("--shift must be two finite numbers DX,DY, not {other:?}"),
+        };
         let source = match &cli.csv {
             Some(path) => {
                 let mut rows = csv_records(path, cli.label_column.as_deref(), cli.first_id)?;
@@ -80,6 +90,7 @@ impl Config {
                 seed: cli.seed,
                 outlier_probability: cli.outlier_probability,
                 count: cli.count,
+                shift,
             },
         };
         Ok(Config {
@@ -109,11 +120,13 @@ impl Config {
                 seed,
                 outlier_probability,
                 count,
-            } => Box::new(synthetic_records(
+                shift,
+            } => Box::new(shifted_synthetic_records(
                 *seed,
                 *outlier_probability,
                 self.first_id,
                 *count,
+                *shift,
             )),
             Source::Table(rows) => Box::new(rows.iter().cloned()),
         }
@@ -166,6 +179,29 @@ mod tests {
             let error = format!("{:#}", config(args).unwrap_err());
             assert!(error.contains(flag), "{args:?}: {error}");
         }
+    }
+
+    #[test]
+    fn a_shift_is_two_numbers_and_moves_the_clusters() {
+        let config = config(&["--shift", "3,-2.5", "--shift-after", "10"]).unwrap();
+        assert!(matches!(
+            config.source,
+            Source::Synthetic {
+                shift: Shift {
+                    by: [3.0, -2.5],
+                    after: 10
+                },
+                ..
+            }
+        ));
+        let error = format!("{:#}", self::config(&["--shift", "1"]).unwrap_err());
+        assert!(error.contains("--shift"), "two numbers: {error}");
+        assert!(
+            Cli::try_parse_from(["generator", "--shift-after", "5"]).is_err(),
+            "needs --shift"
+        );
+        let error = format!("{:#}", self::config(&["--shift", "NaN,1"]).unwrap_err());
+        assert!(error.contains("--shift"), "{error}");
     }
 
     #[test]

@@ -23,7 +23,19 @@ pub fn synthetic_records(
     first_id: i64,
     count: u64,
 ) -> impl Iterator<Item = Transaction> {
-    let mut points = SyntheticPoints::new(seed, outlier_probability);
+    shifted_synthetic_records(seed, outlier_probability, first_id, count, Shift::NONE)
+}
+
+/// [`synthetic_records`] whose clusters move by `shift` from some record on (a drifting
+/// stream); the draws are the same, so the records before the shift are the unshifted ones.
+pub fn shifted_synthetic_records(
+    seed: u64,
+    outlier_probability: f64,
+    first_id: i64,
+    count: u64,
+    shift: Shift,
+) -> impl Iterator<Item = Transaction> {
+    let mut points = SyntheticPoints::new(seed, outlier_probability).with_shift(shift);
     let mut next_id = first_id;
     let mut left = (count > 0).then_some(count);
     std::iter::from_fn(move || {
@@ -40,10 +52,31 @@ pub fn synthetic_records(
     })
 }
 
+/// A move of the synthetic clusters: from the `after`-th point of the stream (counted from 0)
+/// on, cluster points are drawn around their centre + `by`. Outliers stay uniform in
+/// [−4, 4]²: what drifts is normal behaviour.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shift {
+    /// Added to both cluster centres.
+    pub by: [f64; 2],
+    /// Points before this one are not shifted.
+    pub after: u64,
+}
+
+impl Shift {
+    /// No shift: the original stream.
+    pub const NONE: Shift = Shift {
+        by: [0.0, 0.0],
+        after: 0,
+    };
+}
+
 /// The points of [`synthetic_records`], without ids or times.
 pub struct SyntheticPoints {
     rng: ChaCha8Rng,
     outlier_probability: f64,
+    shift: Shift,
+    drawn: u64,
 }
 
 impl SyntheticPoints {
@@ -52,11 +85,25 @@ impl SyntheticPoints {
         Self {
             rng: ChaCha8Rng::seed_from_u64(seed),
             outlier_probability,
+            shift: Shift::NONE,
+            drawn: 0,
         }
+    }
+
+    /// The same stream with its clusters moved as `shift` says.
+    pub fn with_shift(mut self, shift: Shift) -> Self {
+        self.shift = shift;
+        self
     }
 
     /// The next point.
     pub fn next_point(&mut self) -> [f64; 2] {
+        let [dx, dy] = if self.drawn >= self.shift.after {
+            self.shift.by
+        } else {
+            [0.0, 0.0]
+        };
+        self.drawn += 1;
         let rng = &mut self.rng;
         let point = if rng.random::<f64>() < self.outlier_probability {
             [rng.random_range(-4.0..4.0), rng.random_range(-4.0..4.0)]
@@ -64,7 +111,7 @@ impl SyntheticPoints {
             let centre = if rng.random::<bool>() { 2.0 } else { -2.0 };
             let x: f64 = rng.sample(StandardNormal);
             let y: f64 = rng.sample(StandardNormal);
-            [0.3 * x + centre, 0.3 * y + centre]
+            [0.3 * x + centre + dx, 0.3 * y + centre + dy]
         };
         point.map(round3)
     }
@@ -195,6 +242,36 @@ mod tests {
             .filter(|p| p[0].signum() == p[1].signum())
             .count();
         assert!(same_sign > 4950, "x and y share their cluster: {same_sign}");
+    }
+
+    #[test]
+    fn a_shift_moves_the_clusters_from_its_point_on_and_leaves_the_rest() {
+        let shift = Shift {
+            by: [4.0, -3.0],
+            after: 500,
+        };
+        let plain = features(synthetic_records(9, 0.0, 0, 1000));
+        let moved = features(shifted_synthetic_records(9, 0.0, 0, 1000, shift));
+        assert_eq!(
+            plain[..500],
+            moved[..500],
+            "before the shift: the original stream"
+        );
+        for (before, after) in plain[500..].iter().zip(&moved[500..]) {
+            assert!(
+                (after[0] - before[0] - 4.0).abs() < 1.5e-3,
+                "{before:?} {after:?}"
+            );
+            assert!(
+                (after[1] - before[1] + 3.0).abs() < 1.5e-3,
+                "{before:?} {after:?}"
+            );
+        }
+        // Outliers do not move: with only outliers the streams are the same.
+        assert_eq!(
+            features(synthetic_records(9, 1.0, 0, 300)),
+            features(shifted_synthetic_records(9, 1.0, 0, 300, shift))
+        );
     }
 
     #[test]

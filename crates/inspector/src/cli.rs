@@ -1,5 +1,7 @@
 //! The command line: one subcommand per job, each with its own arguments.
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
 /// Read the pipeline's topics for people, without disturbing the detectors: no consumer
@@ -29,6 +31,10 @@ pub enum Command {
     Stats(StatsArgs),
     /// Post anomalies to a Slack-compatible webhook, a burst as one incident message.
     Alert(AlertArgs),
+    /// Draw a model: for 2 features the score contour over the plane with the threshold
+    /// line and the points on top; for more, the histogram of the points' scores with the
+    /// threshold. SVG or PNG by the extension of --out.
+    Plot(PlotArgs),
 }
 
 /// `inspector tail`.
@@ -146,4 +152,58 @@ pub struct AlertArgs {
     /// Stop after this many seconds (default: at Ctrl-C).
     #[arg(long, value_name = "SECONDS")]
     pub seconds: Option<f64>,
+}
+
+/// `inspector plot`.
+///
+/// Points (optional for a 2-feature model): `--csv FILE` scores a table's rows with the model
+/// (anomaly = above the threshold; with `--label-column`, labelled anomalies are ringed, or
+/// split the histogram); `--topic anomalies` draws the detectors' anomalies as anomalies;
+/// `--transactions-topic transactions` scores transactions with the model, and with `--topic`
+/// too, a transaction among the anomalies is drawn as one. Topics are read from the beginning
+/// (no group joined) until --max-records or until they are quiet.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlotArgs {
+    /// Model file.
+    #[arg(long, value_name = "FILE", default_value = "models/model.bin")]
+    pub model: PathBuf,
+    /// Picture to write: FILE.svg or FILE.png.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Points from this CSV table (header line; numeric columns).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["topic", "transactions_topic"])]
+    pub csv: Option<PathBuf>,
+    /// Column of the CSV holding 0/1 labels; left out of the features.
+    #[arg(long, value_name = "NAME", requires = "csv")]
+    pub label_column: Option<String>,
+    /// Anomalies topic to read points from (drawn as anomalies).
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: Option<String>,
+    /// Transactions topic to read points from (scored with the model).
+    #[arg(long, value_name = "TOPIC")]
+    pub transactions_topic: Option<String>,
+    /// Most records read from each topic.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub max_records: usize,
+    /// Most seconds spent reading each topic.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    pub timeout: f64,
+    /// Most points drawn (every k-th kept); 0 = all.
+    #[arg(long, value_name = "N", default_value_t = 5_000)]
+    pub max_points: usize,
+    /// Picture width in pixels.
+    #[arg(long, default_value_t = 900)]
+    pub width: u32,
+    /// Picture height in pixels.
+    #[arg(long, default_value_t = 700)]
+    pub height: u32,
+    /// Grid nodes per axis where the score is computed (2 features).
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub grid: usize,
+    /// Colour bands of the score (2 features).
+    #[arg(long, value_name = "N", default_value_t = 12)]
+    pub bands: usize,
+    /// Histogram bins (more features).
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub bins: usize,
 }

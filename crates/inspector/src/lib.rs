@@ -1,17 +1,18 @@
 //! The inspector: reads the pipeline's topics for people. `tail` prints records as they
 //! arrive, `topics` lists topics with their partitions and watermarks, `create-topics`
 //! creates the pipeline's topics, `stats` shows how the pipeline is doing (rates, lag,
-//! latency, precision/recall), `alert` posts anomalies to a webhook. It reads as kcat does (partitions assigned, no consumer
-//! group joined, nothing committed), so it never moves or rebalances the detectors' group.
+//! latency, precision/recall), `alert` posts anomalies to a webhook, `plot` draws a model
+//! and its points. It reads as kcat does (partitions assigned, no consumer group joined,
+//! nothing committed), so it never moves or rebalances the detectors' group.
 //!
 //! # Layout
 //!
 //! One module per command, dispatched by [`run`]: [`tail`], [`topics`] (with
-//! `create-topics`), [`stats`], [`alert`]; [`cli`] holds their arguments. Commands still to
-//! come (`plot`) get a module and a [`cli::Command`] variant each.
+//! `create-topics`), [`stats`], [`alert`], [`plot`]; [`cli`] holds their arguments.
 
 pub mod alert;
 pub mod cli;
+pub mod plot;
 pub mod stats;
 pub mod tail;
 pub mod topics;
@@ -22,7 +23,9 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-pub use cli::{AlertArgs, Cli, Command, CreateTopicsArgs, StatsArgs, TailArgs, TopicsArgs};
+pub use cli::{
+    AlertArgs, Cli, Command, CreateTopicsArgs, PlotArgs, StatsArgs, TailArgs, TopicsArgs,
+};
 
 /// Runs one command, writing its output to stdout.
 pub fn run(cli: &Cli) -> Result<()> {
@@ -40,6 +43,7 @@ pub fn run(cli: &Cli) -> Result<()> {
             let counters = Arc::new(alert::AlertCounters::default());
             alert::alert(&cli.kafka, &options, &stop_on_ctrl_c(), &counters)
         }
+        Command::Plot(args) => plot::plot(&cli.kafka, args, &mut stdout).map(|_| ()),
     }
 }
 

@@ -103,6 +103,34 @@ pub struct FitArgs {
     /// Where to write the model.
     #[arg(long, value_name = "FILE", default_value = crate::DEFAULT_MODEL_PATH)]
     pub out: PathBuf,
+    /// Keep the model fitted to the stream (with --topic).
+    #[command(flatten)]
+    pub follow: FollowArgs,
+}
+
+/// `trainer fit --topic T --follow`: refit on the recent stream, without end.
+#[derive(Debug, Args)]
+pub struct FollowArgs {
+    /// With --topic: run until stopped, refitting on the newest --window records when the
+    /// stream drifts from the model's training data (--drift-threshold) or the model reaches
+    /// --interval's age; each model replaces --out atomically, and detectors watching it
+    /// reload it. Starts from the model already in --out, if any.
+    #[arg(long, requires = "topic")]
+    pub follow: bool,
+    /// Records to keep and refit on: the newest usable ones.
+    #[arg(long, value_name = "N", default_value_t = 10_000, requires = "follow")]
+    pub window: usize,
+    /// No refit before the window holds this many records [default: the window].
+    #[arg(long, value_name = "N", requires = "follow")]
+    pub min_records: Option<usize>,
+    /// Refit when the model (the file's write time) is this old [default: never].
+    #[arg(long, value_name = "SECONDS", requires = "follow")]
+    pub interval: Option<f64>,
+    /// Refit when a feature's mean in the window has moved more than X training standard
+    /// deviations, or its standard deviation changed by more than a factor e^X; `inf`:
+    /// refit on --interval only.
+    #[arg(long, value_name = "X", default_value_t = 0.5, requires = "follow")]
+    pub drift_threshold: f64,
 }
 
 /// `trainer score`.

@@ -5,16 +5,24 @@
 //! (default `models/model.bin`, where the detector looks). `score`, `eval` and `show` work on
 //! CSV tables and model files without Kafka.
 //!
+//! `trainer fit --topic T --follow` keeps running: it refits on the recent stream when it
+//! drifts from the model's training data or the model is old, and replaces the model file
+//! ([`follow`]).
+//!
 //! Layout: [`cli`] holds the raw arguments, [`data`] the table readers, [`metrics`] AUC and
-//! friends, [`topic`] reading training records from Kafka; this file wires them.
+//! friends, [`topic`] reading training records from Kafka, [`follow`] the drift-following
+//! refits; this file wires them.
 
 pub mod cli;
 pub mod data;
+pub mod follow;
 pub mod metrics;
 pub mod topic;
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -47,6 +55,9 @@ const SYNTHETIC_SAMPLE_SIZE: usize = 500;
 const SYNTHETIC_CONTAMINATION: f64 = 0.01;
 
 fn fit(args: &FitArgs) -> Result<()> {
+    if args.follow.follow {
+        return fit_following(args);
+    }
     let source = &args.source;
     let (table, synthetic) = if let Some(path) = &source.csv {
         let selection = CsvSelection {
@@ -115,6 +126,40 @@ fn fit(args: &FitArgs) -> Result<()> {
         flagged,
         table.rows(),
     );
+    Ok(())
+}
+
+/// `fit --topic T --follow`: refits until SIGINT or SIGTERM.
+fn fit_following(args: &FitArgs) -> Result<()> {
+    let topic = args
+        .source
+        .topic
+        .as_deref()
+        .context("--follow needs --topic")?;
+    let follow = &args.follow;
+    let interval = follow
+        .interval
+        .map(|seconds| {
+            Duration::try_from_secs_f64(seconds)
+                .with_context(|| format!("--interval must be a number of seconds, not {seconds}"))
+        })
+        .transpose()?;
+    let policy = follow::Policy {
+        window: follow.window,
+        min_records: follow.min_records.unwrap_or(follow.window),
+        interval,
+        drift_threshold: follow.drift_threshold,
+    };
+    let params = build_params(&args.params, false, Vec::new());
+    let mut follower = follow::Follower::new(policy, params, &args.out)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal exits at once.
+        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))
+            .context("cannot handle signals")?;
+        signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot handle signals")?;
+    }
+    follow::follow(&args.source.kafka, topic, &mut follower, &stop)?;
     Ok(())
 }
 
