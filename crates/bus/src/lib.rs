@@ -328,13 +328,25 @@ fn describe_offsets(offsets: &TopicPartitionList) -> String {
         .join(", ")
 }
 
-/// Creates the topics that are missing (`(name, partitions)`, replication 1 unless the
-/// cluster's default is used with `-X`), and waits until their metadata shows them.
+/// Creates the topics that are missing (`(name, partitions)`, one replica each), and waits
+/// until their metadata shows them.
 pub async fn ensure_topics(args: &KafkaArgs, topics: &[(&str, i32)]) -> Result<()> {
+    ensure_topics_replicated(args, topics, 1).await
+}
+
+/// [`ensure_topics`] with `replication` copies of each partition (a cluster of several
+/// brokers wants 3; one broker can only hold 1).
+pub async fn ensure_topics_replicated(
+    args: &KafkaArgs,
+    topics: &[(&str, i32)],
+    replication: i32,
+) -> Result<()> {
     let admin = args.admin()?;
     let new_topics: Vec<NewTopic> = topics
         .iter()
-        .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
+        .map(|(name, partitions)| {
+            NewTopic::new(name, *partitions, TopicReplication::Fixed(replication))
+        })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for result in admin

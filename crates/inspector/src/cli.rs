@@ -74,6 +74,10 @@ pub struct CreateTopicsArgs {
     /// Topics to create, e.g. transactions:3 anomalies.
     #[arg(required = true, value_name = "NAME[:PARTITIONS]")]
     pub topics: Vec<String>,
+    /// Copies of each partition. 1 suits one broker (Tansu, the demo); a cluster usually
+    /// wants 3, and a managed one may refuse less.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub replication_factor: i32,
 }
 
 /// `inspector stats`.

@@ -115,6 +115,9 @@ pub fn parse_topic_spec(spec: &str) -> Result<(String, i32)> {
 /// `inspector create-topics`: waits for the broker (up to a minute), then creates what is
 /// missing.
 pub fn create_topics(kafka: &bus::KafkaArgs, args: &CreateTopicsArgs) -> Result<()> {
+    if args.replication_factor < 1 {
+        bail!("--replication-factor must be at least 1");
+    }
     let topics: Vec<(String, i32)> = args
         .topics
         .iter()
@@ -125,12 +128,31 @@ pub fn create_topics(kafka: &bus::KafkaArgs, args: &CreateTopicsArgs) -> Result<
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(bus::ensure_topics(kafka, &wanted))
+    runtime.block_on(bus::ensure_topics_replicated(
+        kafka,
+        &wanted,
+        args.replication_factor,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replication_factor_below_one_is_refused_before_connecting() {
+        let args = CreateTopicsArgs {
+            topics: vec!["t".into()],
+            replication_factor: 0,
+        };
+        // Nothing listens on port 1: the flag is refused before any connection is tried.
+        let error =
+            create_topics(&bus::KafkaArgs::for_brokers("127.0.0.1:1"), &args).expect_err("refused");
+        assert!(
+            error.to_string().contains("--replication-factor"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn topic_specs_parse() {
