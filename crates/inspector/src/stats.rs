@@ -230,7 +230,7 @@ pub struct Tracker {
     /// Pending anomalies given up for room.
     abandoned: u64,
     labels: LabelCounts,
-    /// Latencies of matched anomalies: over the live window and over the whole run.
+    /// Latencies of matched anomalies (over the live window, or the whole run for `--once`).
     pub window: LatencyWindow,
 }
 
