@@ -42,9 +42,9 @@ fn main() -> ExitCode {
     );
     let accounts = accounting::run(&Scenario::ALL, &settings);
     println!("\n{}", Table(&accounts));
-    let sound = accounts.iter().all(|a| {
-        a.lost == 0 && a.unexpected == 0 && a.transactions_missing == 0 && a.mid_stream
-    });
+    let sound = accounts
+        .iter()
+        .all(|a| a.lost == 0 && a.unexpected == 0 && a.transactions_missing == 0 && a.mid_stream);
     if sound {
         ExitCode::SUCCESS
     } else {

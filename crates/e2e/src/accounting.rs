@@ -199,19 +199,15 @@ impl Broker {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.tansu.display()));
         self.process = Some(process);
         let started = Instant::now();
-        wait_until(
-            Duration::from_secs(60),
-            "the broker to answer",
-            || {
-                if let Some(Ok(Some(status))) = self.process.as_mut().map(Child::try_wait) {
-                    panic!(
-                        "the broker exited at start ({status}):\n{}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    );
-                }
-                answers(self.address)
-            },
-        );
+        wait_until(Duration::from_secs(60), "the broker to answer", || {
+            if let Some(Ok(Some(status))) = self.process.as_mut().map(Child::try_wait) {
+                panic!(
+                    "the broker exited at start ({status}):\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            answers(self.address)
+        });
         println!(
             "broker {} (start {}) answers after {:.1?}",
             self.address,
@@ -234,7 +230,11 @@ fn tansu() -> PathBuf {
         .into_iter()
         .chain(
             std::env::var_os("PATH")
-                .map(|path| std::env::split_paths(&path).map(|d| d.join("tansu")).collect())
+                .map(|path| {
+                    std::env::split_paths(&path)
+                        .map(|d| d.join("tansu"))
+                        .collect()
+                })
                 .unwrap_or_else(Vec::new),
         )
         .chain(std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo/bin/tansu")));
@@ -249,7 +249,8 @@ fn tansu() -> PathBuf {
 /// Whether a broker answers a Metadata request (v4, all topics) at `address` within 2 s: the
 /// reply must carry the request's correlation id.
 fn answers(address: SocketAddr) -> bool {
-    const REQUEST: &[u8] = b"\x00\x00\x00\x14\x00\x03\x00\x04\x00\x00\x00\x2a\x00\x05probe\xff\xff\xff\xff\x00";
+    const REQUEST: &[u8] =
+        b"\x00\x00\x00\x14\x00\x03\x00\x04\x00\x00\x00\x2a\x00\x05probe\xff\xff\xff\xff\x00";
     let timeout = Duration::from_secs(2);
     let Ok(mut stream) = TcpStream::connect_timeout(&address, timeout) else {
         return false;
@@ -328,9 +329,9 @@ impl Run<'_> {
         let process = self
             .pipeline
             .detector(&self.group)
-            // A member killed with SIGKILL keeps its partitions until its session times out
-            // (45 s by default); 10 s keeps the scenario short.
-            .args(["-X", "session.timeout.ms=10000"])
+            // librdkafka's default session timeout (45 s): a member killed with SIGKILL keeps
+            // its partitions that long. With 10 s, Tansu 0.6.0 ended the rebalance with no
+            // partition assigned to anyone and stayed so (seen in this harness).
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("detector log"))
@@ -484,11 +485,9 @@ pub fn run_scenario(broker: &mut Broker, scenario: Scenario, settings: &Settings
         }
     };
 
-    wait_until(
-        Duration::from_secs(600),
-        "the generator to finish",
-        || !sending(&mut generator),
-    );
+    wait_until(Duration::from_secs(600), "the generator to finish", || {
+        !sending(&mut generator)
+    });
     let mut generator_summary = String::new();
     if let Some(out) = generator.0.stdout.as_mut() {
         let _ = out.read_to_string(&mut generator_summary);

@@ -40,7 +40,11 @@ pub fn bin(name: &str) -> PathBuf {
     BUILD.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
         // A release build (the accounting example) looks for release binaries below.
-        let profile: &[&str] = if cfg!(debug_assertions) { &[] } else { &["--release"] };
+        let profile: &[&str] = if cfg!(debug_assertions) {
+            &[]
+        } else {
+            &["--release"]
+        };
         let status = Command::new(cargo)
             .args(["build", "--workspace", "--bins", "--quiet"])
             .args(profile)

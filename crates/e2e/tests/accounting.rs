@@ -26,15 +26,29 @@ fn every_record_is_accounted_for_under_each_disturbance() {
 
     for account in &accounts {
         let name = account.scenario.name();
-        assert!(account.mid_stream, "{name}: the stream ended before the disturbance");
         assert!(
-            account.generator.contains(&format!("acknowledged={records} failed=0")),
+            account.mid_stream,
+            "{name}: the stream ended before the disturbance"
+        );
+        assert!(
+            account
+                .generator
+                .contains(&format!("acknowledged={records} failed=0")),
             "{name}: the generator lost records: {}",
             account.generator
         );
-        assert_eq!(account.transactions_missing, 0, "{name}: transactions missing");
-        assert!(account.expected > records as usize / 2, "{name}: ~70% are outliers");
+        assert_eq!(
+            account.transactions_missing, 0,
+            "{name}: transactions missing"
+        );
+        assert!(
+            account.expected > records as usize / 2,
+            "{name}: ~70% are outliers"
+        );
         assert_eq!(account.lost, 0, "{name}: expected anomalies lost");
-        assert_eq!(account.unexpected, 0, "{name}: anomalies offline scoring does not flag");
+        assert_eq!(
+            account.unexpected, 0,
+            "{name}: anomalies offline scoring does not flag"
+        );
     }
 }
