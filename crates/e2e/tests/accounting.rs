@@ -50,5 +50,14 @@ fn every_record_is_accounted_for_under_each_disturbance() {
             account.unexpected, 0,
             "{name}: anomalies offline scoring does not flag"
         );
+        // Every detector the harness did not kill ends cleanly with its summary: none
+        // crashed when the broker went away or its partitions moved.
+        let killed = usize::from(account.scenario == Scenario::DetectorKilled);
+        let unclean: Vec<_> = account
+            .detectors
+            .iter()
+            .filter(|line| !line.contains(": detector: consumed="))
+            .collect();
+        assert_eq!(unclean.len(), killed, "{name}: {unclean:?}");
     }
 }

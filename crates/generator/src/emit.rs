@@ -417,6 +417,39 @@ mod tests {
     }
 
     #[test]
+    fn records_the_broker_refuses_are_sent_again_until_acknowledged() {
+        use clap::Parser;
+        use rdkafka::mocking::MockCluster;
+        use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("refused", 1, 1).unwrap();
+        // An error librdkafka does not retry by itself: without re-sends these records fail.
+        cluster.request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN; 2],
+        );
+        let brokers = cluster.bootstrap_servers();
+        let cli = crate::Cli::parse_from([
+            "generator",
+            "--topic",
+            "refused",
+            "--count",
+            "300",
+            "--rate",
+            "0",
+            "--brokers",
+            &brokers,
+        ]);
+        let config = Config::from_cli(&cli).unwrap();
+        let summary = run(&config, &AtomicBool::new(false)).unwrap();
+        assert_eq!(
+            (summary.sent, summary.acknowledged, summary.failed),
+            (300, 300, 0)
+        );
+    }
+
+    #[test]
     fn the_summary_line_has_the_agreed_shape() {
         let summary = Summary {
             sent: 10,
