@@ -233,9 +233,9 @@ fn tansu() -> PathBuf {
                 .map(|path| {
                     std::env::split_paths(&path)
                         .map(|d| d.join("tansu"))
-                        .collect()
+                        .collect::<Vec<_>>()
                 })
-                .unwrap_or_else(Vec::new),
+                .unwrap_or_default(),
         )
         .chain(std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo/bin/tansu")));
     for candidate in candidates {
