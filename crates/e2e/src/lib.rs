@@ -4,6 +4,8 @@
 //! The tests run the processes as users do (separate binaries talking through Kafka) against
 //! the broker at `$KAFKA_BOOTSTRAP` (default `127.0.0.1:9092`; `scripts/test.sh` starts one).
 
+pub mod accounting;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
@@ -32,13 +34,20 @@ pub fn bootstrap() -> String {
 
 static BUILD: Once = Once::new();
 
-/// Path of a workspace binary (debug build), building the binaries once per test process so
-/// they are never stale.
+/// Path of a workspace binary (built with the caller's profile), building the binaries once
+/// per test process so they are never stale.
 pub fn bin(name: &str) -> PathBuf {
     BUILD.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        // A release build (the accounting example) looks for release binaries below.
+        let profile: &[&str] = if cfg!(debug_assertions) {
+            &[]
+        } else {
+            &["--release"]
+        };
         let status = Command::new(cargo)
             .args(["build", "--workspace", "--bins", "--quiet"])
+            .args(profile)
             .current_dir(repo_root())
             .status()
             .expect("run cargo build");

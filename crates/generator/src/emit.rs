@@ -1,16 +1,24 @@
 //! Sending: batched asynchronous producing, paced by a schedule, counted from the broker's
 //! acknowledgements.
+//!
+//! A record whose delivery fails for a reason that may pass (a broker restarting, an
+//! idempotent producer's state lost by the broker) is sent again after a pause, up to
+//! [`MAX_ATTEMPTS`] times; if librdkafka declares the producer unusable (a fatal idempotence
+//! error), a new producer takes over and re-sends what the old one had not delivered. At least
+//! once: a record the broker stored but could not confirm may be stored twice.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
 
@@ -44,13 +52,60 @@ impl fmt::Display for Summary {
     }
 }
 
+/// Most times one record is handed to the producer before it counts as failed.
+pub const MAX_ATTEMPTS: usize = 5;
+
+/// Pause before sending a record again: 1 s, 2 s, 4 s, … at most 10 s.
+pub fn resend_pause(attempt: usize) -> Duration {
+    Duration::from_secs(1 << attempt.saturating_sub(1).min(4)).min(Duration::from_secs(10))
+}
+
+/// Failures that sending again cannot cure.
+pub fn is_permanent(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::InvalidMessageSize
+            | RDKafkaErrorCode::InvalidMessage
+            | RDKafkaErrorCode::InvalidTopic
+            | RDKafkaErrorCode::UnknownTopicOrPartition
+            | RDKafkaErrorCode::UnknownTopic
+            | RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed
+            | RDKafkaErrorCode::MessageBatchTooLarge
+    )
+}
+
+/// A record to send again once `due`.
+struct Resend {
+    key: Option<Vec<u8>>,
+    payload: Option<Vec<u8>>,
+    attempt: usize,
+    due: Instant,
+}
+
+/// Delivery counts and records to send again, shared by every producer of a run (a fatal
+/// error replaces the producer).
+#[derive(Default)]
+struct Tally {
+    acknowledged: AtomicU64,
+    resent: AtomicU64,
+    first_failure: Mutex<Option<String>>,
+    first_resend: Mutex<bool>,
+    resends: Mutex<VecDeque<Resend>>,
+}
+
+impl Tally {
+    fn resends(&self) -> std::sync::MutexGuard<'_, VecDeque<Resend>> {
+        self.resends.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// The producer's context: librdkafka's logs through `bus` (secrets masked), deliveries
-/// counted.
+/// counted, failed ones queued to be sent again. The delivery opaque is the attempt number.
 struct Deliveries {
     logging: bus::LoggingContext,
-    acknowledged: AtomicU64,
-    failed: AtomicU64,
-    first_failure: Mutex<Option<String>>,
+    tally: Arc<Tally>,
 }
 
 impl ClientContext for Deliveries {
@@ -64,24 +119,115 @@ impl ClientContext for Deliveries {
 }
 
 impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
+    fn delivery(&self, result: &DeliveryResult<'_>, attempt: usize) {
+        let (error, message) = match result {
             Ok(_) => {
-                self.acknowledged.fetch_add(1, Ordering::Relaxed);
+                self.tally.acknowledged.fetch_add(1, Ordering::Relaxed);
+                return;
             }
-            Err((error, _)) => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                let mut first = self.first_failure.lock().unwrap_or_else(|e| e.into_inner());
-                if first.is_none() {
-                    // One line, not one per record: a broker outage fails thousands at once.
-                    log::error!("delivery failed: {error} (further failures are counted)");
-                    *first = Some(error.to_string());
-                }
+            Err(failure) => failure,
+        };
+        let permanent = error.rdkafka_error_code().is_some_and(is_permanent);
+        if !permanent && attempt < MAX_ATTEMPTS {
+            let mut first = self
+                .tally
+                .first_resend
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if !*first {
+                // One line, not one per record: a broker outage fails thousands at once.
+                log::warn!(
+                    "delivery failed: {error}; sending again (further re-sends are counted)"
+                );
+                *first = true;
             }
+            self.tally.resends().push_back(Resend {
+                key: message.key().map(<[u8]>::to_vec),
+                payload: message.payload().map(<[u8]>::to_vec),
+                attempt: attempt + 1,
+                due: Instant::now() + resend_pause(attempt + 1),
+            });
+            return;
+        }
+        let mut first = self
+            .tally
+            .first_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if first.is_none() {
+            log::error!("delivery failed for good: {error} (further failures are counted)");
+            *first = Some(error.to_string());
         }
     }
+}
+
+type Sender = BaseProducer<Deliveries>;
+
+fn producer(config: &Config, tally: &Arc<Tally>) -> Result<Sender> {
+    let context = Deliveries {
+        logging: bus::LoggingContext::new(&config.producer),
+        tally: Arc::clone(tally),
+    };
+    config
+        .producer
+        .create_with_context(context)
+        .map_err(|error| bus::creation_error(error, "producer"))
+}
+
+/// Hands `record` to the producer, serving acknowledgements while its queue is full.
+fn hand_over(producer: &Sender, mut record: BaseRecord<'_, [u8], [u8], usize>) -> Result<()> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                // The local queue is full: serve acknowledgements until there is room.
+                record = returned;
+                producer.poll(Duration::from_millis(50));
+            }
+            Err((error, _)) => bail!("cannot send a record: {error}"),
+        }
+    }
+}
+
+/// Sends again the failed records whose pause is over.
+fn resend_due(producer: &Sender, tally: &Tally, topic: &str) -> Result<()> {
+    let now = Instant::now();
+    loop {
+        let next = {
+            let mut resends = tally.resends();
+            match resends.front() {
+                // Queued in failure order with one pause per attempt: near enough to due order.
+                Some(resend) if resend.due <= now => resends.pop_front(),
+                _ => None,
+            }
+        };
+        let Some(resend) = next else { return Ok(()) };
+        let mut record = BaseRecord::with_opaque_to(topic, resend.attempt);
+        if let Some(key) = &resend.key {
+            record = record.key(key.as_slice());
+        }
+        if let Some(payload) = &resend.payload {
+            record = record.payload(payload.as_slice());
+        }
+        hand_over(producer, record)?;
+        tally.resent.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Replaces a producer librdkafka has declared unusable (a fatal idempotence error). Dropping
+/// the old one purges what it still held; those records come back as failures to send again.
+fn replace_if_fatal(producer: &mut Sender, config: &Config, tally: &Arc<Tally>) -> Result<()> {
+    if let Some((code, reason)) = producer.client().fatal_error() {
+        log::warn!(
+            "the producer failed for good ({code:?}: {reason}); a new one re-sends what it had \
+             not delivered"
+        );
+        producer.poll(Duration::ZERO);
+        *producer = self::producer(config, tally)?;
+    }
+    Ok(())
 }
 
 /// When record `n` (from 0) is due: `n / rate` after the start. Records already due are sent
@@ -108,26 +254,19 @@ impl Schedule {
 /// Sends the configured records to the configured topic until they run out or `stop` is set,
 /// then flushes and counts. Never flushes per record.
 pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary> {
-    let context = Deliveries {
-        logging: bus::LoggingContext::new(&config.producer),
-        acknowledged: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
-        first_failure: Mutex::new(None),
-    };
+    let tally = Arc::new(Tally::default());
     log::info!(
         "producing to {} with {}",
         config.topic,
         bus::redacted(&config.producer)
     );
-    let producer: BaseProducer<Deliveries> = config
-        .producer
-        .create_with_context(context)
-        .map_err(|error| bus::creation_error(error, "producer"))?;
+    let mut producer = producer(config, &tally)?;
     let bar = progress_bar(config);
     let started = Instant::now();
     let schedule = Schedule::new(started, config.rate);
     let mut sent = 0u64;
     let mut unpolled = 0u32;
+    let mut served = Instant::now();
     for transaction in config.records() {
         if stop.load(Ordering::Relaxed) {
             log::info!("stopping on a signal after {sent} records");
@@ -141,40 +280,49 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary> {
         }
         let key = transaction.key();
         let payload = transaction.encode();
-        let mut record = BaseRecord::to(&config.topic).key(&key).payload(&payload);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                    // The local queue is full: serve acknowledgements until there is room.
-                    record = returned;
-                    producer.poll(Duration::from_millis(50));
-                }
-                Err((error, _)) => bail!("cannot send record {key}: {error}"),
-            }
-        }
+        let record = BaseRecord::with_opaque_to(&config.topic, 1)
+            .key(key.as_bytes())
+            .payload(payload.as_slice());
+        hand_over(&producer, record).with_context(|| format!("record {key}"))?;
         sent += 1;
         unpolled += 1;
-        if unpolled == 256 {
-            // Serve acknowledgements now and then, not per record.
+        if unpolled == 256 || served.elapsed() >= Duration::from_millis(100) {
+            // Serve acknowledgements and re-sends now and then, not per record.
             unpolled = 0;
+            served = Instant::now();
             producer.poll(Duration::ZERO);
+            replace_if_fatal(&mut producer, config, &tally)?;
+            resend_due(&producer, &tally, &config.topic)?;
             bar.set_position(sent);
         }
     }
     producer.poll(Duration::ZERO);
     bar.set_position(sent);
     bar.set_message("flushing");
-    if let Err(error) = producer.flush(config.flush_timeout) {
-        log::error!(
-            "{} records still unacknowledged after {:?}: {error}",
-            producer.in_flight_count(),
-            config.flush_timeout
-        );
+    let deadline = Instant::now() + config.flush_timeout;
+    loop {
+        replace_if_fatal(&mut producer, config, &tally)?;
+        resend_due(&producer, &tally, &config.topic)?;
+        let waiting = tally.resends().len();
+        if producer.in_flight_count() == 0 && waiting == 0 {
+            break;
+        }
+        if Instant::now() >= deadline {
+            log::error!(
+                "{} records still unacknowledged and {waiting} awaiting a re-send after {:?}",
+                producer.in_flight_count(),
+                config.flush_timeout
+            );
+            break;
+        }
+        producer.poll(Duration::from_millis(100));
     }
     bar.finish_and_clear();
-    let context = producer.context();
-    let acknowledged = context.acknowledged.load(Ordering::Relaxed);
+    let acknowledged = tally.acknowledged.load(Ordering::Relaxed);
+    let resent = tally.resent.load(Ordering::Relaxed);
+    if resent > 0 {
+        log::warn!("{resent} records were sent again after a failed delivery");
+    }
     let summary = Summary {
         sent,
         acknowledged,
@@ -182,7 +330,7 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary> {
         seconds: started.elapsed().as_secs_f64(),
     };
     if summary.failed > 0 {
-        let first = context
+        let first = tally
             .first_failure
             .lock()
             .unwrap_or_else(|e| e.into_inner());
@@ -199,7 +347,7 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary> {
 
 /// Serves the producer's events until `due`, in slices short enough to see `stop` within
 /// 100 ms; false if stopped.
-fn wait_until(producer: &BaseProducer<Deliveries>, due: Instant, stop: &AtomicBool) -> bool {
+fn wait_until(producer: &Sender, due: Instant, stop: &AtomicBool) -> bool {
     loop {
         let now = Instant::now();
         if now >= due {
@@ -249,6 +397,56 @@ mod tests {
         assert_eq!(schedule.due(1), Some(start + Duration::from_millis(10)));
         assert_eq!(schedule.due(1000), Some(start + Duration::from_secs(10)));
         assert_eq!(Schedule::new(start, 0.0).due(5), None, "0 = unpaced");
+    }
+
+    #[test]
+    fn failed_records_are_sent_again_after_growing_pauses_unless_hopeless() {
+        assert_eq!(resend_pause(1), Duration::from_secs(1));
+        assert_eq!(resend_pause(2), Duration::from_secs(2));
+        assert_eq!(resend_pause(4), Duration::from_secs(8));
+        assert_eq!(resend_pause(9), Duration::from_secs(10), "capped");
+        assert!(
+            !is_permanent(RDKafkaErrorCode::Unknown),
+            "Tansu's answer after a restart"
+        );
+        assert!(!is_permanent(RDKafkaErrorCode::OutOfOrderSequenceNumber));
+        assert!(!is_permanent(RDKafkaErrorCode::UnknownProducerId));
+        assert!(!is_permanent(RDKafkaErrorCode::Fatal));
+        assert!(is_permanent(RDKafkaErrorCode::MessageSizeTooLarge));
+        assert!(is_permanent(RDKafkaErrorCode::TopicAuthorizationFailed));
+    }
+
+    #[test]
+    fn records_the_broker_refuses_are_sent_again_until_acknowledged() {
+        use clap::Parser;
+        use rdkafka::mocking::MockCluster;
+        use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("refused", 1, 1).unwrap();
+        // An error librdkafka does not retry by itself: without re-sends these records fail.
+        cluster.request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN; 2],
+        );
+        let brokers = cluster.bootstrap_servers();
+        let cli = crate::Cli::parse_from([
+            "generator",
+            "--topic",
+            "refused",
+            "--count",
+            "300",
+            "--rate",
+            "0",
+            "--brokers",
+            &brokers,
+        ]);
+        let config = Config::from_cli(&cli).unwrap();
+        let summary = run(&config, &AtomicBool::new(false)).unwrap();
+        assert_eq!(
+            (summary.sent, summary.acknowledged, summary.failed),
+            (300, 300, 0)
+        );
     }
 
     #[test]
