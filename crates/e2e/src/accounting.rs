@@ -89,6 +89,9 @@ pub struct Account {
     pub unexpected: usize,
     /// Anomaly records beyond the first for their id.
     pub duplicates: usize,
+    /// Expected anomalies that came only after the detectors were stopped and one was started
+    /// again (0 unless the group left a partition unassigned: see [`run_scenario`]).
+    pub after_restart: usize,
     /// Records in the dead-letter topic.
     pub dead_letters: usize,
     /// Ids `0..N` missing from the transactions topic.
@@ -112,20 +115,21 @@ impl fmt::Display for Table<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "| scenario | expected | found | lost | unexpected | duplicates | dead letters \
-             | transactions missing | transactions duplicated | seconds |"
+            "| scenario | expected | found | lost | unexpected | duplicates | found after a \
+             restart | dead letters | transactions missing | transactions duplicated | seconds |"
         )?;
-        writeln!(f, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+        writeln!(f, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
         for a in self.0 {
             writeln!(
                 f,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
                 a.scenario.name(),
                 a.expected,
                 a.found,
                 a.lost,
                 a.unexpected,
                 a.duplicates,
+                a.after_restart,
                 a.dead_letters,
                 a.transactions_missing,
                 a.transactions_duplicated,
@@ -496,16 +500,37 @@ pub fn run_scenario(broker: &mut Broker, scenario: Scenario, settings: &Settings
     println!("  {generator_summary}");
 
     // Let the detectors finish: every expected anomaly in, or nothing new for a minute.
-    let anomalies = &run.pipeline.anomalies;
-    read_settled(
+    let anomalies = &run.pipeline.anomalies.clone();
+    let before_stop: BTreeSet<String> = keys(&read_settled(
         anomalies,
         covers(&expected),
         Duration::ZERO,
         Duration::from_secs(60),
         Duration::from_secs(600),
-    );
+    ))
+    .into_iter()
+    .collect();
     for detector in std::mem::take(&mut run.detectors) {
         run.summaries.push(detector.stop());
+    }
+    // Tansu 0.6.0 can leave a killed member's partition assigned to nobody (README, Known
+    // limits): its records wait, uncommitted, in the topic. What an operator does then, stop
+    // the detectors and start one, is done here, and what only came after it is counted in
+    // its own column rather than hidden.
+    let waiting = expected.difference(&before_stop).count();
+    if waiting > 0 {
+        println!("  {waiting} expected anomalies missing with the detectors stopped: starting one");
+        run.start_detector();
+        read_settled(
+            anomalies,
+            covers(&expected),
+            Duration::ZERO,
+            Duration::from_secs(60),
+            Duration::from_secs(300),
+        );
+        for detector in std::mem::take(&mut run.detectors) {
+            run.summaries.push(detector.stop());
+        }
     }
     for summary in &run.summaries {
         println!("  {summary}");
@@ -552,6 +577,10 @@ pub fn run_scenario(broker: &mut Broker, scenario: Scenario, settings: &Settings
             .count(),
         unexpected: found.difference(&expected).count(),
         duplicates: counts.values().map(|n| n - 1).sum(),
+        after_restart: expected
+            .iter()
+            .filter(|id| found.contains(*id) && !before_stop.contains(*id))
+            .count(),
         dead_letters: dead_letters.len(),
         transactions_missing: all_ids
             .iter()
@@ -564,13 +593,14 @@ pub fn run_scenario(broker: &mut Broker, scenario: Scenario, settings: &Settings
         seconds: started.elapsed().as_secs_f64(),
     };
     println!(
-        "  expected {} found {} lost {} unexpected {} duplicates {} dead letters {} \
-         transactions missing {} duplicated {} ({:.0} s)",
+        "  expected {} found {} lost {} unexpected {} duplicates {} after a restart {} dead \
+         letters {} transactions missing {} duplicated {} ({:.0} s)",
         account.expected,
         account.found,
         account.lost,
         account.unexpected,
         account.duplicates,
+        account.after_restart,
         account.dead_letters,
         account.transactions_missing,
         account.transactions_duplicated,
