@@ -418,6 +418,50 @@ pub struct Stats {
     tracker: Tracker,
     observed_since_ms: Option<i64>,
     limits: DecodeLimits,
+    models: Models,
+}
+
+/// The models named by the anomalies (each anomaly names the model that scored it): the one
+/// in use is the newest anomaly's, and its age is how long it has been naming anomalies.
+#[derive(Debug, Default)]
+struct Models {
+    /// Per model id: anomalies, and the first and last anomaly timestamps.
+    seen: std::collections::BTreeMap<String, (u64, i64, i64)>,
+    /// The model of the newest anomaly, and that anomaly's timestamp.
+    newest: Option<(String, i64)>,
+}
+
+impl Models {
+    fn add(&mut self, model: &str, timestamp_ms: i64) {
+        let entry = self
+            .seen
+            .entry(model.to_string())
+            .or_insert((0, timestamp_ms, timestamp_ms));
+        entry.0 += 1;
+        entry.1 = entry.1.min(timestamp_ms);
+        entry.2 = entry.2.max(timestamp_ms);
+        if self
+            .newest
+            .as_ref()
+            .is_none_or(|(_, at)| timestamp_ms >= *at)
+        {
+            self.newest = Some((model.to_string(), timestamp_ms));
+        }
+    }
+
+    /// `{"id", "in_use_s", "anomalies", "models_seen"}` for the model in use, or null.
+    fn summary(&self, now_ms: i64) -> Value {
+        let Some((id, _)) = &self.newest else {
+            return Value::Null;
+        };
+        let (anomalies, first_ms, _) = self.seen.get(id).copied().unwrap_or_default();
+        json!({
+            "id": id,
+            "in_use_s": round3((now_ms - first_ms).max(0) as f64 / 1000.0),
+            "anomalies": anomalies,
+            "models_seen": self.seen.len(),
+        })
+    }
 }
 
 impl Stats {
@@ -448,6 +492,7 @@ impl Stats {
             tracker: Tracker::new(window_ms),
             observed_since_ms,
             limits: DecodeLimits::default(),
+            models: Models::default(),
         }
     }
 
@@ -492,7 +537,10 @@ impl Stats {
             Role::Output => match Anomaly::decode(value) {
                 Ok(anomaly) => {
                     self.tracker
-                        .anomaly(anomaly.partition, anomaly.offset, timestamp_ms)
+                        .anomaly(anomaly.partition, anomaly.offset, timestamp_ms);
+                    if let Some(ms) = timestamp_ms {
+                        self.models.add(&anomaly.model, ms);
+                    }
                 }
                 Err(error) => {
                     if self.undecodable_anomalies == 0 {
@@ -562,6 +610,7 @@ impl Stats {
             },
             "anomaly_share": (transactions > 0).then(|| anomalies as f64 / transactions as f64),
             "dead_letters": dead_letters,
+            "model": self.models.summary(now_ms),
             "labels": labels.any().then(|| json!({
                 "precision": labels.precision(),
                 "recall": labels.recall(),
@@ -645,6 +694,16 @@ pub fn render(snapshot: &Value) -> String {
         latency["count"],
         latency["unmatched"]
     ));
+    let model = &snapshot["model"];
+    if model.is_object() {
+        text.push_str(&format!(
+            "model {} in use for {} s ({} anomalies; {} models seen)\n",
+            model["id"].as_str().unwrap_or("?"),
+            fixed(&model["in_use_s"], 0),
+            model["anomalies"],
+            model["models_seen"]
+        ));
+    }
     let labels = &snapshot["labels"];
     if labels.is_object() {
         text.push_str(&format!(
@@ -1184,6 +1243,9 @@ mod tests {
         assert!(text.contains("latency ms  p50 25.0"), "{text}");
         assert!(text.contains("precision 1.000"), "{text}");
         assert!(text.contains("group detectors lag 1"), "{text}");
+        assert_eq!(snapshot["model"]["id"], "m");
+        assert_eq!(snapshot["model"]["in_use_s"], 3.975);
+        assert!(text.contains("model m in use for 4 s"), "{text}");
 
         let mut unlabelled = Stats::new("tx", "an", "dlq", None, None);
         let snapshot = unlabelled.snapshot(0, "g", None);
@@ -1191,5 +1253,20 @@ mod tests {
         assert_eq!(snapshot["anomaly_share"], Value::Null);
         assert_eq!(snapshot["latency_ms"]["p50"], Value::Null);
         assert!(render(&snapshot).contains("lag unknown"));
+        assert_eq!(snapshot["model"], Value::Null);
+    }
+
+    #[test]
+    fn the_model_in_use_is_the_newest_anomaly_s_and_its_age_counts_from_its_first() {
+        let mut models = Models::default();
+        models.add("old", 1_000);
+        models.add("new", 5_000);
+        models.add("old", 4_000); // a late anomaly of the old model, read after
+        models.add("new", 9_000);
+        let summary = models.summary(15_000);
+        assert_eq!(summary["id"], "new");
+        assert_eq!(summary["in_use_s"], 10.0);
+        assert_eq!(summary["anomalies"], 2);
+        assert_eq!(summary["models_seen"], 2);
     }
 }
