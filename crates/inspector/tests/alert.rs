@@ -303,13 +303,21 @@ fn the_rate_limit_holds_and_nothing_is_dropped_silently() {
     std::thread::sleep(Duration::from_secs(2));
     let texts = webhook.texts();
     assert_eq!(texts.len(), 2, "{texts:#?}");
-    assert_eq!((ids(&texts[0]), ids(&texts[1])), (vec![1], vec![2]));
+    // The second message holds incident 2, and the ones that closed while the first was
+    // being posted folded into it (how many depends on the machine's speed).
+    let (first, second) = (ids(&texts[0]), ids(&texts[1]));
+    assert_eq!(first, vec![1]);
+    assert!(
+        !second.is_empty() && second.iter().copied().eq(2..2 + second.len() as i64),
+        "{second:?}"
+    );
     let (took, counters) = running.stop();
     assert!(took < Duration::from_secs(4), "stopping took {took:?}");
     assert_eq!(webhook.texts().len(), 2, "none past the limit at the stop");
-    // The three held back are accounted for (given up or not sent at the stop).
-    assert_eq!(AlertCounters::get(&counters.delivered_anomalies), 2);
-    assert_eq!(AlertCounters::get(&counters.lost_anomalies), 3);
+    // The ones held back are accounted for (given up or not sent at the stop).
+    let delivered = 1 + second.len() as u64;
+    assert_eq!(AlertCounters::get(&counters.delivered_anomalies), delivered);
+    assert_eq!(AlertCounters::get(&counters.lost_anomalies), 5 - delivered);
 }
 
 #[test]
