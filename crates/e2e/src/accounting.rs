@@ -9,7 +9,7 @@
 //! two scenarios kill it. It points `$KAFKA_BOOTSTRAP` at that broker, so [`Pipeline`],
 //! [`read_topic`] and every child process use it.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{bin, read_topic, run_ok, tally, unique, wait_until, Guard, Pipeline, Received};
+use crate::{
+    bin, client_config, read_topic, run_ok, tally, unique, wait_until, Guard, Pipeline, Received,
+};
 
 /// A disturbance applied while the stream flows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,8 +85,12 @@ pub struct Account {
     pub expected: usize,
     /// Distinct ids in the anomalies topic.
     pub found: usize,
-    /// Expected ids in neither the anomalies nor the dead-letter topic.
+    /// Expected ids in neither the anomalies nor the dead-letter topic although the group has
+    /// committed past their record: what at-least-once forbids.
     pub lost: usize,
+    /// Expected ids in neither topic whose record the group has not committed past: waiting
+    /// in the topic for a detector to be assigned its partition (Tansu's stuck group).
+    pub pending: usize,
     /// Ids in the anomalies topic that offline scoring does not flag.
     pub unexpected: usize,
     /// Anomaly records beyond the first for their id.
@@ -116,13 +122,17 @@ impl fmt::Display for Table<'_> {
         writeln!(
             f,
             "| scenario | expected | found | lost | unexpected | duplicates | found after a \
-             restart | dead letters | transactions missing | transactions duplicated | seconds |"
+             restart | not yet read | dead letters | transactions missing | transactions \
+             duplicated | seconds |"
         )?;
-        writeln!(f, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+        writeln!(
+            f,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        )?;
         for a in self.0 {
             writeln!(
                 f,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
                 a.scenario.name(),
                 a.expected,
                 a.found,
@@ -130,6 +140,7 @@ impl fmt::Display for Table<'_> {
                 a.unexpected,
                 a.duplicates,
                 a.after_restart,
+                a.pending,
                 a.dead_letters,
                 a.transactions_missing,
                 a.transactions_duplicated,
@@ -538,13 +549,24 @@ pub fn run_scenario(broker: &mut Broker, scenario: Scenario, settings: &Settings
 
     // Read everything back now that nothing writes any more.
     let all_ids: BTreeSet<String> = (0..settings.records).map(|id| id.to_string()).collect();
-    let transactions = keys(&read_settled(
+    let transaction_records = read_settled(
         &run.pipeline.transactions,
         covers(&all_ids),
         Duration::from_secs(1),
         Duration::from_secs(15),
         Duration::from_secs(300),
-    ));
+    );
+    // Where each id's (first) record is, and how far the group has committed.
+    let mut position: HashMap<String, (i32, i64)> = HashMap::new();
+    for record in &transaction_records {
+        if let Some(key) = &record.key {
+            position
+                .entry(key.clone())
+                .or_insert((record.partition, record.offset));
+        }
+    }
+    let committed = committed_offsets(&run.group, &run.pipeline.transactions);
+    let transactions = keys(&transaction_records);
     let found = keys(&read_settled(
         anomalies,
         covers(&expected),
@@ -567,14 +589,22 @@ pub fn run_scenario(broker: &mut Broker, scenario: Scenario, settings: &Settings
     let transaction_counts = tally(transactions);
     let counts = tally(found);
     let found: BTreeSet<String> = counts.keys().cloned().collect();
+    let missing: Vec<&String> = expected
+        .iter()
+        .filter(|id| !found.contains(*id) && !dead_letter_ids.contains(*id))
+        .collect();
+    // Not committed past: the record waits in the topic for whoever gets its partition.
+    let waiting = |id: &&String| {
+        position.get(*id).is_some_and(|(partition, offset)| {
+            committed.get(partition).is_none_or(|&done| *offset >= done)
+        })
+    };
     let account = Account {
         scenario,
         expected: expected.len(),
         found: found.len(),
-        lost: expected
-            .iter()
-            .filter(|id| !found.contains(*id) && !dead_letter_ids.contains(*id))
-            .count(),
+        lost: missing.iter().filter(|id| !waiting(id)).count(),
+        pending: missing.iter().filter(|id| waiting(id)).count(),
         unexpected: found.difference(&expected).count(),
         duplicates: counts.values().map(|n| n - 1).sum(),
         after_restart: expected
@@ -593,20 +623,51 @@ pub fn run_scenario(broker: &mut Broker, scenario: Scenario, settings: &Settings
         seconds: started.elapsed().as_secs_f64(),
     };
     println!(
-        "  expected {} found {} lost {} unexpected {} duplicates {} after a restart {} dead \
-         letters {} transactions missing {} duplicated {} ({:.0} s)",
+        "  expected {} found {} lost {} unexpected {} duplicates {} after a restart {} not yet \
+         read {} dead letters {} transactions missing {} duplicated {} ({:.0} s)",
         account.expected,
         account.found,
         account.lost,
         account.unexpected,
         account.duplicates,
         account.after_restart,
+        account.pending,
         account.dead_letters,
         account.transactions_missing,
         account.transactions_duplicated,
         account.seconds
     );
     account
+}
+
+/// The group's committed offset per partition of `topic` (partitions without one left out).
+fn committed_offsets(group: &str, topic: &str) -> HashMap<i32, i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let consumer: BaseConsumer = match client_config()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+    {
+        Ok(consumer) => consumer,
+        Err(error) => panic!("a consumer to read {group}'s offsets: {error}"),
+    };
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut partitions = rdkafka::TopicPartitionList::new();
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        partitions.add_partition(topic, partition.id());
+    }
+    consumer
+        .committed_offsets(partitions, Duration::from_secs(10))
+        .expect("committed offsets")
+        .elements()
+        .iter()
+        .filter_map(|element| match element.offset() {
+            rdkafka::Offset::Offset(offset) => Some((element.partition(), offset)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Starts a broker in `settings.work_dir`, points `$KAFKA_BOOTSTRAP` at it, and runs the
