@@ -30,6 +30,11 @@ pub fn consumer_defaults(group: &str) -> Vec<(String, String)> {
         ("enable.auto.offset.store", "false"),
         ("auto.offset.reset", "earliest"),
         ("enable.partition.eof", "false"),
+        // Tansu 0.6.0 holds a fetch for the whole wait even when records arrive meanwhile, so
+        // librdkafka's 500 ms made the median latency ~470 ms at 10,000 records/s; 10 ms gave
+        // 29 ms. Kafka answers as soon as records arrive either way; the cost is at most 100
+        // empty fetches a second per broker while idle.
+        ("fetch.wait.max.ms", "10"),
     ]
     .iter()
     .map(|(key, value)| (key.to_string(), value.to_string()))
