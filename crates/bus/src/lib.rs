@@ -302,6 +302,46 @@ impl ConsumerContext for LoggingContext {
     }
 }
 
+/// The partitions of `topic`, sorted; an error naming the topic when it does not exist (or
+/// has none).
+pub fn topic_partitions<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+) -> Result<Vec<i32>> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .with_context(|| format!("cannot read the metadata of {topic}"))?;
+    let mut partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    partitions.sort_unstable();
+    if partitions.is_empty() {
+        bail!("topic {topic} does not exist or has no partitions");
+    }
+    Ok(partitions)
+}
+
+/// Assigns every partition of `topic` to `consumer` (no group joined), each from `start`;
+/// returns the partitions.
+pub fn assign_all<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    start: rdkafka::Offset,
+) -> Result<Vec<i32>> {
+    let partitions = topic_partitions(consumer, topic)?;
+    let mut assignment = TopicPartitionList::new();
+    for &partition in &partitions {
+        assignment.add_partition_offset(topic, partition, start)?;
+    }
+    consumer
+        .assign(&assignment)
+        .with_context(|| format!("cannot read {topic}"))?;
+    Ok(partitions)
+}
+
 /// A consumer-group member with [`LoggingContext`].
 pub type LoggingConsumer = StreamConsumer<LoggingContext>;
 

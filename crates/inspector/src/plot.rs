@@ -17,9 +17,8 @@ use anyhow::{bail, Context as _, Result};
 use iforest::IsolationForest;
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::Offset;
 use schema::{Anomaly, DecodeLimits, Transaction};
 
 use crate::cli::PlotArgs;
@@ -260,23 +259,7 @@ fn read_values(
     let timeout = Duration::try_from_secs_f64(timeout)
         .with_context(|| format!("--timeout must be 0 or more seconds, not {timeout}"))?;
     let consumer = kafka.base_consumer()?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .with_context(|| format!("cannot read metadata from {}", kafka.brokers))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        bail!("topic {topic} does not exist");
-    }
-    let mut assignment = TopicPartitionList::new();
-    for partition in &partitions {
-        assignment.add_partition_offset(topic, *partition, Offset::Beginning)?;
-    }
-    consumer.assign(&assignment)?;
+    bus::assign_all(&consumer, topic, Offset::Beginning)?;
     let deadline = Instant::now() + timeout;
     let mut last = Instant::now();
     let mut values = Vec::new();

@@ -725,17 +725,7 @@ fn now_ms() -> i64 {
 
 /// The partitions of `topic`, or `None` when it does not exist.
 fn partitions_of(consumer: &BaseConsumer<bus::LoggingContext>, topic: &str) -> Option<Vec<i32>> {
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .ok()?;
-    let mut ids: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    ids.sort_unstable();
-    (!ids.is_empty()).then_some(ids)
+    bus::topic_partitions(consumer, topic).ok()
 }
 
 fn watermarks(

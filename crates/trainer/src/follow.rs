@@ -17,9 +17,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context as _, Result};
 use iforest::{FeatureSummary, IsolationForest, IsolationForestParams};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::Offset;
 use schema::{DecodeLimits, Transaction};
 
 /// How often the window is compared with the model (at most).
@@ -472,24 +472,8 @@ pub fn follow(
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false");
     let consumer: BaseConsumer = config.create().context("cannot create a Kafka consumer")?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .with_context(|| format!("cannot read metadata for {topic} from {}", kafka.brokers))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        bail!("topic {topic} does not exist or has no partitions");
-    }
     let tail = i64::try_from(follower.policy.window).unwrap_or(i64::MAX);
-    let mut assignment = TopicPartitionList::new();
-    for &partition in &partitions {
-        assignment.add_partition_offset(topic, partition, Offset::OffsetTail(tail))?;
-    }
-    consumer.assign(&assignment)?;
+    let partitions = bus::assign_all(&consumer, topic, Offset::OffsetTail(tail))?;
     log::info!(
         "following {topic} ({} partitions): window {} records, drift threshold {}, interval {}",
         partitions.len(),

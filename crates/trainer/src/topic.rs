@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::Offset;
 use schema::{DecodeLimits, Transaction};
 
 use crate::data::Table;
@@ -39,30 +39,9 @@ pub fn read_training_rows(
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false");
     let consumer: BaseConsumer = config.create().context("cannot create a Kafka consumer")?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .with_context(|| {
-            format!(
-                "cannot read metadata for topic {topic} from {}",
-                kafka.brokers
-            )
-        })?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        bail!("topic {topic} does not exist or has no partitions");
-    }
     // Read every partition from its beginning. Some Kafka-compatible brokers report high
     // watermarks loosely, so the end is found by the stream going quiet, not by watermarks.
-    let mut assignment = TopicPartitionList::new();
-    for &partition in &partitions {
-        assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
-    }
-    consumer.assign(&assignment)?;
+    bus::assign_all(&consumer, topic, Offset::Beginning)?;
 
     let decode_limits = DecodeLimits::default();
     let mut data = Vec::new();
