@@ -381,6 +381,23 @@ fn register_font() {
 }
 
 /// A drawing error as an `anyhow` error (plotters' errors are generic over the backend).
+/// The series' legend, in the upper right corner on a pale box (both kinds of picture).
+fn draw_legend<'a, DB, X, Y>(chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged,
+    Y: Ranged,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(drawing_error)
+}
+
 fn drawing_error<E: std::fmt::Debug>(error: E) -> anyhow::Error {
     anyhow::anyhow!("{error:?}")
 }
@@ -633,14 +650,7 @@ fn draw_contour<DB: DrawingBackend>(
             .label(format!("labelled anomaly ({})", labelled.len()))
             .legend(|(x, y)| Circle::new((x + 10, y), 5, BLACK.stroke_width(1)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(drawing_error)?;
+    draw_legend(&mut chart)?;
     root.present().map_err(drawing_error)?;
     Ok(())
 }
@@ -750,14 +760,7 @@ fn draw_histogram<DB: DrawingBackend>(
         .map_err(drawing_error)?
         .label(format!("threshold: score = {threshold:.4}"))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], THRESHOLD.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(drawing_error)?;
+    draw_legend(&mut chart)?;
     root.present().map_err(drawing_error)?;
     Ok(())
 }
