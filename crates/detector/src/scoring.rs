@@ -194,6 +194,16 @@ impl Scorer {
         let detected_at = Utc::now();
         let threshold = forest.threshold();
         let mut outputs: Vec<(usize, Output)> = Vec::new();
+        // One verdict per batch, its per-record fields set for each anomaly (the model's id
+        // is then copied once a batch, not once an anomaly).
+        let mut verdict = Verdict {
+            anomaly_score: 0.0,
+            threshold,
+            model: self.model.id.clone(),
+            partition: 0,
+            offset: 0,
+            detected_at,
+        };
         for ((index, transaction), &anomaly_score) in accepted.iter().zip(&self.scores) {
             outcome.scored += 1;
             outcome
@@ -204,14 +214,9 @@ impl Scorer {
             if anomaly_score > threshold {
                 outcome.anomalies += 1;
                 let record = &batch[*index];
-                let verdict = Verdict {
-                    anomaly_score,
-                    threshold,
-                    model: self.model.id.clone(),
-                    partition: record.partition,
-                    offset: record.offset,
-                    detected_at,
-                };
+                verdict.anomaly_score = anomaly_score;
+                verdict.partition = record.partition;
+                verdict.offset = record.offset;
                 outputs.push((
                     *index,
                     Output {

@@ -49,6 +49,7 @@
 #![deny(missing_docs)]
 
 mod dead_letter;
+mod fast_read;
 mod record;
 pub mod settings;
 
