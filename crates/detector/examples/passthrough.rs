@@ -17,7 +17,7 @@ use anyhow::{Context as _, Result};
 use clap::Parser;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
 /// Forward every record of one topic to another.
@@ -50,23 +50,27 @@ async fn run(cli: Cli) -> Result<()> {
         .context("subscribe")?;
     let idle = Duration::from_secs_f64(cli.idle_exit);
     let mut consumed = 0u64;
-    let (mut first_ms, mut last_ms) = (0, 0);
+    let mut first_ms = 0;
     let mut last_record = std::time::Instant::now();
-    let mut deliveries: Vec<rdkafka::producer::DeliveryFuture> = Vec::new();
+    // Acknowledgements are awaited beside the reading, in order, by their own task, which
+    // notes when the last one came: the rate's span ends at the last acknowledgement, as the
+    // detector's does, not at the pause that follows it.
+    let (acks, mut pending) = tokio::sync::mpsc::unbounded_channel::<DeliveryFuture>();
+    let acknowledger = tokio::spawn(async move {
+        let mut last_ms = 0;
+        while let Some(delivery) = pending.recv().await {
+            delivery
+                .await
+                .context("producer gone")?
+                .map_err(|(e, _)| e)?;
+            last_ms = epoch_ms();
+        }
+        anyhow::Ok(last_ms)
+    });
     loop {
         let message = match tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await
         {
             Err(_) => {
-                // A pause: acknowledge what is in flight, stop when idle long enough.
-                if !deliveries.is_empty() {
-                    for delivery in deliveries.drain(..) {
-                        delivery
-                            .await
-                            .context("producer gone")?
-                            .map_err(|(e, _)| e)?;
-                    }
-                    last_ms = epoch_ms();
-                }
                 let limit = if consumed == 0 {
                     Duration::from_secs(60)
                 } else {
@@ -92,19 +96,16 @@ async fn run(cli: Cli) -> Result<()> {
             .key(message.key().unwrap_or_default())
             .payload(message.payload().unwrap_or_default());
         match producer.send_result(record) {
-            Ok(delivery) => deliveries.push(delivery),
+            Ok(delivery) => acks
+                .send(delivery)
+                .map_err(|_| anyhow::anyhow!("the acknowledging task stopped"))?,
             Err((error, _)) => anyhow::bail!("cannot enqueue: {error}"),
         }
-        if deliveries.len() >= 50_000 {
-            for delivery in deliveries.drain(..) {
-                delivery
-                    .await
-                    .context("producer gone")?
-                    .map_err(|(e, _)| e)?;
-            }
-            last_ms = epoch_ms();
-        }
     }
+    drop(acks);
+    let last_ms = acknowledger
+        .await
+        .context("the acknowledging task panicked")??;
     producer.flush(Timeout::After(Duration::from_secs(10)))?;
     let seconds = last_ms.saturating_sub(first_ms) as f64 / 1000.0;
     println!(
