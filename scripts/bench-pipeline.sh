@@ -33,7 +33,8 @@ started_broker=0
 cleanup() { if [ "$started_broker" = 1 ]; then scripts/broker.sh stop || true; fi; }
 trap cleanup EXIT
 build_release
-(cd "$ROOT" && cargo build --release --quiet -p detector --example passthrough) || die "cargo build failed"
+(cd "$ROOT" && cargo build --release --quiet -p detector --example passthrough --example mock_broker) ||
+    die "cargo build failed"
 export NO_BUILD=1
 if ! external_cluster && ! broker_answers "$LOCAL_BROKER"; then
     scripts/broker.sh start
@@ -118,13 +119,14 @@ live() {
 # median of the arguments
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-# latency: one detector joins a fresh topic's group; the generator then offers LATENCY_RATE
-# records per second; the percentiles come from the records' and anomalies' timestamps.
-latency() {
-    local tx="$run_id-lat-tx" an="$run_id-lat-anomalies" group="$run_id-lat" log="$RUN_DIR/$run_id-lat"
-    scripts/inspector.sh create-topics "$tx:3" "$an" "$run_id-dlq" 2>/dev/null
+# latency_on TX ANOMALIES DLQ TAG: one detector joins a group on TX (which exists, with 3
+# partitions); the generator then offers LATENCY_RATE records per second; the percentiles come
+# from the records' and anomalies' timestamps. Prints p50 p95 p99, the anomalies matched to
+# their transactions and the anomalies the detector wrote.
+latency_on() {
+    local tx=$1 an=$2 dlq=$3 group="$run_id-$4" log="$RUN_DIR/$run_id-$4"
     RUST_LOG=info "$(bin detector)" --model "$model" --input-topic "$tx" --output-topic "$an" \
-        --dlq-topic "$run_id-dlq" --group "$group" --idle-exit 3 >"$log.out" 2>"$log.log" &
+        --dlq-topic "$dlq" --group "$group" --idle-exit 3 >"$log.out" 2>"$log.log" &
     local pid=$! deadline=$((SECONDS + 60))
     until [ "$(owned "$log.log")" = 3 ]; do
         [ $SECONDS -lt $deadline ] || die "the detector did not get the partitions within 60 s"
@@ -133,9 +135,33 @@ latency() {
     scripts/generator.sh --topic "$tx" --count $((LATENCY_RATE * LATENCY_SECONDS)) \
         --rate "$LATENCY_RATE" --seed 2 >/dev/null 2>&1
     wait "$pid"
+    local written
+    written=$(field anomalies "$(cat "$log.out")")
     scripts/inspector.sh stats --once --json --input-topic "$tx" --output-topic "$an" \
-        --dlq-topic "$run_id-dlq" --group "$group" 2>/dev/null |
-        python3 -c 'import json,sys; l=json.load(sys.stdin)["latency_ms"]; print("%.1f %.1f %.1f %d" % (l["p50"], l["p95"], l["p99"], l["count"]))'
+        --dlq-topic "$dlq" --group "$group" 2>/dev/null |
+        python3 -c 'import json,sys; l=json.load(sys.stdin)["latency_ms"]; print("%.1f %.1f %.1f %d" % (l["p50"], l["p95"], l["p99"], l["count"]), sys.argv[1])' "$written"
+}
+
+# On the broker under test.
+latency() {
+    scripts/inspector.sh create-topics "$run_id-lat-tx:3" "$run_id-lat-anomalies" 2>/dev/null
+    latency_on "$run_id-lat-tx" "$run_id-lat-anomalies" "$run_id-dlq" lat
+}
+
+# The same on librdkafka's mock cluster (crates/detector/examples/mock_broker.rs): it keeps
+# records in memory and answers a fetch as soon as it has records, so what is left is the
+# latency of our processes and the client path. It drops a partition's oldest records past a
+# few MB, hence more partitions for the anomalies (all must stay to be matched).
+mock_latency() {
+    local fifo="$RUN_DIR/$run_id-mock.in" out="$RUN_DIR/$run_id-mock.out" mock
+    mkfifo "$fifo"
+    "$(bin examples/mock_broker)" m-tx:3 m-anomalies:8 m-dlq <"$fifo" >"$out" 2>/dev/null &
+    mock=$!
+    exec 7>"$fifo" # its stdin: it serves until this closes
+    until grep -q '^bootstrap=' "$out"; do sleep 0.1; done
+    KAFKA_BOOTSTRAP=$(sed -n 's/^bootstrap=//p' "$out") latency_on m-tx m-anomalies m-dlq mock-lat
+    exec 7>&-
+    wait "$mock"
 }
 
 tx="$run_id-tx"
@@ -168,7 +194,9 @@ if scripts/python-env.sh >/dev/null 2>&1; then
 fi
 
 log "latency: one detector, $LATENCY_RATE records/s offered for $LATENCY_SECONDS s"
-read -r lat_p50 lat_p95 lat_p99 lat_count < <(latency)
+read -r lat_p50 lat_p95 lat_p99 lat_count lat_written < <(latency)
+log "latency on librdkafka's mock cluster (no broker storage), same load"
+read -r mock_p50 mock_p95 mock_p99 mock_count mock_written < <(mock_latency)
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f×", a / b; else print "n/a" }'; }
 share() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }'; }
@@ -180,5 +208,7 @@ row "pre-produced: ours, 1 detector (median of $REPEATS)" "$one_rate" "$(share "
 row "pre-produced: reference Python ($PYTHON_RECORDS records)" "${py_rate:-not run}" "" "1×"
 row "produced meanwhile: pass-through" "$live_pass_rate" "100%" ""
 row "produced meanwhile: ours, 2 detectors (one group)" "$two_rate" "$(share "$two_rate" "$live_pass_rate")" "$(ratio "$two_rate" "${py_rate:-0}")"
-printf '\nend-to-end latency, one detector, %s records/s offered for %s s (%s anomalies): p50 %s ms, p95 %s ms, p99 %s ms\n' \
-    "$LATENCY_RATE" "$LATENCY_SECONDS" "$lat_count" "$lat_p50" "$lat_p95" "$lat_p99"
+printf '\nend-to-end latency, one detector, %s records/s offered for %s s:\n' "$LATENCY_RATE" "$LATENCY_SECONDS"
+printf '  %-34s p50 %6s ms, p95 %6s ms, p99 %6s ms (%s of %s anomalies matched)\n' \
+    "on $KAFKA_BOOTSTRAP" "$lat_p50" "$lat_p95" "$lat_p99" "$lat_count" "$lat_written" \
+    "on librdkafka's mock cluster" "$mock_p50" "$mock_p95" "$mock_p99" "$mock_count" "$mock_written"

@@ -44,6 +44,21 @@ fn epoch_ms() -> u128 {
 
 async fn run(cli: Cli) -> Result<()> {
     let producer = cli.kafka.future_producer()?;
+    // A new idempotent producer gets its producer id from a timer (500 ms after it starts),
+    // and records sent before then wait for it. The detector's start (broker check, model,
+    // metadata) outlasts that; a bare pass-through can start reading sooner. So one warm-up
+    // record (key `passthrough-warm-up`, matching no input key) is sent and acknowledged
+    // before reading, and the span below measures forwarding only.
+    producer
+        .send(
+            FutureRecord::to(&cli.output_topic)
+                .key("passthrough-warm-up")
+                .payload("{}"),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(error, _)| error)
+        .context("the warm-up record was not acknowledged")?;
     let consumer = cli.kafka.stream_consumer(&cli.group)?;
     consumer
         .subscribe(&[&cli.input_topic])
