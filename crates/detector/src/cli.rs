@@ -27,8 +27,10 @@ pub struct Cli {
     /// Most records scored together.
     #[arg(long, default_value_t = 1000)]
     pub batch_size: usize,
-    /// Longest wait, in milliseconds, for a batch to fill once its first record is in.
-    #[arg(long, default_value_t = 5)]
+    /// Longest wait, in milliseconds, for a batch to fill once its first record is in. 0 (the
+    /// default): score what has arrived, without waiting for more; under load batches still
+    /// fill, from the records that arrive while earlier batches are scored and sent.
+    #[arg(long, default_value_t = 0)]
     pub batch_wait_ms: u64,
     /// Batches whose outputs may await the broker's acknowledgement at once; the next batches
     /// are read and scored meanwhile. Offsets are stored oldest batch first, each only once all

@@ -96,13 +96,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
     );
     log::info!(
         "reading {} in group {}; anomalies to {}, dead letters to {}; batches of up to {} \
-         records or {:?}, {}",
+         records, {}, {}",
         config.topics.input,
         config.group,
         config.topics.output,
         config.topics.dead_letters,
         config.batch_size,
-        config.batch_wait,
+        if config.batch_wait.is_zero() {
+            "scored as they arrive".to_string()
+        } else {
+            format!("waiting up to {:?} for more", config.batch_wait)
+        },
         match &config.transactional_id {
             Some(id) => format!("exactly-once, one transaction per batch (transactional.id {id})"),
             None => format!("at-least-once, {} in flight", config.in_flight_batches),

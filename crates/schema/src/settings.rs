@@ -30,10 +30,12 @@ pub fn consumer_defaults(group: &str) -> Vec<(String, String)> {
         ("enable.auto.offset.store", "false"),
         ("auto.offset.reset", "earliest"),
         ("enable.partition.eof", "false"),
-        // Tansu 0.6.0 holds a fetch for the whole wait even when records arrive meanwhile, so
-        // librdkafka's 500 ms made the median latency ~470 ms at 10,000 records/s; 10 ms gave
-        // 29 ms. Kafka answers as soon as records arrive either way; the cost is at most 100
-        // empty fetches a second per broker while idle.
+        // Tansu 0.6.0 sleeps out the whole wait after every fetch, even one that found
+        // records (tansu-storage service/fetch.rs), so librdkafka's 500 ms made the median
+        // latency ~470 ms at 10,000 records/s; 10 ms gives ~25 ms. Kafka answers as soon as
+        // records arrive either way; the cost is at most 100 empty fetches a second per
+        // broker while idle. 1 ms lowers latency on Tansu a little more, for ~10% of a core
+        // of broker CPU per idle consumer (bench/idle_cost.py): `-X fetch.wait.max.ms=1`.
         ("fetch.wait.max.ms", "10"),
     ]
     .iter()
