@@ -17,7 +17,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context as _, Result};
 use iforest::{FeatureSummary, IsolationForest, IsolationForestParams};
-use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::Message;
 use rdkafka::Offset;
 use schema::{DecodeLimits, Transaction};
@@ -465,13 +464,8 @@ pub fn follow(
     follower: &mut Follower,
     stop: &AtomicBool,
 ) -> Result<u64> {
-    let mut config = kafka.client_config()?;
-    // A group id is required by librdkafka even for manual assignment; nothing is committed.
-    config
-        .set("group.id", "trainer-follow")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
-    let consumer: BaseConsumer = config.create().context("cannot create a Kafka consumer")?;
+    // Manual assignment, nothing committed; its logs go through `log`, secrets masked.
+    let consumer = kafka.base_consumer()?;
     let tail = i64::try_from(follower.policy.window).unwrap_or(i64::MAX);
     let partitions = bus::assign_all(&consumer, topic, Offset::OffsetTail(tail))?;
     log::info!(

@@ -6,7 +6,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::Message;
 use rdkafka::Offset;
 use schema::{DecodeLimits, Transaction};
@@ -32,13 +31,8 @@ pub fn read_training_rows(
     topic: &str,
     limits: &ReadLimits,
 ) -> Result<Table> {
-    let mut config = kafka.client_config()?;
-    // A group id is required by librdkafka even for manual assignment; nothing is committed.
-    config
-        .set("group.id", "trainer")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
-    let consumer: BaseConsumer = config.create().context("cannot create a Kafka consumer")?;
+    // Manual assignment, nothing committed; its logs go through `log`, secrets masked.
+    let consumer = kafka.base_consumer()?;
     // Read every partition from its beginning. Some Kafka-compatible brokers report high
     // watermarks loosely, so the end is found by the stream going quiet, not by watermarks.
     bus::assign_all(&consumer, topic, Offset::Beginning)?;
