@@ -7,7 +7,7 @@ use std::io::{Read as _, Write as _};
 use std::net::{TcpStream, ToSocketAddrs as _};
 use std::time::Duration;
 
-use anyhow::{bail, Context as _, Result};
+use crate::error::{Error, Result};
 
 /// Kafka API keys of the transaction protocol, with their names.
 pub const TRANSACTION_APIS: [(i16, &str); 5] = [
@@ -21,15 +21,22 @@ pub const TRANSACTION_APIS: [(i16, &str); 5] = [
 /// API key → (lowest, highest) version, as the broker at `address` (`host:port`) lists them.
 /// Plain TCP only: a broker behind TLS or SASL cannot be asked this way.
 pub fn api_versions(address: &str, timeout: Duration) -> Result<BTreeMap<i16, (i16, i16)>> {
+    let io = |source| Error::Io {
+        address: address.to_string(),
+        source,
+    };
+    let protocol = |detail: String| Error::Protocol {
+        address: address.to_string(),
+        detail,
+    };
     let socket = address
         .to_socket_addrs()
-        .with_context(|| format!("cannot resolve {address}"))?
+        .map_err(io)?
         .next()
-        .with_context(|| format!("{address} resolves to no address"))?;
-    let mut stream = TcpStream::connect_timeout(&socket, timeout)
-        .with_context(|| format!("cannot connect to {address}"))?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
+        .ok_or_else(|| protocol("resolves to no address".into()))?;
+    let mut stream = TcpStream::connect_timeout(&socket, timeout).map_err(io)?;
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    stream.set_write_timeout(Some(timeout)).map_err(io)?;
     const CORRELATION: i32 = 0x6b69;
     let client = b"kafka-iforest";
     let mut request = Vec::new();
@@ -38,41 +45,39 @@ pub fn api_versions(address: &str, timeout: Duration) -> Result<BTreeMap<i16, (i
     request.extend_from_slice(&CORRELATION.to_be_bytes());
     request.extend_from_slice(&(client.len() as i16).to_be_bytes());
     request.extend_from_slice(client);
-    stream.write_all(&(request.len() as i32).to_be_bytes())?;
-    stream.write_all(&request)?;
-    let mut size = [0u8; 4];
     stream
-        .read_exact(&mut size)
-        .context("no ApiVersions answer")?;
+        .write_all(&(request.len() as i32).to_be_bytes())
+        .map_err(io)?;
+    stream.write_all(&request).map_err(io)?;
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).map_err(io)?;
     let size = usize::try_from(i32::from_be_bytes(size)).unwrap_or(0);
     if !(10..=1 << 20).contains(&size) {
-        bail!("{address} sent an ApiVersions answer of {size} bytes");
+        return Err(protocol(format!("an ApiVersions answer of {size} bytes")));
     }
     let mut answer = vec![0u8; size];
-    stream
-        .read_exact(&mut answer)
-        .context("short ApiVersions answer")?;
-    parse(&answer, CORRELATION).with_context(|| format!("ApiVersions answer from {address}"))
+    stream.read_exact(&mut answer).map_err(io)?;
+    parse(&answer, CORRELATION).map_err(|detail| protocol(format!("ApiVersions answer: {detail}")))
 }
 
-/// Parses an `ApiVersions` v0 response body (after the size).
-fn parse(answer: &[u8], correlation: i32) -> Result<BTreeMap<i16, (i16, i16)>> {
-    let i16_at = |at: usize| -> Result<i16> {
-        let bytes = answer.get(at..at + 2).context("truncated")?;
+/// Parses an `ApiVersions` v0 response body (after the size); the error says what is wrong.
+fn parse(answer: &[u8], correlation: i32) -> Result<BTreeMap<i16, (i16, i16)>, String> {
+    let i16_at = |at: usize| -> Result<i16, String> {
+        let bytes = answer.get(at..at + 2).ok_or("truncated")?;
         Ok(i16::from_be_bytes([bytes[0], bytes[1]]))
     };
-    let i32_at = |at: usize| -> Result<i32> {
-        let bytes = answer.get(at..at + 4).context("truncated")?;
+    let i32_at = |at: usize| -> Result<i32, String> {
+        let bytes = answer.get(at..at + 4).ok_or("truncated")?;
         Ok(i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
     };
     if i32_at(0)? != correlation {
-        bail!("wrong correlation id");
+        return Err("wrong correlation id".into());
     }
     let error = i16_at(4)?;
     if error != 0 {
-        bail!("error code {error}");
+        return Err(format!("error code {error}"));
     }
-    let count = usize::try_from(i32_at(6)?).context("negative count")?;
+    let count = usize::try_from(i32_at(6)?).map_err(|_| "negative count")?;
     let mut versions = BTreeMap::new();
     for index in 0..count {
         let at = 10 + index * 6;

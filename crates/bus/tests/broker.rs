@@ -3,14 +3,14 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bus::KafkaArgs;
+use bus::ClientSettings;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 
-fn args() -> KafkaArgs {
+fn args() -> ClientSettings {
     let brokers = std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into());
-    let args = KafkaArgs::for_brokers(brokers);
+    let args = ClientSettings::new(brokers);
     if let Err(error) = bus::wait_for_broker(&args, Duration::from_secs(15)) {
         panic!("no Kafka broker: {error:#}; start one with scripts/broker.sh start");
     }
@@ -38,7 +38,7 @@ async fn topics_are_created_once_and_a_group_member_sees_its_assignment() {
         .unwrap();
     assert_eq!(metadata.topics()[0].partitions().len(), 3);
 
-    let producer = args.future_producer().unwrap();
+    let producer = args.future_producer(None).unwrap();
     for id in 0..3 {
         let key = id.to_string();
         let payload = format!(r#"{{"id": {id}, "data": [[1, 2]]}}"#);
@@ -55,7 +55,7 @@ async fn topics_are_created_once_and_a_group_member_sees_its_assignment() {
             .unwrap();
     }
 
-    let consumer = args.stream_consumer(&unique("g-bus")).unwrap();
+    let consumer = args.stream_consumer(&unique("g-bus"), None).unwrap();
     consumer.subscribe(&[&topic]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut keys = Vec::new();

@@ -43,7 +43,8 @@ fn epoch_ms() -> u128 {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let producer = cli.kafka.future_producer()?;
+    let kafka = cli.kafka.settings()?;
+    let producer = kafka.future_producer(None)?;
     // A new idempotent producer gets its producer id from a timer (500 ms after it starts),
     // and records sent before then wait for it. The detector's start (broker check, model,
     // metadata) outlasts that; a bare pass-through can start reading sooner. So one warm-up
@@ -59,7 +60,7 @@ async fn run(cli: Cli) -> Result<()> {
         .await
         .map_err(|(error, _)| error)
         .context("the warm-up record was not acknowledged")?;
-    let consumer = cli.kafka.stream_consumer(&cli.group)?;
+    let consumer = kafka.stream_consumer(&cli.group, None)?;
     consumer
         .subscribe(&[&cli.input_topic])
         .context("subscribe")?;

@@ -65,7 +65,7 @@ pub struct Config {
     /// Where to serve Prometheus metrics.
     pub metrics_addr: Option<String>,
     /// Kafka connection settings.
-    pub kafka: bus::KafkaArgs,
+    pub kafka: bus::ClientSettings,
 }
 
 /// A number of seconds from the command line as a duration; the error names the flag.
@@ -74,10 +74,12 @@ fn seconds(flag: &str, value: f64) -> Result<Duration> {
         .with_context(|| format!("{flag} must be a number of seconds, 0 or more, not {value}"))
 }
 
-/// What the flag checks resolve: the idle limit and the start-up timeout.
+/// What the flag checks resolve: the idle limit, the start-up timeout and the client
+/// settings.
 struct Checked {
     idle_exit: Duration,
     startup_timeout: Duration,
+    kafka: bus::ClientSettings,
 }
 
 /// The checks of every flag (no I/O); the error names the flag.
@@ -117,14 +119,68 @@ fn check(cli: &Cli) -> Result<Checked> {
             bail!("{flag} must differ from --input-topic ({topic})");
         }
     }
-    let checked = Checked {
+    // The -X and --client-config settings parse (a bad file is named now, not later), and
+    // none of them contradicts the delivery mode.
+    let kafka = cli.kafka.settings()?;
+    let mode = if cli.exactly_once {
+        DeliveryMode::ExactlyOnce
+    } else {
+        DeliveryMode::AtLeastOnce
+    };
+    kafka.check(&mode.producer_requirements(None))?;
+    kafka.check(&mode.consumer_requirements())?;
+    Ok(Checked {
         idle_exit: seconds("--idle-exit", cli.idle_exit)?,
         startup_timeout: seconds("--startup-timeout", cli.startup_timeout)?,
-    };
-    // The -X and --client-config settings parse (a bad file is named now, not later).
-    cli.kafka.consumer_config(&cli.group)?;
-    cli.kafka.producer_config()?;
-    Ok(checked)
+        kafka,
+    })
+}
+
+/// How outputs and offsets are made durable; each mode declares the client settings it
+/// cannot do without, and a user setting that contradicts one is refused at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryMode {
+    /// Offsets stored only once a batch's outputs are acknowledged, committed by
+    /// auto-commit.
+    AtLeastOnce,
+    /// One Kafka transaction per batch, holding its outputs and its offsets.
+    ExactlyOnce,
+}
+
+impl DeliveryMode {
+    /// The mode's name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AtLeastOnce => "the detector's at-least-once delivery",
+            Self::ExactlyOnce => "the detector's exactly-once delivery (--exactly-once)",
+        }
+    }
+
+    /// The producer's required settings: every output acknowledged by all in-sync
+    /// replicas, idempotent; with exactly-once, the transactional id (when known).
+    pub fn producer_requirements(self, transactional_id: Option<&str>) -> bus::Requirements {
+        let required = bus::Requirements::new(self.name())
+            .require("acks", "all")
+            .require("enable.idempotence", "true");
+        match transactional_id {
+            Some(id) => required.require("transactional.id", id),
+            None => required,
+        }
+    }
+
+    /// The consumer's required settings. At-least-once: offsets stored by the detector only
+    /// (after acknowledgement) and committed by auto-commit. Exactly-once: never committed
+    /// by itself (the transactions carry the offsets), and only committed records read.
+    pub fn consumer_requirements(self) -> bus::Requirements {
+        let required =
+            bus::Requirements::new(self.name()).require("enable.auto.offset.store", "false");
+        match self {
+            Self::AtLeastOnce => required.require("enable.auto.commit", "true"),
+            Self::ExactlyOnce => required
+                .require("enable.auto.commit", "false")
+                .require("isolation.level", "read_committed"),
+        }
+    }
 }
 
 /// `detector-<group>-<hostname>-<pid>`: unique per running detector, and stable across
@@ -147,6 +203,7 @@ impl Config {
         let Checked {
             idle_exit,
             startup_timeout,
+            kafka,
         } = check(&cli)?;
         let model = Model::load(&cli.model)?;
         let transactional_id = cli.exactly_once.then(|| {
@@ -175,37 +232,45 @@ impl Config {
             startup_timeout,
             transactional_id,
             metrics_addr: cli.metrics_addr,
-            kafka: cli.kafka,
+            kafka,
         })
+    }
+
+    /// The delivery mode.
+    pub fn delivery_mode(&self) -> DeliveryMode {
+        if self.transactional_id.is_some() {
+            DeliveryMode::ExactlyOnce
+        } else {
+            DeliveryMode::AtLeastOnce
+        }
     }
 
     /// The producer of anomalies and dead letters (idempotent, `acks=all`; transactional
     /// with `--exactly-once`).
     pub fn producer(&self) -> Result<FutureProducer<bus::LoggingContext>> {
-        match &self.transactional_id {
-            // librdkafka requires message.timeout.ms <= transaction.timeout.ms (60 s).
-            Some(id) => self.kafka.future_producer_with(&[
-                ("transactional.id", id.as_str()),
-                ("message.timeout.ms", "60000"),
-            ]),
-            None => self.kafka.future_producer(),
+        let mut required = self
+            .delivery_mode()
+            .producer_requirements(self.transactional_id.as_deref());
+        // librdkafka requires message.timeout.ms <= transaction.timeout.ms (60 s); a user's
+        // own value is kept (librdkafka names it if it is too long).
+        if self.transactional_id.is_some()
+            && !self
+                .kafka
+                .properties
+                .iter()
+                .any(|(key, _)| key == "message.timeout.ms")
+        {
+            required = required.require("message.timeout.ms", "60000");
         }
+        Ok(self.kafka.future_producer(Some(&required))?)
     }
 
     /// A member of the consumer group, subscribed to the input topic; it logs its
-    /// partition assignments. With `--exactly-once` it never commits by itself (offsets go
-    /// in the transactions) and reads only committed records.
+    /// partition assignments.
     pub fn consumer(&self) -> Result<bus::LoggingConsumer> {
         use rdkafka::consumer::Consumer as _;
-        let required: &[(&str, &str)] = if self.transactional_id.is_some() {
-            &[
-                ("enable.auto.commit", "false"),
-                ("isolation.level", "read_committed"),
-            ]
-        } else {
-            &[]
-        };
-        let consumer = self.kafka.stream_consumer_with(&self.group, required)?;
+        let required = self.delivery_mode().consumer_requirements();
+        let consumer = self.kafka.stream_consumer(&self.group, Some(&required))?;
         consumer
             .subscribe(&[&self.topics.input])
             .with_context(|| format!("cannot subscribe to {}", self.topics.input))?;
@@ -302,6 +367,49 @@ mod tests {
     #[test]
     fn a_bad_client_setting_is_refused_before_connecting() {
         assert!(error(&["-X", "no-equals-sign"]).contains("no-equals-sign"));
+    }
+
+    #[test]
+    fn a_setting_that_voids_the_delivery_guarantee_is_refused() {
+        for (args, key) in [
+            (
+                &["-X", "enable.auto.offset.store=true"][..],
+                "enable.auto.offset.store",
+            ),
+            (
+                &["-X", "enable.auto.commit=false"][..],
+                "enable.auto.commit",
+            ),
+            (
+                &["-X", "enable.idempotence=false"][..],
+                "enable.idempotence",
+            ),
+            (&["-X", "acks=1"][..], "acks"),
+            (
+                &["--exactly-once", "-X", "isolation.level=read_uncommitted"][..],
+                "isolation.level",
+            ),
+            (
+                &["--exactly-once", "-X", "enable.auto.commit=true"][..],
+                "enable.auto.commit",
+            ),
+        ] {
+            let message = error(args);
+            assert!(message.contains(key), "{args:?}: {message}");
+            let mode = if args.contains(&"--exactly-once") {
+                "exactly-once"
+            } else {
+                "at-least-once"
+            };
+            assert!(message.contains(mode), "{args:?}: {message}");
+        }
+        // Settings that agree with the mode, in another spelling, are fine.
+        for args in [
+            &["-X", "acks=-1", "-X", "enable.auto.offset.store=0"][..],
+            &["--exactly-once", "-X", "enable.auto.commit=false"][..],
+        ] {
+            assert!(check(&cli(args)).is_ok(), "{args:?}");
+        }
     }
 
     #[test]

@@ -43,7 +43,7 @@ type Producer = FutureProducer<bus::LoggingContext>;
 /// detector stops with a message saying what the mode needs.
 pub(crate) async fn init(
     producer: &Producer,
-    kafka: &bus::KafkaArgs,
+    kafka: &bus::ClientSettings,
     transactional_id: &str,
     timeout: Duration,
 ) -> Result<()> {
@@ -73,8 +73,8 @@ pub(crate) async fn init(
 /// Asks the broker (plain TCP only) whether it lists the transaction APIs: a broker may accept
 /// `InitProducerId` for a transactional id and still have no `EndTxn` (Tansu 0.6.0), which
 /// would only show at the first commit.
-fn check_broker(kafka: &bus::KafkaArgs) -> Result<()> {
-    let config = kafka.client_config()?;
+fn check_broker(kafka: &bus::ClientSettings) -> Result<()> {
+    let config = kafka.client_config();
     let plain = config
         .get("security.protocol")
         .is_none_or(|protocol| protocol.eq_ignore_ascii_case("plaintext"));

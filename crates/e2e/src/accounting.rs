@@ -423,7 +423,7 @@ pub fn run_scenario(broker: &mut Broker, scenario: Scenario, settings: &Settings
     let pipeline = Pipeline::new(scenario.slug(), 3);
     let expected: BTreeSet<String> = {
         let model = pipeline.model();
-        generator::synthetic_records(settings.seed, 0.7, 0, settings.records)
+        dataset::synthetic_records(settings.seed, 0.7, 0, settings.records)
             .filter(|tx| model.predict(&tx.features).unwrap_or(false))
             .map(|tx| tx.id.to_string())
             .collect()
@@ -675,7 +675,7 @@ fn committed_offsets(group: &str, topic: &str) -> HashMap<i32, i64> {
 pub fn run(scenarios: &[Scenario], settings: &Settings) -> Vec<Account> {
     let mut broker = Broker::start(&settings.work_dir.join("broker"));
     // Pipeline, read_topic and the child processes all find the broker here.
-    std::env::set_var(schema::settings::BOOTSTRAP_ENV, broker.address());
+    std::env::set_var(bus::settings::BOOTSTRAP_ENV, broker.address());
     scenarios
         .iter()
         .map(|&scenario| run_scenario(&mut broker, scenario, settings))

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use dataset::Shift;
 use e2e::{bin, read_topic, run_ok, unique, wait_until, Guard, Pipeline};
-use generator::Shift;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
@@ -25,7 +25,7 @@ fn shifted(seed: u64, first_id: u64) -> Vec<schema::Transaction> {
         by: SHIFT,
         after: 0,
     };
-    generator::shifted_synthetic_records(seed, 0.0, first_id as i64, BATCH, shift).collect()
+    dataset::shifted_synthetic_records(seed, 0.0, first_id as i64, BATCH, shift).collect()
 }
 
 fn produce_shifted(pipeline: &Pipeline, seed: u64, first_id: u64) {

@@ -81,7 +81,7 @@ fn a_replaced_model_is_used_from_the_next_batch_and_a_bad_one_is_refused() {
             "--first-id",
             &first_id.to_string(),
         ]));
-        generator::synthetic_records(first_id, 0.7, first_id as i64, BATCH).collect::<Vec<_>>()
+        dataset::synthetic_records(first_id, 0.7, first_id as i64, BATCH).collect::<Vec<_>>()
     };
     let flagged =
         |model: &iforest::IsolationForest, records: &[schema::Transaction]| -> BTreeSet<String> {

@@ -23,7 +23,7 @@ fn generator_to_detector_flags_exactly_what_offline_scoring_flags() {
     // What the detector must find: the same stream, scored offline with the same model.
     let model = pipeline.model();
     let stream: Vec<schema::Transaction> =
-        generator::synthetic_records(SEED, 0.7, 0, RECORDS as u64).collect();
+        dataset::synthetic_records(SEED, 0.7, 0, RECORDS as u64).collect();
     assert_eq!(stream.len(), RECORDS);
     let expected: BTreeSet<String> = stream
         .iter()

@@ -37,7 +37,7 @@ fn two_detectors_share_the_partitions_and_survive_one_stopping() {
     let pipeline = Pipeline::new("scale", 3);
     let model = pipeline.model();
     let expected_for = |first_id: u64| -> BTreeSet<String> {
-        generator::synthetic_records(first_id, 0.7, first_id as i64, HALF)
+        dataset::synthetic_records(first_id, 0.7, first_id as i64, HALF)
             .filter(|tx| model.predict(&tx.features).unwrap())
             .map(|tx| tx.id.to_string())
             .collect()

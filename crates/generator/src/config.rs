@@ -6,8 +6,8 @@ use anyhow::{bail, Result};
 use rdkafka::ClientConfig;
 use schema::Transaction;
 
-use crate::records::{csv_records, shifted_synthetic_records, Shift};
 use crate::Cli;
+use dataset::{csv_records, shifted_synthetic_records, Shift};
 
 /// Where the records come from.
 #[derive(Debug, Clone)]
@@ -99,7 +99,10 @@ impl Config {
             rate: cli.rate,
             topic: cli.topic.clone(),
             flush_timeout: Duration::from_secs_f64(cli.flush_timeout),
-            producer: cli.kafka.producer_config()?,
+            producer: cli
+                .kafka
+                .settings()?
+                .producer_config(Some(&producer_requirements()))?,
             progress: true,
         })
     }
@@ -131,6 +134,15 @@ impl Config {
             Source::Table(rows) => Box::new(rows.iter().cloned()),
         }
     }
+}
+
+/// What the generator's producer cannot do without: every record acknowledged by all in-sync
+/// replicas, and idempotence, so that its re-sends never duplicate a record. A `-X` or
+/// `--client-config` setting that contradicts one is refused at start.
+pub fn producer_requirements() -> bus::Requirements {
+    bus::Requirements::new("the generator's idempotent producer")
+        .require("acks", "all")
+        .require("enable.idempotence", "true")
 }
 
 #[cfg(test)]
@@ -179,6 +191,25 @@ mod tests {
             let error = format!("{:#}", config(args).unwrap_err());
             assert!(error.contains(flag), "{args:?}: {error}");
         }
+    }
+
+    #[test]
+    fn a_setting_that_voids_idempotence_is_refused() {
+        for (args, key) in [
+            (["-X", "acks=1"], "acks=1"),
+            (
+                ["-X", "enable.idempotence=false"],
+                "enable.idempotence=false",
+            ),
+        ] {
+            let Err(error) = config(&args) else {
+                panic!("{args:?} accepted")
+            };
+            let message = format!("{error:#}");
+            assert!(message.contains(key), "{message}");
+            assert!(message.contains("idempotent producer"), "{message}");
+        }
+        assert!(config(&["-X", "acks=all", "-X", "linger.ms=1"]).is_ok());
     }
 
     #[test]

@@ -170,10 +170,10 @@ fn producer(config: &Config, tally: &Arc<Tally>) -> Result<Sender> {
         logging: bus::LoggingContext::new(&config.producer),
         tally: Arc::clone(tally),
     };
-    config
+    Ok(config
         .producer
         .create_with_context(context)
-        .map_err(|error| bus::creation_error(error, "producer"))
+        .map_err(|error| bus::creation_error(error, "producer"))?)
 }
 
 /// Hands `record` to the producer, serving acknowledgements while its queue is full.

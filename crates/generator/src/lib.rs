@@ -16,7 +16,6 @@
 pub mod cli;
 pub mod config;
 pub mod emit;
-pub mod records;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -26,9 +25,6 @@ use anyhow::{Context as _, Result};
 pub use cli::Cli;
 pub use config::{Config, Source};
 pub use emit::Summary;
-pub use records::{
-    csv_records, shifted_synthetic_records, synthetic_records, Shift, SyntheticPoints,
-};
 
 /// Runs the generator as the command line asks, stopping cleanly on SIGINT or SIGTERM (a
 /// second signal exits at once, without waiting for the flush).

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bus::KafkaArgs;
+use bus::ClientSettings;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -28,7 +28,7 @@ fn unique(prefix: &str) -> String {
 
 /// A fresh topic with `partitions` partitions on the test broker.
 fn topic(prefix: &str, partitions: i32) -> String {
-    let args = KafkaArgs::for_brokers(brokers());
+    let args = ClientSettings::new(brokers());
     if let Err(error) = bus::wait_for_broker(&args, Duration::from_secs(15)) {
         panic!("no Kafka broker: {error:#}; start one with scripts/broker.sh start");
     }
@@ -50,7 +50,7 @@ struct Read {
 /// Reads `topic` from the beginning until `expected` records arrived or `timeout` passed;
 /// then keeps reading for a moment more so that extra records would be seen.
 fn read_back(topic: &str, expected: usize, timeout: Duration) -> Vec<Read> {
-    let consumer = KafkaArgs::for_brokers(brokers()).base_consumer().unwrap();
+    let consumer = ClientSettings::new(brokers()).base_consumer().unwrap();
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .unwrap();
@@ -146,7 +146,7 @@ fn the_seeded_stream_arrives_exactly_as_synthetic_records_says() {
     let records = read_back(&topic, count as usize, Duration::from_secs(60));
     assert_eq!(records.len(), count as usize, "records in the topic");
     let expected: Vec<Transaction> =
-        generator::synthetic_records(seed, 0.7, first_id, count).collect();
+        dataset::synthetic_records(seed, 0.7, first_id, count).collect();
     let mut partitions = BTreeMap::new();
     for (read, expected) in records.iter().zip(&expected) {
         assert_eq!(
@@ -252,7 +252,7 @@ fn sigterm_stops_cleanly_with_everything_sent_acknowledged() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let consumer = KafkaArgs::for_brokers(brokers()).base_consumer().unwrap();
+    let consumer = ClientSettings::new(brokers()).base_consumer().unwrap();
     let in_topic = || -> i64 {
         (0..3)
             .map(|p| {

@@ -447,7 +447,7 @@ impl AlertOptions {
 /// `counters`; returns once the sender has finished or given up (about two time-outs at most
 /// after the stop).
 pub fn alert(
-    kafka: &bus::KafkaArgs,
+    kafka: &bus::ClientSettings,
     options: &AlertOptions,
     stop: &AtomicBool,
     counters: &Arc<AlertCounters>,

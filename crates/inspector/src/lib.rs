@@ -30,20 +30,21 @@ pub use cli::{
 /// Runs one command, writing its output to stdout.
 pub fn run(cli: &Cli) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
+    let kafka = cli.kafka.settings()?;
     match &cli.command {
-        Command::Tail(args) => tail::tail(&cli.kafka, args, &mut stdout).map(|_| ()),
-        Command::Topics(args) => topics::topics(&cli.kafka, args, &mut stdout),
-        Command::CreateTopics(args) => topics::create_topics(&cli.kafka, args),
+        Command::Tail(args) => tail::tail(&kafka, args, &mut stdout).map(|_| ()),
+        Command::Topics(args) => topics::topics(&kafka, args, &mut stdout),
+        Command::CreateTopics(args) => topics::create_topics(&kafka, args),
         Command::Stats(args) => {
             let clear = std::io::stdout().is_terminal();
-            stats::stats(&cli.kafka, args, &mut stdout, clear, &stop_on_ctrl_c())
+            stats::stats(&kafka, args, &mut stdout, clear, &stop_on_ctrl_c())
         }
         Command::Alert(args) => {
             let options = alert::AlertOptions::from_args(args)?;
             let counters = Arc::new(alert::AlertCounters::default());
-            alert::alert(&cli.kafka, &options, &stop_on_ctrl_c(), &counters)
+            alert::alert(&kafka, &options, &stop_on_ctrl_c(), &counters)
         }
-        Command::Plot(args) => plot::plot(&cli.kafka, args, &mut stdout).map(|_| ()),
+        Command::Plot(args) => plot::plot(&kafka, args, &mut stdout).map(|_| ()),
     }
 }
 

@@ -102,7 +102,11 @@ pub struct PlotSummary {
 }
 
 /// Reads the model and the points as `args` asks, and writes the picture.
-pub fn plot(kafka: &bus::KafkaArgs, args: &PlotArgs, out: &mut dyn Write) -> Result<PlotSummary> {
+pub fn plot(
+    kafka: &bus::ClientSettings,
+    args: &PlotArgs,
+    out: &mut dyn Write,
+) -> Result<PlotSummary> {
     let bytes = std::fs::read(&args.model)
         .with_context(|| format!("cannot read the model {}", args.model.display()))?;
     let model = IsolationForest::from_bytes(&bytes)
@@ -162,20 +166,20 @@ pub fn csv_points(
     // A model trained on a CSV knows its columns by name; a table without those names
     // (the model came from synthetic data or a topic) gives every non-label column in order.
     let names: Option<Vec<String>> = model.feature_names().map(<[String]>::to_vec);
-    let all_columns = trainer::data::CsvSelection {
+    let all_columns = dataset::CsvSelection {
         label_column,
         columns: None,
     };
     let table = match &names {
-        Some(names) => trainer::data::read_csv(
+        Some(names) => dataset::read_csv(
             path,
-            &trainer::data::CsvSelection {
+            &dataset::CsvSelection {
                 label_column,
                 columns: Some(names),
             },
         )
-        .or_else(|_| trainer::data::read_csv(path, &all_columns))?,
-        None => trainer::data::read_csv(path, &all_columns)?,
+        .or_else(|_| dataset::read_csv(path, &all_columns))?,
+        None => dataset::read_csv(path, &all_columns)?,
     };
     model
         .check_feature_count(table.n_features())
@@ -193,7 +197,7 @@ pub fn csv_points(
 
 /// Points from the anomalies topic (flagged) and the transactions topic (scored), as asked.
 fn topic_points(
-    kafka: &bus::KafkaArgs,
+    kafka: &bus::ClientSettings,
     model: &IsolationForest,
     args: &PlotArgs,
 ) -> Result<Points> {
@@ -251,7 +255,7 @@ fn topic_points(
 /// Every record's value in `topic`, read from the beginning of each partition until
 /// `max_records` or until the topic is quiet (as kcat reads: no group, nothing committed).
 fn read_values(
-    kafka: &bus::KafkaArgs,
+    kafka: &bus::ClientSettings,
     topic: &str,
     max_records: usize,
     timeout: f64,
@@ -783,7 +787,7 @@ mod tests {
 
     /// The original's two clusters, and a few points far from both.
     fn two_d() -> (IsolationForest, Points) {
-        let table = trainer::data::synthetic_training_data(3);
+        let table = dataset::synthetic_training_data(3);
         let model = IsolationForestParams::new()
             .n_trees(50)
             .contamination(Contamination::Fraction(0.01))

@@ -755,7 +755,7 @@ fn watermarks(
 /// with the group's id that never subscribes (so it does not join the group), against the
 /// high watermarks.
 pub fn group_lag(
-    kafka: &bus::KafkaArgs,
+    kafka: &bus::ClientSettings,
     group: &str,
     topic: &str,
     watermarks: &[Watermarks],
@@ -764,15 +764,15 @@ pub fn group_lag(
     lag_with(&consumer, topic, watermarks)
 }
 
-fn committed_reader(kafka: &bus::KafkaArgs, group: &str) -> Result<BaseConsumer> {
-    let mut config = kafka.client_config()?;
+fn committed_reader(kafka: &bus::ClientSettings, group: &str) -> Result<BaseConsumer> {
+    let mut config = kafka.client_config();
     config
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false");
-    config
+    Ok(config
         .create()
-        .map_err(|error| bus::creation_error(error, "consumer"))
+        .map_err(|error| bus::creation_error(error, "consumer"))?)
 }
 
 fn lag_with(
@@ -828,7 +828,7 @@ impl Plan {
 /// Runs `inspector stats` until `stop` is set (or `--seconds` pass), writing to `out`;
 /// `clear` clears the screen before each live block (a terminal). `--once`: one summary.
 pub fn stats(
-    kafka: &bus::KafkaArgs,
+    kafka: &bus::ClientSettings,
     args: &StatsArgs,
     out: &mut dyn Write,
     clear: bool,

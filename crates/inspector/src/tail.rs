@@ -28,7 +28,11 @@ pub struct TailSummary {
 
 /// Prints `args.topic`'s records to `out` until `--max-messages` were printed or none came for
 /// `--timeout` seconds (or forever).
-pub fn tail(kafka: &bus::KafkaArgs, args: &TailArgs, out: &mut dyn Write) -> Result<TailSummary> {
+pub fn tail(
+    kafka: &bus::ClientSettings,
+    args: &TailArgs,
+    out: &mut dyn Write,
+) -> Result<TailSummary> {
     if let Some(timeout) = args.timeout {
         if !(timeout >= 0.0 && timeout.is_finite()) {
             bail!("--timeout must be 0 or more seconds, not {timeout}");

@@ -21,7 +21,11 @@ pub struct PartitionInfo {
 
 /// The cluster's topics (internal `__` ones only with `all`), sorted by name, with every
 /// partition's watermarks.
-pub fn list(kafka: &bus::KafkaArgs, all: bool, timeout: Duration) -> Result<Vec<PartitionInfo>> {
+pub fn list(
+    kafka: &bus::ClientSettings,
+    all: bool,
+    timeout: Duration,
+) -> Result<Vec<PartitionInfo>> {
     log::debug!("listing topics with {}", kafka.describe());
     let consumer = kafka.base_consumer()?;
     let metadata = consumer
@@ -82,7 +86,7 @@ pub fn print(partitions: &[PartitionInfo], out: &mut dyn Write) -> Result<()> {
 }
 
 /// `inspector topics`.
-pub fn topics(kafka: &bus::KafkaArgs, args: &TopicsArgs, out: &mut dyn Write) -> Result<()> {
+pub fn topics(kafka: &bus::ClientSettings, args: &TopicsArgs, out: &mut dyn Write) -> Result<()> {
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
         bail!(
             "--timeout must be a positive number of seconds, not {}",
@@ -114,7 +118,7 @@ pub fn parse_topic_spec(spec: &str) -> Result<(String, i32)> {
 
 /// `inspector create-topics`: waits for the broker (up to a minute), then creates what is
 /// missing.
-pub fn create_topics(kafka: &bus::KafkaArgs, args: &CreateTopicsArgs) -> Result<()> {
+pub fn create_topics(kafka: &bus::ClientSettings, args: &CreateTopicsArgs) -> Result<()> {
     if args.replication_factor < 1 {
         bail!("--replication-factor must be at least 1");
     }
@@ -128,11 +132,11 @@ pub fn create_topics(kafka: &bus::KafkaArgs, args: &CreateTopicsArgs) -> Result<
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(bus::ensure_topics_replicated(
+    Ok(runtime.block_on(bus::ensure_topics_replicated(
         kafka,
         &wanted,
         args.replication_factor,
-    ))
+    ))?)
 }
 
 #[cfg(test)]
@@ -147,7 +151,7 @@ mod tests {
         };
         // Nothing listens on port 1: the flag is refused before any connection is tried.
         let error =
-            create_topics(&bus::KafkaArgs::for_brokers("127.0.0.1:1"), &args).expect_err("refused");
+            create_topics(&bus::ClientSettings::new("127.0.0.1:1"), &args).expect_err("refused");
         assert!(
             error.to_string().contains("--replication-factor"),
             "{error}"

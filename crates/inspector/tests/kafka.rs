@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bus::KafkaArgs;
+use bus::ClientSettings;
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -24,8 +24,8 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
-fn args() -> KafkaArgs {
-    let args = KafkaArgs::for_brokers(brokers());
+fn args() -> ClientSettings {
+    let args = ClientSettings::new(brokers());
     if let Err(error) = bus::wait_for_broker(&args, Duration::from_secs(15)) {
         panic!("no Kafka broker: {error:#}; start one with scripts/broker.sh start");
     }
@@ -46,7 +46,7 @@ fn topic_with(partitions: i32, records: i64, partition_of: impl Fn(i64) -> i32) 
 }
 
 fn produce(topic: &str, ids: std::ops::Range<i64>, partition_of: impl Fn(i64) -> i32) {
-    let producer: BaseProducer = args().producer_config().unwrap().create().unwrap();
+    let producer: BaseProducer = args().producer_config(None).unwrap().create().unwrap();
     for id in ids {
         let key = id.to_string();
         let payload = format!(
@@ -180,7 +180,7 @@ fn tail_from_the_end_shows_only_new_records_and_commits_nothing() {
         );
     }
     // No group offsets were committed by the inspector.
-    let mut config = args().client_config().unwrap();
+    let mut config = args().client_config();
     config.set("group.id", "kafka-iforest-tools");
     let consumer: rdkafka::consumer::BaseConsumer = config.create().unwrap();
     let mut partitions = TopicPartitionList::new();

@@ -113,7 +113,7 @@ fn pipeline() -> Pipeline {
 }
 
 fn group_client(group: &str) -> BaseConsumer {
-    let mut config = args().client_config().unwrap();
+    let mut config = args().client_config();
     config
         .set("group.id", group)
         .set("enable.auto.commit", "false");

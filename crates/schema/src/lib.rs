@@ -1,6 +1,5 @@
-//! The records on the wire and their JSON, the topic names, and the Kafka client settings
-//! every process shares, in one place. Pure data: no Kafka client here (the `bus` crate turns
-//! [`settings`] into librdkafka configuration).
+//! The records on the wire and their JSON encoding, and the topic names. Pure data: no Kafka
+//! client here.
 //!
 //! # Records
 //!
@@ -41,7 +40,6 @@
 //! # Layout
 //!
 //! - [`topics`]: topic names, partitions, the detectors' group.
-//! - [`settings`]: client defaults, `-X key=value` and properties files, secret redaction.
 //! - records: [`Transaction`], [`Anomaly`], [`DeadLetter`] and their errors.
 //!
 //! serde_json is built with `float_roundtrip`, so features and scores cross the JSON hop bit
@@ -51,7 +49,6 @@
 mod dead_letter;
 mod fast_read;
 mod record;
-pub mod settings;
 
 pub use dead_letter::DeadLetter;
 pub use record::{

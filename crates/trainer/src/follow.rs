@@ -459,7 +459,7 @@ fn feature_names(names: Option<&[String]>, width: usize) -> Vec<String> {
 /// `window` records before the end of each partition, so the first decision sees the recent
 /// stream, not the topic's whole history.
 pub fn follow(
-    kafka: &bus::KafkaArgs,
+    kafka: &bus::ClientSettings,
     topic: &str,
     follower: &mut Follower,
     stop: &AtomicBool,

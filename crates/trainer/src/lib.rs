@@ -9,14 +9,12 @@
 //! drifts from the model's training data or the model is old, and replaces the model file
 //! ([`follow`]).
 //!
-//! Layout: [`cli`] holds the raw arguments, [`data`] the table readers, [`metrics`] AUC and
-//! friends, [`topic`] reading training records from Kafka, [`follow`] the drift-following
-//! refits; this file wires them.
+//! Layout: [`cli`] holds the raw arguments, [`topic`] reading training records from Kafka,
+//! [`follow`] the drift-following refits; tables and metrics come from the `dataset` crate;
+//! this file wires them.
 
 pub mod cli;
-pub mod data;
 pub mod follow;
-pub mod metrics;
 pub mod topic;
 
 use std::io::Write;
@@ -30,8 +28,7 @@ use iforest::{Contamination, IsolationForest, IsolationForestParams, SplitRule};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use cli::{Command, EvalArgs, FitArgs, ParamArgs, ScoreArgs, ShowArgs};
-use data::{CsvSelection, Table};
-use metrics::Confusion;
+use dataset::{Confusion, CsvSelection, Table};
 
 /// Where `fit` writes and the other commands (and the detector) read by default.
 pub const DEFAULT_MODEL_PATH: &str = "models/model.bin";
@@ -64,18 +61,18 @@ fn fit(args: &FitArgs) -> Result<()> {
             label_column: source.label_column.as_deref(),
             columns: source.columns.as_deref(),
         };
-        (data::read_csv(path, &selection)?, false)
+        (dataset::read_csv(path, &selection)?, false)
     } else if let Some(topic_name) = &source.topic {
         let limits = topic::ReadLimits {
             max_records: source.max_records,
             timeout: Duration::from_secs_f64(source.topic_timeout.max(0.0)),
         };
         (
-            topic::read_training_rows(&source.kafka, topic_name, &limits)?,
+            topic::read_training_rows(&source.kafka.settings()?, topic_name, &limits)?,
             false,
         )
     } else {
-        (data::synthetic_training_data(args.params.seed), true)
+        (dataset::synthetic_training_data(args.params.seed), true)
     };
     let params = build_params(&args.params, synthetic, table.feature_names.clone());
     log::info!(
@@ -159,7 +156,7 @@ fn fit_following(args: &FitArgs) -> Result<()> {
             .context("cannot handle signals")?;
         signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot handle signals")?;
     }
-    follow::follow(&args.source.kafka, topic, &mut follower, &stop)?;
+    follow::follow(&args.source.kafka.settings()?, topic, &mut follower, &stop)?;
     Ok(())
 }
 
@@ -203,7 +200,7 @@ fn load_model_and_table(
         label_column,
         columns: names.as_deref(),
     };
-    let table = data::read_csv(csv_path, &selection)?;
+    let table = dataset::read_csv(csv_path, &selection)?;
     model
         .check_feature_count(table.n_features())
         .with_context(|| format!("{} does not fit the model", csv_path.display()))?;
@@ -296,8 +293,8 @@ pub fn evaluate(scores: &[f64], labels: &[u8], threshold: f64) -> Evaluation {
     Evaluation {
         rows: scores.len(),
         labelled_anomalies: labels.iter().filter(|&&label| label == 1).count(),
-        roc_auc: metrics::roc_auc(scores, labels),
-        average_precision: metrics::average_precision(scores, labels),
+        roc_auc: dataset::roc_auc(scores, labels),
+        average_precision: dataset::average_precision(scores, labels),
         confusion: Confusion::tally(&predicted, labels),
         threshold,
     }

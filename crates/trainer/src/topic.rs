@@ -10,7 +10,7 @@ use rdkafka::message::Message;
 use rdkafka::Offset;
 use schema::{DecodeLimits, Transaction};
 
-use crate::data::Table;
+use dataset::Table;
 
 /// The topic has been read to its end when nothing arrived for this long.
 const QUIET: Duration = Duration::from_secs(2);
@@ -27,7 +27,7 @@ pub struct ReadLimits {
 /// Reads up to `limits.max_records` transactions from `topic`. Records that do not decode, or
 /// whose feature count differs from the first record's, are skipped and counted in the log.
 pub fn read_training_rows(
-    kafka: &bus::KafkaArgs,
+    kafka: &bus::ClientSettings,
     topic: &str,
     limits: &ReadLimits,
 ) -> Result<Table> {

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bus::KafkaArgs;
+use bus::ClientSettings;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 pub fn brokers() -> String {
@@ -27,8 +27,8 @@ pub fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-pub fn args() -> KafkaArgs {
-    let args = KafkaArgs::for_brokers(brokers());
+pub fn args() -> ClientSettings {
+    let args = ClientSettings::new(brokers());
     if let Err(error) = bus::wait_for_broker(&args, Duration::from_secs(15)) {
         panic!("no Kafka broker: {error:#}; start one with scripts/broker.sh start");
     }
@@ -54,7 +54,7 @@ pub struct Record {
 /// Produces the records in order (one partition's records keep their order: the producer is
 /// idempotent) and waits for every acknowledgement.
 pub fn produce(topic: &str, records: &[Record]) {
-    let producer: BaseProducer = args().producer_config().unwrap().create().unwrap();
+    let producer: BaseProducer = args().producer_config(None).unwrap().create().unwrap();
     for record in records {
         producer
             .send(

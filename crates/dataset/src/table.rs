@@ -1,11 +1,7 @@
-//! Training and scoring data: CSV tables and the original pipeline's synthetic clusters.
+//! Numeric tables: [`Table`] and the CSV reader. Every selected cell must be a finite number;
+//! an error names the source, the line and the column.
 
-use std::path::Path;
-
-use anyhow::{bail, Context, Result};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
+use std::path::{Path, PathBuf};
 
 /// A numeric table in row-major order, with optional 0/1 labels.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,11 +41,104 @@ pub struct CsvSelection<'a> {
     pub columns: Option<&'a [String]>,
 }
 
+/// Why a table cannot be read. Each names its source (a file's path, or what the caller
+/// called it) and, where there is one, the line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TableError {
+    /// The file cannot be opened.
+    #[error("cannot open {}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The CSV itself is malformed (quoting, encoding, I/O).
+    #[error("{source_name}: malformed CSV")]
+    Csv {
+        /// The source.
+        source_name: String,
+        /// The csv crate's error, with its position.
+        #[source]
+        source: csv::Error,
+    },
+    /// A column named by the caller is not in the header.
+    #[error("{source_name}: no column named {name:?} (columns: {columns})")]
+    NoSuchColumn {
+        /// The source.
+        source_name: String,
+        /// The missing column.
+        name: String,
+        /// The header's columns, comma-separated.
+        columns: String,
+    },
+    /// The label column was also selected as a feature.
+    #[error("{source_name}: the label column {name:?} cannot also be a feature")]
+    LabelIsFeature {
+        /// The source.
+        source_name: String,
+        /// The column.
+        name: String,
+    },
+    /// No feature column is left.
+    #[error("{source_name}: no feature columns")]
+    NoFeatures {
+        /// The source.
+        source_name: String,
+    },
+    /// A row whose field count differs from the header's.
+    #[error("{source_name}:{line}: {found} fields, the header has {expected}")]
+    Ragged {
+        /// The source.
+        source_name: String,
+        /// 1-based line.
+        line: u64,
+        /// Fields in the row.
+        found: usize,
+        /// Fields in the header.
+        expected: usize,
+    },
+    /// A feature cell that is not a finite number.
+    #[error("{source_name}:{line}: column {column:?}: {cell:?} is not a finite number")]
+    NotANumber {
+        /// The source.
+        source_name: String,
+        /// 1-based line.
+        line: u64,
+        /// The column.
+        column: String,
+        /// The cell as written.
+        cell: String,
+    },
+    /// A label that is not 0 or 1.
+    #[error("{source_name}:{line}: label {column:?} must be 0 or 1, not {cell:?}")]
+    BadLabel {
+        /// The source.
+        source_name: String,
+        /// 1-based line.
+        line: u64,
+        /// The label column.
+        column: String,
+        /// The cell as written.
+        cell: String,
+    },
+    /// A header and nothing else.
+    #[error("{source_name}: no data rows")]
+    Empty {
+        /// The source.
+        source_name: String,
+    },
+}
+
 /// Reads a CSV table with a header line. Every selected cell must be a finite number; an error
 /// names the file, the line and the column.
-pub fn read_csv(path: &Path, selection: &CsvSelection) -> Result<Table> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+pub fn read_csv(path: &Path, selection: &CsvSelection) -> Result<Table, TableError> {
+    let file = std::fs::File::open(path).map_err(|source| TableError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse_csv(file, &path.display().to_string(), selection)
 }
 
@@ -58,25 +147,29 @@ pub fn parse_csv<R: std::io::Read>(
     reader: R,
     source: &str,
     selection: &CsvSelection,
-) -> Result<Table> {
+) -> Result<Table, TableError> {
+    let source_name = || source.to_string();
+    let malformed = |error| TableError::Csv {
+        source_name: source_name(),
+        source: error,
+    };
     let mut csv_reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(reader);
     let header: Vec<String> = csv_reader
         .headers()
-        .with_context(|| format!("{source}: cannot read the header line"))?
+        .map_err(malformed)?
         .iter()
         .map(str::to_owned)
         .collect();
-    let position = |name: &str| -> Result<usize> {
+    let position = |name: &str| -> Result<usize, TableError> {
         header
             .iter()
             .position(|column| column == name)
-            .with_context(|| {
-                format!(
-                    "{source}: no column named {name:?} (columns: {})",
-                    header.join(",")
-                )
+            .ok_or_else(|| TableError::NoSuchColumn {
+                source_name: source_name(),
+                name: name.to_string(),
+                columns: header.join(","),
             })
     };
     let label_index = selection.label_column.map(position).transpose()?;
@@ -84,20 +177,22 @@ pub fn parse_csv<R: std::io::Read>(
         Some(names) => names
             .iter()
             .map(|name| position(name))
-            .collect::<Result<_>>()?,
+            .collect::<Result<_, _>>()?,
         None => (0..header.len())
             .filter(|&index| Some(index) != label_index)
             .collect(),
     };
     if feature_indices.is_empty() {
-        bail!("{source}: no feature columns");
+        return Err(TableError::NoFeatures {
+            source_name: source_name(),
+        });
     }
     if let Some(label_index) = label_index {
         if feature_indices.contains(&label_index) {
-            bail!(
-                "{source}: the label column {:?} cannot also be a feature",
-                header[label_index]
-            );
+            return Err(TableError::LabelIsFeature {
+                source_name: source_name(),
+                name: header[label_index].clone(),
+            });
         }
     }
     let feature_names = feature_indices
@@ -108,40 +203,50 @@ pub fn parse_csv<R: std::io::Read>(
     let mut data = Vec::new();
     let mut labels = label_index.map(|_| Vec::new());
     for record in csv_reader.records() {
-        let record = record.with_context(|| format!("{source}: malformed CSV"))?;
+        let record = record.map_err(malformed)?;
         let line = record.position().map_or(0, |position| position.line());
         if record.len() != header.len() {
-            bail!(
-                "{source}:{line}: {} fields, the header has {}",
-                record.len(),
-                header.len()
-            );
+            return Err(TableError::Ragged {
+                source_name: source_name(),
+                line,
+                found: record.len(),
+                expected: header.len(),
+            });
         }
         for &index in &feature_indices {
             let cell = &record[index];
             match cell.parse::<f64>() {
                 Ok(value) if value.is_finite() => data.push(value),
-                _ => bail!(
-                    "{source}:{line}: column {:?}: {cell:?} is not a finite number",
-                    header[index]
-                ),
+                _ => {
+                    return Err(TableError::NotANumber {
+                        source_name: source_name(),
+                        line,
+                        column: header[index].clone(),
+                        cell: cell.to_string(),
+                    })
+                }
             }
         }
         if let (Some(index), Some(labels)) = (label_index, labels.as_mut()) {
             let label = match record[index].parse::<f64>() {
                 Ok(0.0) => 0,
                 Ok(1.0) => 1,
-                _ => bail!(
-                    "{source}:{line}: label {:?} must be 0 or 1, not {:?}",
-                    header[index],
-                    &record[index]
-                ),
+                _ => {
+                    return Err(TableError::BadLabel {
+                        source_name: source_name(),
+                        line,
+                        column: header[index].clone(),
+                        cell: record[index].to_string(),
+                    })
+                }
             };
             labels.push(label);
         }
     }
     if data.is_empty() {
-        bail!("{source}: no data rows");
+        return Err(TableError::Empty {
+            source_name: source_name(),
+        });
     }
     Ok(Table {
         feature_names,
@@ -150,36 +255,11 @@ pub fn parse_csv<R: std::io::Read>(
     })
 }
 
-/// Points per cluster in the original pipeline's training set.
-pub const SYNTHETIC_CLUSTER_POINTS: usize = 500;
-
-/// The original pipeline's training data: one draw of `0.3·N(0, 1)` points, shifted to (2, 2)
-/// and to (−2, −2), rounded to 3 decimals (1000 rows, two features `x`, `y`).
-pub fn synthetic_training_data(seed: u64) -> Table {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let cluster: Vec<f64> = (0..SYNTHETIC_CLUSTER_POINTS * 2)
-        .map(|_| {
-            let normal: f64 = StandardNormal.sample(&mut rng);
-            0.3 * normal
-        })
-        .collect();
-    let round3 = |value: f64| (value * 1000.0).round() / 1000.0;
-    let data = [2.0, -2.0]
-        .iter()
-        .flat_map(|&centre| cluster.iter().map(move |&offset| round3(offset + centre)))
-        .collect();
-    Table {
-        feature_names: vec!["x".into(), "y".into()],
-        data,
-        labels: None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(text: &str, selection: &CsvSelection) -> Result<Table> {
+    fn parse(text: &str, selection: &CsvSelection) -> Result<Table, TableError> {
         parse_csv(text.as_bytes(), "t.csv", selection)
     }
 
@@ -217,7 +297,7 @@ mod tests {
     #[test]
     fn a_bad_cell_names_its_line_and_column() {
         let error = parse("a,b\n1,2\n3,x\n", &CsvSelection::default()).unwrap_err();
-        let message = format!("{error:#}");
+        let message = error.to_string();
         assert!(message.contains("t.csv:3"), "{message}");
         assert!(message.contains("\"b\""), "{message}");
     }
@@ -234,22 +314,11 @@ mod tests {
             label_column: Some("nope"),
             columns: None,
         };
-        assert!(format!("{:#}", parse("a\n1\n", &missing).unwrap_err()).contains("nope"));
+        assert!(parse("a\n1\n", &missing)
+            .unwrap_err()
+            .to_string()
+            .contains("nope"));
         assert!(parse("a,b\n1\n", &CsvSelection::default()).is_err());
         assert!(parse("a\n", &CsvSelection::default()).is_err());
-    }
-
-    #[test]
-    fn synthetic_data_is_two_rounded_clusters_and_repeats_per_seed() {
-        let table = synthetic_training_data(42);
-        assert_eq!(table.rows(), 1000);
-        assert_eq!(table, synthetic_training_data(42));
-        assert_ne!(table, synthetic_training_data(43));
-        let (upper, lower) = table.data.split_at(1000);
-        let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len() as f64;
-        assert!((mean(upper) - 2.0).abs() < 0.05 && (mean(lower) + 2.0).abs() < 0.05);
-        for value in &table.data {
-            assert!(((value * 1000.0).round() - value * 1000.0).abs() < 1e-6);
-        }
     }
 }

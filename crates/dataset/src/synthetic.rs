@@ -1,15 +1,40 @@
-//! What the generator sends: the original pipeline's synthetic stream, or a CSV table's rows.
+//! The original pipeline's synthetic data: its training set (two clusters) and its stream
+//! (the same clusters, and uniform outliers), seeded so that every record is known in advance.
 
-use std::path::Path;
-
-use anyhow::Result;
 use chrono::Utc;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::StandardNormal;
+use rand_distr::{Distribution, StandardNormal};
 use schema::Transaction;
 
-/// The original pipeline's synthetic stream (`seed_producer.py`): with probability
+use crate::table::Table;
+
+/// Points per cluster in the original pipeline's training set.
+pub const SYNTHETIC_CLUSTER_POINTS: usize = 500;
+
+/// The original pipeline's training data: one draw of `0.3·N(0, 1)` points, shifted to (2, 2)
+/// and to (−2, −2), rounded to 3 decimals (1000 rows, two features `x`, `y`).
+pub fn synthetic_training_data(seed: u64) -> Table {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let cluster: Vec<f64> = (0..SYNTHETIC_CLUSTER_POINTS * 2)
+        .map(|_| {
+            let normal: f64 = StandardNormal.sample(&mut rng);
+            0.3 * normal
+        })
+        .collect();
+    let round3 = |value: f64| (value * 1000.0).round() / 1000.0;
+    let data = [2.0, -2.0]
+        .iter()
+        .flat_map(|&centre| cluster.iter().map(move |&offset| round3(offset + centre)))
+        .collect();
+    Table {
+        feature_names: vec!["x".into(), "y".into()],
+        data,
+        labels: None,
+    }
+}
+
+/// The original pipeline's synthetic stream (its producer): with probability
 /// `outlier_probability` a point uniform in [−4, 4]², otherwise 0.3·N(0, 1) around (2, 2) or
 /// (−2, −2) with equal chance; rounded to 3 decimals. Ids count up from `first_id`; `count` 0
 /// = without end.
@@ -120,31 +145,6 @@ impl SyntheticPoints {
 /// Rounds to 3 decimals as numpy's `round` does (half to even).
 fn round3(value: f64) -> f64 {
     (value * 1000.0).round_ties_even() / 1000.0
-}
-
-/// The rows of a CSV table (header line, numeric cells) as transactions, ids counting up from
-/// `first_id`. Every column but `label_column` is a feature, in file order (as the trainer
-/// reads the same file); the label column's 0/1 rides along as `label`.
-pub fn csv_records(
-    path: &Path,
-    label_column: Option<&str>,
-    first_id: i64,
-) -> Result<Vec<Transaction>> {
-    let selection = trainer::data::CsvSelection {
-        label_column,
-        columns: None,
-    };
-    let table = trainer::data::read_csv(path, &selection)?;
-    let now = Utc::now().naive_utc();
-    Ok((0..table.rows())
-        .map(|row| {
-            let transaction = Transaction::new(first_id + row as i64, table.row(row).to_vec(), now);
-            match &table.labels {
-                Some(labels) => transaction.with_label(labels[row]),
-                None => transaction,
-            }
-        })
-        .collect())
 }
 
 #[cfg(test)]
@@ -283,29 +283,16 @@ mod tests {
     }
 
     #[test]
-    fn a_csv_replays_with_its_labels() {
-        let dir = std::env::temp_dir().join(format!("generator-csv-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("t.csv");
-        std::fs::write(&path, "a,label,b,c\n1,0,2,3\n-1.5,1,0.25,9e3\n").unwrap();
-        let records = csv_records(&path, Some("label"), 100).unwrap();
-        assert_eq!(records.len(), 2);
-        assert_eq!(records[0].features, [1.0, 2.0, 3.0]);
-        assert_eq!(records[1].features, [-1.5, 0.25, 9000.0]);
-        assert_eq!((records[0].label, records[1].label), (Some(0), Some(1)));
-        assert_eq!(
-            (records[0].key(), records[1].key()),
-            ("100".into(), "101".into())
-        );
-        let unlabelled = csv_records(&path, None, 0).unwrap();
-        assert_eq!(
-            unlabelled[1].features.len(),
-            4,
-            "no label column: every column"
-        );
-        assert_eq!(unlabelled[1].label, None);
-        let error = csv_records(&path, Some("nope"), 0).unwrap_err();
-        assert!(format!("{error:#}").contains("nope"), "{error:#}");
-        std::fs::remove_dir_all(&dir).ok();
+    fn synthetic_data_is_two_rounded_clusters_and_repeats_per_seed() {
+        let table = synthetic_training_data(42);
+        assert_eq!(table.rows(), 1000);
+        assert_eq!(table, synthetic_training_data(42));
+        assert_ne!(table, synthetic_training_data(43));
+        let (upper, lower) = table.data.split_at(1000);
+        let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len() as f64;
+        assert!((mean(upper) - 2.0).abs() < 0.05 && (mean(lower) + 2.0).abs() < 0.05);
+        for value in &table.data {
+            assert!(((value * 1000.0).round() - value * 1000.0).abs() < 1e-6);
+        }
     }
 }

@@ -1,6 +1,6 @@
-//! Kafka client settings every process shares, as plain key/value pairs (the processes turn
-//! them into librdkafka configuration): defaults, `-X key=value` and properties files, and the
-//! redaction of secrets in anything printed.
+//! Kafka client settings as plain key/value pairs: our defaults, `-X key=value` and properties
+//! files, the settings a delivery mode cannot do without, and the redaction of secrets in
+//! anything printed.
 
 /// Broker address when neither `--brokers` nor `KAFKA_BOOTSTRAP` says otherwise.
 pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
@@ -19,6 +19,14 @@ pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("queue.buffering.max.messages", "1000000"),
     ("message.timeout.ms", "300000"),
 ];
+
+/// [`PRODUCER_DEFAULTS`] as owned pairs.
+pub fn producer_defaults() -> Vec<(String, String)> {
+    PRODUCER_DEFAULTS
+        .iter()
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect()
+}
 
 /// Consumer settings for a group member that stores offsets itself, only once its outputs are
 /// acknowledged (at-least-once), and commits the stored offsets every second.
@@ -43,7 +51,7 @@ pub fn consumer_defaults(group: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-/// A setting that cannot be read.
+/// A setting that cannot be read, or that a mode cannot work with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SettingsError {
@@ -55,6 +63,18 @@ pub enum SettingsError {
     BadLine {
         /// 1-based line number.
         line: usize,
+    },
+    /// A user setting contradicts one that a mode requires.
+    #[error("{key}={value} contradicts {mode}, which needs {key}={required}")]
+    Contradicts {
+        /// The setting.
+        key: String,
+        /// The user's value (never a secret: no required setting is one).
+        value: String,
+        /// The value the mode needs.
+        required: String,
+        /// The mode, e.g. "the detector's at-least-once delivery".
+        mode: String,
     },
 }
 
@@ -141,6 +161,74 @@ pub fn redact<'a>(key: &str, value: &'a str) -> &'a str {
         REDACTED
     } else {
         value
+    }
+}
+
+/// The settings a mode of operation cannot do without (at-least-once delivery, transactions,
+/// an idempotent producer), each with the value it needs. A user setting that contradicts one
+/// is refused before any client is made ([`Requirements::check`]), so a guarantee is never
+/// voided by accident; the required values are then applied over everything else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirements {
+    mode: String,
+    settings: Vec<(String, String)>,
+}
+
+impl Requirements {
+    /// No requirement yet, for `mode` (named in errors).
+    pub fn new(mode: impl Into<String>) -> Self {
+        Self {
+            mode: mode.into(),
+            settings: Vec::new(),
+        }
+    }
+
+    /// Adds `key` = `value`.
+    pub fn require(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.settings.push((key.into(), value.into()));
+        self
+    }
+
+    /// The mode's name.
+    pub fn mode(&self) -> &str {
+        &self.mode
+    }
+
+    /// The required settings, in the order given.
+    pub fn settings(&self) -> &[(String, String)] {
+        &self.settings
+    }
+
+    /// Refuses `user`'s settings (in order of precedence: the last of a key wins) when one
+    /// gives a required key another value (librdkafka's spellings of one value, such as
+    /// `true`/`1` or `all`/`-1`, agree).
+    pub fn check(&self, user: &[(String, String)]) -> Result<(), SettingsError> {
+        for (key, required) in &self.settings {
+            let Some((_, value)) = user.iter().rev().find(|(k, _)| k == key) else {
+                continue;
+            };
+            if canonical(key, value) != canonical(key, required) {
+                return Err(SettingsError::Contradicts {
+                    key: key.clone(),
+                    value: value.clone(),
+                    required: required.clone(),
+                    mode: self.mode.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One spelling per value, as librdkafka reads them: booleans from `true`/`t`/`1` and
+/// `false`/`f`/`0` in any case, `acks=all` as `-1`, other values case-insensitively.
+fn canonical(key: &str, value: &str) -> String {
+    let value = value.trim().to_ascii_lowercase();
+    match value.as_str() {
+        "true" | "t" | "1" if key != "acks" => "true".into(),
+        "false" | "f" | "0" if key != "acks" => "false".into(),
+        "all" if key == "acks" || key == "request.required.acks" => "-1".into(),
+        _ => value,
     }
 }
 
@@ -293,6 +381,38 @@ mod tests {
         assert!(
             PRODUCER_DEFAULTS.iter().all(|(key, _)| !is_secret(key)),
             "defaults hold no secrets"
+        );
+    }
+
+    #[test]
+    fn a_setting_that_contradicts_a_mode_is_refused_and_one_that_agrees_is_not() {
+        let mode = Requirements::new("at-least-once")
+            .require("enable.auto.offset.store", "false")
+            .require("acks", "all");
+        assert_eq!(mode.check(&pairs(&[("linger.ms", "9")])), Ok(()));
+        assert_eq!(
+            mode.check(&pairs(&[
+                ("enable.auto.offset.store", "FALSE"),
+                ("acks", "-1")
+            ])),
+            Ok(())
+        );
+        assert_eq!(
+            mode.check(&pairs(&[("enable.auto.offset.store", "true")])),
+            Err(SettingsError::Contradicts {
+                key: "enable.auto.offset.store".into(),
+                value: "true".into(),
+                required: "false".into(),
+                mode: "at-least-once".into(),
+            })
+        );
+        let error = mode
+            .check(&pairs(&[("acks", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "acks=1 contradicts at-least-once, which needs acks=all"
         );
     }
 }
