@@ -4,6 +4,7 @@
 //!
 //! The tests run the processes as users do (separate binaries talking through Kafka) against
 //! the broker at `$KAFKA_BOOTSTRAP` (default `127.0.0.1:9092`; `scripts/test.sh` starts one).
+#![deny(missing_docs)]
 
 pub mod accounting;
 

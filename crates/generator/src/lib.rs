@@ -1,6 +1,6 @@
 //! The generator: produces transactions into Kafka, either the original pipeline's synthetic
-//! stream (seeded, so tests know every record in advance: [`synthetic_records`]) or a replayed
-//! CSV table with its labels ([`csv_records`]).
+//! stream (seeded, so tests know every record in advance: [`dataset::synthetic_records`]) or a replayed
+//! CSV table with its labels ([`dataset::csv_records`]).
 //!
 //! Records are keyed by id and sent asynchronously in batches (never a flush per record),
 //! paced by a schedule rather than a pause per record, and counted from the broker's
@@ -10,8 +10,9 @@
 //! # Layout
 //!
 //! - [`cli`]: the command line as typed. [`config`]: checked and resolved ([`Config`]).
-//! - [`records`]: the synthetic stream and CSV rows.
+//! - the records themselves come from the `dataset` crate.
 //! - [`emit`]: the producer loop, its schedule and its [`Summary`].
+#![deny(missing_docs)]
 
 pub mod cli;
 pub mod config;

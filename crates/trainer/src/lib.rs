@@ -12,6 +12,7 @@
 //! Layout: [`cli`] holds the raw arguments, [`topic`] reading training records from Kafka,
 //! [`follow`] the drift-following refits; tables and metrics come from the `dataset` crate;
 //! this file wires them.
+#![deny(missing_docs)]
 
 pub mod cli;
 pub mod follow;
