@@ -2,7 +2,7 @@
 # Pipeline benchmark on the local broker (or $KAFKA_BOOTSTRAP), all in one run. RECORDS seeded
 # records are produced once into a 3-partition topic; then, on those same records, each reader
 # in its own group: a plain pass-through (consume → produce, no scoring: the ceiling the broker
-# allows), our detector, and the reference Python detector (../shared/reference/python) on
+# allows), our detector, and the reference Python detector (reference/python) on
 # the first PYTHON_RECORDS. Pass-through and detector alternate, REPEATS times each; the table
 # shows medians.
 #
@@ -207,8 +207,8 @@ if scripts/python-env.sh >/dev/null 2>&1; then
     log "reference Python detector ($PYTHON_RECORDS records)"
     python_model="$RUN_DIR/$run_id-model.joblib"
     scripts/inspector.sh create-topics "$run_id-anomalies-py" 2>/dev/null
-    .venv/bin/python ../shared/reference/python/seed_train.py --out "$python_model" >/dev/null
-    py=$(.venv/bin/python ../shared/reference/python/seed_detector.py --bootstrap "$KAFKA_BOOTSTRAP" \
+    .venv/bin/python reference/python/train.py --out "$python_model" >/dev/null
+    py=$(.venv/bin/python reference/python/detect.py --bootstrap "$KAFKA_BOOTSTRAP" \
         --input "$tx" --output "$run_id-anomalies-py" --group "$run_id-py" --model "$python_model" \
         --max-messages "$PYTHON_RECORDS" --idle-exit 10)
     py_rate=$(field rate "$py")
