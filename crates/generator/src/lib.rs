@@ -1,8 +1,11 @@
-//! The generator: produces transactions into Kafka, either the original pipeline's synthetic
-//! stream (seeded, so tests know every record in advance: [`dataset::synthetic_records`]) or a replayed
-//! CSV table with its labels ([`dataset::csv_records`]).
+//! The generator: produces records into Kafka: the original pipeline's synthetic stream
+//! (seeded, so tests know every record in advance: [`dataset::synthetic_records`]), a
+//! replayed CSV table with its labels ([`dataset::csv_records`]), a replayed JSON-lines file
+//! (each line sent as it is written, keyed by `--key-field` when given), or the payments
+//! scenario ([`dataset::PaymentsParams`]: seeded card payments with labelled frauds).
 //!
-//! Records are keyed by id and sent asynchronously in batches (never a flush per record),
+//! Records are keyed by id (or `--key-field`) and sent asynchronously in batches (never a
+//! flush per record),
 //! paced by a schedule rather than a pause per record, and counted from the broker's
 //! acknowledgements. At the end, or on SIGINT/SIGTERM, it flushes and prints one line:
 //! `generator: sent=N acknowledged=N failed=N seconds=S rate=R/s`.
@@ -24,7 +27,7 @@ use std::sync::Arc;
 use anyhow::Result;
 
 pub use cli::Cli;
-pub use config::{Config, Source};
+pub use config::{Config, Outgoing, Source};
 pub use emit::Summary;
 
 /// Runs the generator as the command line asks, until it has sent everything or `stop` is
