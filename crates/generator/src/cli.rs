@@ -63,6 +63,11 @@ pub struct Cli {
     /// the id).
     #[arg(long, value_name = "NAME")]
     pub key_field: Option<String>,
+    /// Write the records to standard output, one per line, instead of sending them (no
+    /// broker needed; --rate is ignored; the summary line goes to standard error):
+    /// `generator --scenario payments --count 50000 --print > payments.jsonl`.
+    #[arg(long)]
+    pub print: bool,
     /// Topic to write to.
     #[arg(long, default_value = schema::topics::TRANSACTIONS)]
     pub topic: String,

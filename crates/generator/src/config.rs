@@ -432,4 +432,22 @@ mod tests {
             Cli::try_parse_from(["generator", "--scenario", "payments", "--shift", "1,1"]).is_err()
         );
     }
+
+    #[test]
+    fn printed_records_are_the_sent_ones_one_per_line() {
+        let config = config(&["--scenario", "payments", "--count", "20", "--seed", "4"]).unwrap();
+        let mut out = Vec::new();
+        let summary = crate::emit::print(
+            &config,
+            &mut out,
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+        .unwrap();
+        assert_eq!((summary.sent, summary.failed), (20, 0));
+        let expected: Vec<u8> = config
+            .records()
+            .flat_map(|o| o.payload.into_iter().chain([b'\n']))
+            .collect();
+        assert_eq!(out, expected);
+    }
 }

@@ -363,6 +363,28 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary> {
     Ok(summary)
 }
 
+/// Writes the configured records to `out`, one per line, until they run out or `stop` is set.
+pub fn print(config: &Config, out: &mut dyn std::io::Write, stop: &AtomicBool) -> Result<Summary> {
+    let started = Instant::now();
+    let mut sent = 0u64;
+    for outgoing in config.records() {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        out.write_all(&outgoing.payload)
+            .and_then(|()| out.write_all(b"\n"))
+            .context("cannot write a record")?;
+        sent += 1;
+    }
+    out.flush().context("cannot write the records")?;
+    Ok(Summary {
+        sent,
+        acknowledged: sent,
+        failed: 0,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
 /// Serves the producer's events until the first record is acknowledged, fails, awaits a
 /// re-send, or 10 s pass (then pacing starts anyway), or `stop` is set.
 fn wait_for_first_delivery(producer: &Sender, tally: &Tally, stop: &AtomicBool) {

@@ -32,7 +32,15 @@ pub use emit::Summary;
 
 /// Runs the generator as the command line asks, until it has sent everything or `stop` is
 /// set (the binary sets it on SIGINT or SIGTERM); either way it flushes before returning.
+/// With `--print` the records go to standard output instead.
 pub fn run(cli: &Cli, stop: &Arc<AtomicBool>) -> Result<Summary> {
     let config = Config::from_cli(cli)?;
+    if cli.print {
+        if config.total().is_none() {
+            anyhow::bail!("--print needs a --count other than 0 for an endless stream");
+        }
+        let stdout = std::io::stdout().lock();
+        return emit::print(&config, &mut std::io::BufWriter::new(stdout), stop);
+    }
     emit::run(&config, stop)
 }
