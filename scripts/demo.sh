@@ -84,10 +84,15 @@ fi
 export KAFKA_BOOTSTRAP
 KAFKA_BOOTSTRAP=$(bootstrap)
 
-if ! external_cluster && [ "$(scripts/broker.sh kind 2>/dev/null)" = dev ]; then
-    # It does not serve CreateTopics: it made the pipeline's topics when it started.
-    log "3/7 topics: created by the development broker at start (transactions:3, anomalies," \
-        "transactions.dlq)"
+# Partitions of each topic the cluster lists: "NAME COUNT" lines.
+partition_counts() { scripts/inspector.sh topics 2>/dev/null | awk 'NR > 1 { n[$1]++ } END { for (t in n) print t, n[t] }'; }
+# The development broker does not serve CreateTopics: it made the pipeline's topics when it
+# started. So look first, and create only what is missing.
+counts=$(partition_counts || true)
+has() { awk -v t="$1" '$1 == t { found = 1 } END { exit !found }' <<<"$counts"; }
+if has transactions && has anomalies && has transactions.dlq; then
+    log "3/7 topics: transactions ($(awk '$1 == "transactions" { print $2 }' <<<"$counts")" \
+        "partitions), anomalies and transactions.dlq are there"
 else
     log "3/7 topics"
     scripts/topics.sh
