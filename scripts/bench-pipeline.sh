@@ -40,7 +40,7 @@ started_broker=0
 cleanup() { if [ "$started_broker" = 1 ]; then scripts/broker.sh stop || true; fi; }
 trap cleanup EXIT
 build_release
-(cd "$ROOT" && cargo build --release --quiet -p detector --example passthrough --example mock_broker) ||
+(cd "$ROOT" && cargo build --release --quiet -p detector --example passthrough) ||
     die "cargo build failed"
 export NO_BUILD=1
 if ! external_cluster && ! broker_answers "$LOCAL_BROKER"; then
@@ -158,18 +158,18 @@ latency() {
     latency_on "$run_id-lat-tx" "$run_id-lat-anomalies" "$run_id-dlq" lat 3
 }
 
-# The same on librdkafka's mock cluster (crates/detector/examples/mock_broker.rs): it keeps
+# The same on librdkafka's mock cluster (crates/devbroker, the development broker): it keeps
 # records in memory and answers a fetch as soon as it has records, so what is left is the
 # latency of our processes and the client path. It drops a partition's oldest records past
 # 5 MB (rdkafka_mock.c), hence more partitions, so that every record stays to be matched.
 mock_latency() {
     local fifo="$RUN_DIR/$run_id-mock$1.in" out="$RUN_DIR/$run_id-mock$1.out" mock
     mkfifo "$fifo"
-    "$(bin examples/mock_broker)" m-tx:6 m-anomalies:8 m-dlq <"$fifo" >"$out" 2>/dev/null &
+    "$(bin devbroker)" --stdin-close-stops m-tx:6 m-anomalies:8 m-dlq <"$fifo" >"$out" 2>/dev/null &
     mock=$!
     exec 7>"$fifo" # its stdin: it serves until this closes
-    until grep -q '^bootstrap=' "$out"; do sleep 0.1; done
-    KAFKA_BOOTSTRAP=$(sed -n 's/^bootstrap=//p' "$out") LATENCY_DETECTOR_ARGS="$LATENCY_DETECTOR_ARGS $2" \
+    until [ -n "$(devbroker_address "$out")" ]; do sleep 0.1; done
+    KAFKA_BOOTSTRAP=$(devbroker_address "$out") LATENCY_DETECTOR_ARGS="$LATENCY_DETECTOR_ARGS $2" \
         latency_on m-tx m-anomalies m-dlq "mock-lat$1" 6
     exec 7>&-
     wait "$mock"
