@@ -14,7 +14,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ScoreError;
-use crate::IsolationForest;
+use crate::model::IsolationForest;
 
 /// Whether a feature's value was unusually high or low.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,31 +60,34 @@ impl IsolationForest {
     /// Scores `row` and attributes its isolation to the features.
     pub fn explain(&self, row: &[f64]) -> Result<Explanation, ScoreError> {
         let score = self.score(row)?;
-        let width = self.n_features;
+        let arena = &self.arena;
+        let width = arena.n_features;
         let mut bits = vec![0.0; width];
         let mut lean = vec![0.0; width]; // > 0: high, < 0: low
-        for tree in &self.trees {
-            let mut path = self.path(tree, row).peekable();
+        for tree in &arena.trees {
+            let mut path = arena.path(tree, row).peekable();
             while let Some(node_index) = path.next() {
                 let Some(&child) = path.peek() else { break };
-                let node = self.nodes[node_index];
+                let node = arena.nodes[node_index];
                 let went_right = child == node.left as usize + 1;
                 let side = if went_right { 1.0 } else { -1.0 };
-                let reached = f64::from(self.node_size[node_index]);
-                let kept = f64::from(self.node_size[child]);
+                let reached = f64::from(arena.node_size[node_index]);
+                let kept = f64::from(arena.node_size[child]);
                 let gain = ((reached + 1.0) / (kept + 1.0)).log2();
-                if self.normals.is_empty() {
-                    let feature = node.feature as usize;
-                    bits[feature] += gain;
-                    lean[feature] += gain * side;
-                } else {
-                    let normal = &self.normals[node_index * width..(node_index + 1) * width];
-                    let weight: f64 = normal.iter().map(|c| c.abs()).sum();
-                    if weight > 0.0 {
-                        for (feature, coefficient) in normal.iter().enumerate() {
-                            let part = gain * coefficient.abs() / weight;
-                            bits[feature] += part;
-                            lean[feature] += part * side * coefficient.signum();
+                match arena.coefficients(node_index) {
+                    None => {
+                        let feature = node.feature as usize;
+                        bits[feature] += gain;
+                        lean[feature] += gain * side;
+                    }
+                    Some(normal) => {
+                        let weight: f64 = normal.iter().map(|c| c.abs()).sum();
+                        if weight > 0.0 {
+                            for (feature, coefficient) in normal.iter().enumerate() {
+                                let part = gain * coefficient.abs() / weight;
+                                bits[feature] += part;
+                                lean[feature] += part * side * coefficient.signum();
+                            }
                         }
                     }
                 }

@@ -12,8 +12,13 @@
 use std::io::Write;
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+
+use crate::arena::{Arena, Node, Tree};
 use crate::error::ModelError;
-use crate::forest::{IsolationForest, StoredForest, LEAF_SPLIT};
+use crate::model::IsolationForest;
+use crate::params::ValidParams;
+use crate::summary::FeatureSummary;
 
 /// First bytes of every model file.
 pub const MAGIC: [u8; 8] = *b"IFOREST\0";
@@ -152,122 +157,91 @@ impl IsolationForest {
         })?;
         Self::from_bytes(&bytes)
     }
+}
 
-    /// Structural checks that make scoring safe: every index in bounds and pointing forward
-    /// inside its own tree, every walk reaching a leaf within the tree's depth, finite values.
-    pub(crate) fn validate(&self) -> Result<(), String> {
-        let width = self.n_features;
-        let count = self.nodes.len();
-        if width == 0 {
-            return Err("no features".into());
+/// The body of a model file, field by field in file order, borrowed from a model.
+#[derive(Serialize)]
+struct StoredForestRef<'a> {
+    params: &'a ValidParams,
+    n_features: usize,
+    threshold: f64,
+    summary: &'a [FeatureSummary],
+    training_rows: usize,
+    sample_size: usize,
+    trees: &'a [Tree],
+    nodes: &'a [Node],
+    path_value: &'a [f64],
+    node_size: &'a [u32],
+    normals: &'a [f64],
+}
+
+/// The body of a model file as decoded, before validation; the same fields as
+/// [`StoredForestRef`].
+#[derive(Deserialize)]
+struct StoredForest {
+    params: ValidParams,
+    n_features: usize,
+    threshold: f64,
+    summary: Vec<FeatureSummary>,
+    training_rows: usize,
+    sample_size: usize,
+    trees: Vec<Tree>,
+    nodes: Vec<Node>,
+    path_value: Vec<f64>,
+    node_size: Vec<u32>,
+    normals: Vec<f64>,
+}
+
+impl Serialize for IsolationForest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let arena = &self.arena;
+        StoredForestRef {
+            params: &self.params,
+            n_features: arena.n_features,
+            threshold: self.threshold,
+            summary: &self.summary,
+            training_rows: self.training_rows,
+            sample_size: self.sample_size,
+            trees: &arena.trees,
+            nodes: &arena.nodes,
+            path_value: &arena.path_value,
+            node_size: &arena.node_size,
+            normals: &arena.normals,
         }
-        if self.summary.len() != width {
-            return Err(format!(
-                "{} feature summaries for {width} features",
-                self.summary.len()
-            ));
-        }
-        self.params
-            .recheck()
-            .map_err(|error| format!("invalid parameters: {error}"))?;
-        if self.params.n_trees() != self.trees.len() {
-            return Err(format!(
-                "{} trees, the parameters say {}",
-                self.trees.len(),
-                self.params.n_trees()
-            ));
-        }
-        if self.sample_size > self.params.sample_size() || self.sample_size > self.training_rows {
-            return Err(format!(
-                "sample size {} is above the one asked ({}) or the training rows ({})",
-                self.sample_size,
-                self.params.sample_size(),
-                self.training_rows
-            ));
-        }
-        if let Some(names) = self.params.feature_names() {
-            if names.len() != width {
-                return Err(format!(
-                    "{} feature names for {width} features",
-                    names.len()
-                ));
-            }
-        }
-        if !self.threshold.is_finite() {
-            return Err("the threshold is not finite".into());
-        }
-        if self.sample_size == 0 || self.trees.is_empty() {
-            return Err("an empty forest".into());
-        }
-        if self.path_value.len() != count || self.node_size.len() != count {
-            return Err("per-node arrays of different lengths".into());
-        }
-        let extended = !self.normals.is_empty();
-        if extended && self.normals.len() != count * width {
-            return Err("hyperplane coefficients do not match the nodes".into());
-        }
-        if extended != matches!(self.params.split_rule(), crate::SplitRule::Extended { .. }) {
-            return Err("the split rule does not match the nodes".into());
-        }
-        for (index, tree) in self.trees.iter().enumerate() {
-            let start = tree.root as usize;
-            let end = self
-                .trees
-                .get(index + 1)
-                .map_or(count, |next| next.root as usize);
-            let expected_start = if index == 0 {
-                0
-            } else {
-                self.trees[index - 1].root as usize
-            };
-            if start >= end || start < expected_start || (index == 0 && start != 0) {
-                return Err(format!("tree {index} has no nodes of its own"));
-            }
-            let mut deepest = 0;
-            let mut visits = 0;
-            let mut stack = vec![(start, 0u32)];
-            while let Some((at, depth)) = stack.pop() {
-                // A tree visits each of its nodes once; more means shared children (a graph
-                // that could take exponential time to walk).
-                visits += 1;
-                if visits > end - start {
-                    return Err(format!("tree {index} shares nodes"));
-                }
-                let node = self.nodes[at];
-                if node.feature as usize >= width {
-                    return Err(format!(
-                        "node {at} splits on feature {} of {width}",
-                        node.feature
-                    ));
-                }
-                if node.split == LEAF_SPLIT {
-                    if node.left as usize != at || !self.path_value[at].is_finite() {
-                        return Err(format!("leaf {at} is malformed"));
-                    }
-                    deepest = deepest.max(depth);
-                } else {
-                    let left = node.left as usize;
-                    if !node.split.is_finite() || left <= at || left + 1 >= end {
-                        return Err(format!("node {at} has children out of place"));
-                    }
-                    if depth >= tree.depth {
-                        return Err(format!("tree {index} is deeper than it says"));
-                    }
-                    stack.push((left, depth + 1));
-                    stack.push((left + 1, depth + 1));
-                }
-            }
-            if deepest != tree.depth {
-                return Err(format!(
-                    "tree {index} says depth {}, is {deepest}",
-                    tree.depth
-                ));
-            }
-        }
-        if self.normals.iter().any(|c| !c.is_finite()) {
-            return Err("a hyperplane coefficient is not finite".into());
-        }
-        Ok(())
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for IsolationForest {
+    /// Decodes, then validates: a forest that decodes but is inconsistent is an error, never
+    /// a model.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let stored = StoredForest::deserialize(deserializer)?;
+        IsolationForest::try_from(stored).map_err(serde::de::Error::custom)
+    }
+}
+
+impl TryFrom<StoredForest> for IsolationForest {
+    type Error = String;
+
+    /// Validates the parts, then derives the scoring layout.
+    fn try_from(stored: StoredForest) -> Result<Self, String> {
+        let arena = Arena {
+            n_features: stored.n_features,
+            trees: stored.trees,
+            nodes: stored.nodes,
+            path_value: stored.path_value,
+            node_size: stored.node_size,
+            normals: stored.normals,
+        };
+        IsolationForest::checked(
+            stored.params,
+            stored.threshold,
+            stored.summary,
+            stored.training_rows,
+            stored.sample_size,
+            arena,
+        )
     }
 }
 
@@ -306,14 +280,14 @@ mod tests {
     #[test]
     fn a_file_whose_trees_are_out_of_place_is_corrupt() {
         let mut broken = model();
-        let root = broken.trees[1].root as usize;
-        broken.nodes[root].left = root as u32; // a split whose children are itself
+        let root = broken.arena.trees[1].root as usize;
+        broken.arena.nodes[root].left = root as u32; // a split whose children are itself
         assert!(refused(&broken));
         let mut broken = model();
-        broken.nodes[0].feature = 2;
+        broken.arena.nodes[0].feature = 2;
         assert!(refused(&broken));
         let mut broken = model();
-        broken.trees[0].depth += 1;
+        broken.arena.trees[0].depth += 1;
         assert!(refused(&broken));
         let mut broken = model();
         broken.threshold = f64::NAN;

@@ -1,7 +1,7 @@
 //! The scoring kernel of the axis-parallel forest: the trees re-laid as complete binary trees,
 //! eight trees interleaved, walked eight at a time.
 //!
-//! The stored forest ([`crate::forest`]) is compact: only the nodes that exist, children
+//! The stored forest ([`crate::arena`]) is compact: only the nodes that exist, children
 //! adjacent. For scoring, each tree is expanded into a complete tree of the forest's depth `D`
 //! (`2^D − 1` split slots, `2^D` leaf slots), so a step is `i = 2i + 1 + (x[f] >= t)` with no
 //! child index to load and no leaf test: a leaf above depth `D` becomes splits at +∞ (always
@@ -19,7 +19,7 @@
 //! forest is validated), never read from a file, so its invariants hold by construction: every
 //! walk stays inside its group's slots and every feature index is below the feature count.
 
-use crate::forest::{IsolationForest, LEAF_SPLIT};
+use crate::arena::{Arena, LEAF_SPLIT};
 
 /// Trees walked side by side: one AVX-512 vector of `f64`.
 pub(crate) const LANES: usize = 8;
@@ -59,8 +59,8 @@ impl std::fmt::Debug for Complete {
 
 impl Complete {
     /// Lays out a validated axis-parallel forest; `None` if its trees are too deep.
-    pub(crate) fn build(forest: &IsolationForest) -> Option<Self> {
-        if !forest.normals.is_empty() || forest.n_features > i32::MAX as usize {
+    pub(crate) fn build(forest: &Arena) -> Option<Self> {
+        if forest.is_extended() || forest.n_features > i32::MAX as usize {
             return None;
         }
         let depth = forest.trees.iter().map(|tree| tree.depth).max()?;
@@ -85,7 +85,7 @@ impl Complete {
             let mut stack = vec![(tree.root as usize, 0usize, 0u32)];
             while let Some((node, mut slot, at_depth)) = stack.pop() {
                 let stored = forest.nodes[node];
-                if stored.split == LEAF_SPLIT {
+                if stored.is_leaf() {
                     // Splits at +∞ (already there) send the walk left down to depth D.
                     for _ in at_depth..depth {
                         slot = 2 * slot + 1;
@@ -462,7 +462,7 @@ mod tests {
     }
 
     /// The canonical lane sums, from the stored trees' own walk.
-    fn lane_sums(forest: &IsolationForest, row: &[f64]) -> [f64; LANES] {
+    fn lane_sums(forest: &Arena, row: &[f64]) -> [f64; LANES] {
         let mut sums = [0.0; LANES];
         for (index, tree) in forest.trees.iter().enumerate() {
             let mut total = [0.0];
@@ -486,7 +486,7 @@ mod tests {
                 rows.extend_from_slice(&forest_rows(features));
                 let expected: Vec<_> = rows
                     .chunks_exact(features)
-                    .map(|row| lane_sums(&forest, row))
+                    .map(|row| lane_sums(&forest.arena, row))
                     .collect();
                 let mut portable = vec![[0.0; LANES]; expected.len()];
                 kernel.accumulate_portable(&rows, &mut portable);
@@ -520,16 +520,16 @@ mod tests {
         let kernel = forest.kernel.as_ref().unwrap();
         // Rows whose values are the roots' thresholds.
         let mut rows = Vec::new();
-        for tree in &forest.trees {
-            let root = forest.nodes[tree.root as usize];
+        for tree in &forest.arena.trees {
+            let root = forest.arena.nodes[tree.root as usize];
             let mut row = vec![0.5; 3];
             row[root.feature as usize] = root.split;
             rows.extend(row);
         }
-        let mut batch = vec![[0.0; LANES]; forest.trees.len()];
+        let mut batch = vec![[0.0; LANES]; forest.arena.trees.len()];
         kernel.accumulate(&rows, &mut batch);
         for (row, sums) in rows.chunks_exact(3).zip(&batch) {
-            assert_eq!(*sums, lane_sums(&forest, row));
+            assert_eq!(*sums, lane_sums(&forest.arena, row));
         }
     }
 }

@@ -44,19 +44,36 @@
 //! ```
 //!
 //! # Layout
+//! One job per module; `A → B` means A uses B, and nothing points back (no cycles):
+//!
+//! ```text
+//! fit     → model, arena, params, summary     (fitting makes models)
+//! file    → model, arena, params, summary     (the format reads and writes them)
+//! explain → model, arena
+//! model   → kernel, arena, params, summary
+//! kernel  → arena
+//! arena, params, summary: no other module     (every module may use error)
+//! ```
+//!
 //! - `params`: [`IsolationForestParams`] (by-value setters) → `check()` → [`ValidParams`]
-//!   (getters, `fit`), as in linfa; one [`ParamsError`] variant per rule. Defaults are listed
-//!   once, on [`IsolationForestParams::new`].
-//! - `forest`: fitting, and [`IsolationForest`] as stored: all trees' nodes in one flat
-//!   `Vec` of 16-byte nodes (feature, left child, split) with adjacent children and `u32`
-//!   indices; a leaf stores its depth + c(size), so scoring only adds. Trees are built
-//!   depth-first with an explicit stack, in a build-time representation of their own.
-//! - `kernel`: the scoring layout, derived from the stored forest at fit and load time (never
+//!   (getters), as in linfa; one [`ParamsError`] variant per rule. Defaults are listed once,
+//!   on [`IsolationForestParams::new`].
+//! - `summary`: [`FeatureSummary`] and [`summarise`], the per-feature statistics a model
+//!   keeps of its training data (for drift checks).
+//! - `arena`: the trees as stored: all trees' nodes in one flat `Vec` of 16-byte nodes
+//!   (feature, left child, split) with adjacent children and `u32` indices; a leaf stores its
+//!   depth + c(size), so scoring only adds. Its structural validation, and the reference
+//!   walk.
+//! - `fit`: `fit` on the parameters: checks the data and grows the trees depth-first with an
+//!   explicit stack, in a build-time representation of their own, then joins them into an
+//!   arena.
+//! - `kernel`: the scoring layout, derived from the arena at fit and load time (never
 //!   stored): each axis-parallel tree re-laid as a complete tree of the forest's depth, eight
 //!   trees interleaved, so a step is `i = 2i + 1 + (x[f] >= t)`. With AVX-512 (detected at
 //!   run time) one vector walks eight trees, the row's values in registers; a portable walk
-//!   gives bit-identical scores elsewhere. Extended forests, and depth limits above 12, walk
-//!   the stored nodes.
+//!   gives bit-identical scores elsewhere. All of the crate's `unsafe` is here. Extended
+//!   forests, and depth limits above 12, walk the arena.
+//! - `model`: [`IsolationForest`]: what a fitted model knows, and scoring.
 //! - `explain`: [`Explanation`], the per-feature share of a point's isolation.
 //! - `file`: the model file (magic, version, length, bincode body, checksum), [`model_id`].
 //!
@@ -82,32 +99,20 @@
 //! [`ModelError`]).
 #![deny(missing_docs)]
 
+mod arena;
 mod error;
 mod explain;
 mod file;
-mod forest;
+mod fit;
 mod kernel;
+mod model;
 mod params;
+mod summary;
 
+pub use arena::average_path_length;
 pub use error::{FitError, ModelError, ParamsError, ScoreError};
 pub use explain::{Direction, Explanation, FeatureContribution};
 pub use file::{model_id, FORMAT_VERSION, MAGIC};
-pub use forest::{FeatureSummary, IsolationForest};
+pub use model::IsolationForest;
 pub use params::{Contamination, IsolationForestParams, SplitRule, ValidParams};
-
-/// Euler–Mascheroni constant, for the harmonic-number approximation.
-const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
-
-/// `c(n)`: the average path length of an unsuccessful search in a binary search tree of `n`
-/// nodes, `2H(n−1) − 2(n−1)/n` with `H(i) ≈ ln(i) + γ`; `c(1) = 0`, `c(2) = 1`. It normalises
-/// path lengths, and is added at a leaf that still holds `n` samples.
-pub fn average_path_length(n: usize) -> f64 {
-    match n {
-        0 | 1 => 0.0,
-        2 => 1.0,
-        _ => {
-            let n = n as f64;
-            2.0 * ((n - 1.0).ln() + EULER_GAMMA) - 2.0 * (n - 1.0) / n
-        }
-    }
-}
+pub use summary::{summarise, FeatureSummary};

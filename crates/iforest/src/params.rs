@@ -1,13 +1,12 @@
 //! Hyper-parameters: set on [`IsolationForestParams`], validated once by `check()` into
-//! [`ValidParams`], the only type that fits.
+//! [`ValidParams`], the only type that fits (fitting itself is `crate::fit`'s job).
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{FitError, ParamsError};
-use crate::IsolationForest;
+use crate::error::ParamsError;
 
 /// How the decision threshold is set.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -219,16 +218,6 @@ impl IsolationForestParams {
             Ok(params)
         }
     }
-
-    /// Validates, then fits on flat row-major `data` of `n_features` columns.
-    pub fn fit(self, data: &[f64], n_features: usize) -> Result<IsolationForest, FitError> {
-        self.check()?.fit(data, n_features)
-    }
-
-    /// Validates, then fits on rows of equal length.
-    pub fn fit_rows<R: AsRef<[f64]>>(self, rows: &[R]) -> Result<IsolationForest, FitError> {
-        self.check()?.fit_rows(rows)
-    }
 }
 
 impl Contamination {
@@ -305,28 +294,13 @@ impl ValidParams {
     pub fn feature_names(&self) -> Option<&[String]> {
         self.feature_names.as_deref()
     }
+}
 
-    /// Fits on flat row-major `data` of `n_features` columns.
-    pub fn fit(&self, data: &[f64], n_features: usize) -> Result<IsolationForest, FitError> {
-        crate::forest::fit(self, data, n_features)
-    }
-
-    /// Fits on rows of equal length.
-    pub fn fit_rows<R: AsRef<[f64]>>(&self, rows: &[R]) -> Result<IsolationForest, FitError> {
-        let n_features = rows.first().ok_or(FitError::EmptyData)?.as_ref().len();
-        let mut data = Vec::with_capacity(rows.len() * n_features);
-        for (row, values) in rows.iter().enumerate() {
-            let values = values.as_ref();
-            if values.len() != n_features {
-                return Err(FitError::RaggedRow {
-                    row,
-                    expected: n_features,
-                    found: values.len(),
-                });
-            }
-            data.extend_from_slice(values);
-        }
-        self.fit(&data, n_features)
+/// A thread count where 0 means all cores.
+pub(crate) fn resolve_threads(threads: usize) -> usize {
+    match threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
     }
 }
 

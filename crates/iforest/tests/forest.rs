@@ -185,6 +185,10 @@ fn training_summary_is_kept() {
         (summary[1].min, summary[1].max, summary[1].mean),
         (10.0, 20.0, 15.0)
     );
+    // The public summary function computes exactly what the model keeps.
+    let data = gaussian(1000, 3, 13);
+    let model = IsolationForestParams::new().fit(&data, 3).unwrap();
+    assert_eq!(model.summary(), iforest::summarise(&data, 3));
 }
 
 #[test]

@@ -16,7 +16,9 @@ fn training_data() -> Vec<f64> {
 /// The rows the fixtures' scores were taken on: the training rows, then rows far outside.
 fn scored_rows() -> Vec<f64> {
     let mut rows = training_data();
-    rows.extend([5.0, 0.0, 0.0, -5.0, 5.0, -5.0, 0.0, 0.0, 40.0, 1e6, -1e6, 0.5]);
+    rows.extend([
+        5.0, 0.0, 0.0, -5.0, 5.0, -5.0, 0.0, 0.0, 40.0, 1e6, -1e6, 0.5,
+    ]);
     rows
 }
 
@@ -75,6 +77,9 @@ fn the_same_data_and_seed_still_write_the_version_1_bytes() {
     for (name, rule) in RULES {
         let model = params(rule).fit(&training_data(), 3).unwrap();
         let written = std::fs::read(fixture(name, "bin")).unwrap();
-        assert!(model.to_bytes() == written, "{name}: the model file changed");
+        assert!(
+            model.to_bytes() == written,
+            "{name}: the model file changed"
+        );
     }
 }
