@@ -4,15 +4,22 @@
 #             and scored on all rows), and the bar: ours ≥ scikit-learn − 0.005;
 #   speed:    fit ms, single-row µs, batch µs/row (medians over REPS) on the synthetic 2-D
 #             data, http, shuttle and satellite, and scikit-learn's time ÷ ours.
-# Run from the repository root: bench/iforest.sh [accuracy|speed|all]
-# Environment: ODDS (data folder, default ../shared/data/odds), PYTHON (default
-# .venv/bin/python; the scikit-learn columns are skipped if it cannot import sklearn),
-# SEEDS (5), REPS (7), CARGO_TARGET_DIR.
+# Usage: bench/iforest.sh [accuracy|speed|all] [ODDS_DIR]
+# The data folder is the second argument, else the environment variable ODDS_DIR, else
+# bench/data/odds in the repository (bench/fetch-data.sh fetches the tables there).
+# Environment: ODDS_DIR, PYTHON (default .venv/bin/python; the scikit-learn columns are
+# skipped if it cannot import sklearn), SEEDS (5), REPS (7), CARGO_TARGET_DIR.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-
 what=${1:-all}
-ODDS=${ODDS:-../shared/data/odds}
+ODDS=${2:-${ODDS_DIR:-}}
+# A folder given relative to where the script is started.
+[[ -n $ODDS && $ODDS != /* ]] && ODDS=$PWD/$ODDS
+cd "$(dirname "$0")/.."
+ODDS=${ODDS:-bench/data/odds}
+if ! ls "$ODDS"/*.csv >/dev/null 2>&1; then
+    echo "no ODDS tables in $ODDS: run bench/fetch-data.sh, or set ODDS_DIR" >&2
+    exit 1
+fi
 PYTHON=${PYTHON:-.venv/bin/python}
 SEEDS=${SEEDS:-5}
 REPS=${REPS:-7}

@@ -3,7 +3,9 @@
 //!
 //! `cargo run --release -p iforest --example accuracy -- [ODDS_DIR] [--extended] [--seeds N]`
 //!
-//! Prints `dataset rows features auc` lines (tab-separated after a header).
+//! `ODDS_DIR` defaults to the environment variable of that name, else `bench/data/odds` in the
+//! repository (`bench/fetch-data.sh` fetches the tables there). Prints `dataset rows features
+//! auc` lines (tab-separated after a header).
 
 #[allow(dead_code)]
 mod common;
@@ -21,7 +23,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let dir = common::odds_dir(args.into_iter().next());
     let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .map_err(|e| {
+            format!(
+                "{}: {e} (bench/fetch-data.sh fetches the tables)",
+                dir.display()
+            )
+        })?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.extension().is_some_and(|e| e == "csv"))
         .collect();

@@ -4,7 +4,8 @@
 //! `cargo run --release -p iforest --example speed -- [ODDS_DIR] [--reps N] [--extended]
 //! [--tables http,shuttle,…]`
 //!
-//! Each figure is the median over `--reps` repetitions (default 7); the synthetic table (1000
+//! `ODDS_DIR` defaults to the environment variable of that name, else `bench/data/odds` in the
+//! repository (`bench/fetch-data.sh` fetches the tables there). Each figure is the median over `--reps` repetitions (default 7); the synthetic table (1000
 //! rows) is batch-scored tiled to 100 000 rows. Prints tab-separated
 //! `dataset rows features fit_ms single_us batch_us_per_row` lines after a header.
 
