@@ -98,12 +98,17 @@
 //! wrong length and damaged model files are typed errors ([`FitError`], [`ScoreError`],
 //! [`ModelError`]).
 #![deny(missing_docs)]
+// `unsafe` lives in the kernel alone, and every unsafe operation says why it is sound.
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod arena;
 mod error;
 mod explain;
 mod file;
 mod fit;
+#[allow(unsafe_code)]
 mod kernel;
 mod model;
 mod params;
