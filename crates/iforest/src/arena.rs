@@ -53,6 +53,44 @@ impl Node {
     }
 }
 
+/// The smallest and largest split value (the feature's value, or the projection on the
+/// node's hyperplane) among an internal node's training samples; (0, 0) at a leaf.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SplitRange {
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+}
+
+impl SplitRange {
+    /// How far from `split` a value may lie and still walk on past this node: half the
+    /// width of the smallest interval centred on the split that holds the range widened by
+    /// half its width on each side, `max(split − min, max − split) + (max − min) / 2`,
+    /// rounded up to an `f32`.
+    ///
+    /// The margin, half the range's width, is there because the range is that of a sample:
+    /// a normal value falls just outside a node's few training values often, far outside
+    /// rarely. Centring on the split lets the check be one comparison, `|x − split| >
+    /// reach`, with the split value already at hand; the `f32` lets the kernel keep the
+    /// reach beside the feature index in one 64-bit slot. Both walks use this value, so
+    /// they agree bit for bit.
+    pub(crate) fn reach(&self, split: f64) -> f32 {
+        let reach = (split - self.min).max(self.max - split) + 0.5 * (self.max - self.min);
+        let rounded = reach as f32;
+        if f64::from(rounded) < reach {
+            rounded.next_up()
+        } else {
+            rounded
+        }
+    }
+}
+
+/// The path length of a row whose path the range check ends at a split of depth `depth`:
+/// the split counts as the one that isolates it, as a split between the row and the node's
+/// training values would.
+pub(crate) fn ended_path_length(depth: u32) -> f64 {
+    f64::from(depth) + 1.0
+}
+
 /// Where a tree starts in the node array and how many steps reach any of its leaves.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Tree {
@@ -73,6 +111,8 @@ pub(crate) struct Arena {
     pub(crate) node_size: Vec<u32>,
     /// Extended forest only: `n_features` coefficients per node (zeros at leaves).
     pub(crate) normals: Vec<f64>,
+    /// Range-aware forest only: per node, the range of its split value in training.
+    pub(crate) ranges: Vec<SplitRange>,
 }
 
 impl Arena {
@@ -102,6 +142,9 @@ impl Arena {
     /// must reach the same leaves.
     #[inline(always)]
     pub(crate) fn walk<const L: usize>(&self, tree: &Tree, rows: &[f64], totals: &mut [f64]) {
+        if self.is_range_aware() {
+            return self.walk_ranged::<L>(tree, rows, totals);
+        }
         let width = self.n_features;
         let mut at = [tree.root as usize; L];
         if self.is_extended() {
@@ -129,7 +172,44 @@ impl Arena {
         }
     }
 
-    /// The nodes a row visits in `tree`, root first, ending at its leaf.
+    /// [`walk`](Self::walk) with the range check: a row's path ends at the first split it is
+    /// out of range of ([`Arena::out_of_range`]), and counts as that split's depth + 1.
+    fn walk_ranged<const L: usize>(&self, tree: &Tree, rows: &[f64], totals: &mut [f64]) {
+        let width = self.n_features;
+        for lane in 0..L {
+            let row = &rows[lane * width..(lane + 1) * width];
+            let mut at = tree.root as usize;
+            let mut ended = None;
+            for depth in 0..tree.depth {
+                let node = self.nodes[at];
+                if node.is_leaf() {
+                    break;
+                }
+                let value = self.split_value(at, row);
+                if self.out_of_range(at, value) {
+                    ended = Some(ended_path_length(depth));
+                    break;
+                }
+                at = node.left as usize + usize::from(value >= node.split);
+            }
+            totals[lane] += ended.unwrap_or(self.path_value[at]);
+        }
+    }
+
+    /// Whether the forest checks split ranges.
+    pub(crate) fn is_range_aware(&self) -> bool {
+        !self.ranges.is_empty()
+    }
+
+    /// Whether `value`, the split value of a row at internal node `node` of a range-aware
+    /// forest, lies out of the node's range: farther from the split than the node's reach.
+    pub(crate) fn out_of_range(&self, node: usize, value: f64) -> bool {
+        let split = self.nodes[node].split;
+        (value - split).abs() > f64::from(self.ranges[node].reach(split))
+    }
+
+    /// The nodes a row visits in `tree`, root first, ending at its leaf, or at the split the
+    /// range check ends its path at.
     pub(crate) fn path<'a>(
         &'a self,
         tree: &Tree,
@@ -139,11 +219,20 @@ impl Arena {
         std::iter::from_fn(move || {
             let current = at?;
             let node = self.nodes[current];
-            at = (!node.is_leaf()).then(|| {
-                node.left as usize + usize::from(self.split_value(current, row) >= node.split)
-            });
+            at = if node.is_leaf() {
+                None
+            } else {
+                let value = self.split_value(current, row);
+                let ends = self.is_range_aware() && self.out_of_range(current, value);
+                (!ends).then(|| node.left as usize + usize::from(value >= node.split))
+            };
             Some(current)
         })
+    }
+
+    /// Whether a row goes to the right child of internal node `node`.
+    pub(crate) fn goes_right(&self, node: usize, row: &[f64]) -> bool {
+        self.split_value(node, row) >= self.nodes[node].split
     }
 
     /// A node's hyperplane coefficients, for explanations (extended forest only).
@@ -168,6 +257,19 @@ impl Arena {
         }
         if self.is_extended() && self.normals.len() != count * width {
             return Err("hyperplane coefficients do not match the nodes".into());
+        }
+        if self.is_range_aware() && self.ranges.len() != count {
+            return Err("split ranges do not match the nodes".into());
+        }
+        // `!(min <= max)` also refuses NaN.
+        if let Some(at) = self
+            .ranges
+            .iter()
+            .position(|r| !(r.min.is_finite() && r.max.is_finite() && r.min <= r.max))
+        {
+            return Err(format!(
+                "node {at} has a split range that is not finite min ≤ max"
+            ));
         }
         for (index, tree) in self.trees.iter().enumerate() {
             let start = tree.root as usize;

@@ -2,7 +2,8 @@
 //!
 //! In the spirit of DIFFI (Carletti et al.) and of random cut forest's `WITH_EXPLANATION`: each
 //! split on the point's path in each tree isolates it by `log2((n + 1) / (m + 1))` bits, where
-//! `n` training samples reached the node and `m` reached the child the point went to. A split
+//! `n` training samples reached the node and `m` reached the child the point went to (0 at a
+//! split whose range check ends the path: the point left all `n` behind). A split
 //! that sends the point into a near-empty side early counts most; one that leaves it with the
 //! crowd counts nothing. The bits are credited to the split's feature (extended forest: to
 //! each feature in proportion to its coefficient's size) and normalised to shares summing to
@@ -67,12 +68,21 @@ impl IsolationForest {
         for tree in &arena.trees {
             let mut path = arena.path(tree, row).peekable();
             while let Some(node_index) = path.next() {
-                let Some(&child) = path.peek() else { break };
                 let node = arena.nodes[node_index];
-                let went_right = child == node.left as usize + 1;
-                let side = if went_right { 1.0 } else { -1.0 };
+                if node.is_leaf() {
+                    break;
+                }
                 let reached = f64::from(arena.node_size[node_index]);
-                let kept = f64::from(arena.node_size[child]);
+                let (went_right, kept) = match path.peek() {
+                    Some(&child) => (
+                        child == node.left as usize + 1,
+                        f64::from(arena.node_size[child]),
+                    ),
+                    // The range check ended the path here: the split isolates the point
+                    // from all of the node's samples.
+                    None => (arena.goes_right(node_index, row), 0.0),
+                };
+                let side = if went_right { 1.0 } else { -1.0 };
                 let gain = ((reached + 1.0) / (kept + 1.0)).log2();
                 match arena.coefficients(node_index) {
                     None => {

@@ -3,30 +3,44 @@
 //! ```text
 //! magic "IFOREST\0" (8) | format version u32 LE (4) | body length u64 LE (8) | body | FNV-1a 64 LE (8)
 //! ```
-//! The body is the whole [`IsolationForest`] (parameters, feature names, threshold, training
-//! summary, trees) in bincode 2's standard configuration. The checksum covers everything before
-//! it; FNV-1a is a chain of bijections, so any single changed byte changes it. Loading checks
-//! magic, version, length, checksum, then decodes with a size limit and validates the forest's
-//! structure, so a damaged file gives a typed error and never a panic or a huge allocation.
+//! The body is the whole [`IsolationForest`] in bincode 2's standard configuration, field by
+//! field:
+//!
+//! ```text
+//! version 2: params (with range_check after split_rule), n_features, threshold, summary,
+//!            training_rows, sample_size, trees, nodes, path_value, node_size, normals,
+//!            ranges (per node min, max; empty unless range-aware), metadata (string map)
+//! version 1: the same without range_check, ranges and metadata
+//! ```
+//!
+//! The checksum covers everything before it; FNV-1a is a chain of bijections, so any single
+//! changed byte changes it. Loading checks magic, version, length, checksum, then decodes with
+//! a size limit and validates the forest's structure, so a damaged file gives a typed error
+//! and never a panic or a huge allocation. This build writes version 2 and reads versions 1
+//! and 2; a version-1 model loads as range-unaware with no metadata and scores as it did.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::arena::{Arena, Node, Tree};
+use crate::arena::{Arena, Node, SplitRange, Tree};
 use crate::error::ModelError;
 use crate::model::IsolationForest;
-use crate::params::ValidParams;
+use crate::params::{Contamination, RangeCheck, SplitRule, ValidParams};
 use crate::summary::FeatureSummary;
 
 /// First bytes of every model file.
 pub const MAGIC: [u8; 8] = *b"IFOREST\0";
-/// The format version this build writes and reads. Bumped on any change to the body.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes (and the newest it reads). Bumped on any change to
+/// the body.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 const HEADER_LEN: usize = 8 + 4 + 8;
-/// At most this many bytes of feature names (in total) in a model file.
+/// At most this many bytes of strings (feature names and metadata, in total) in a model file.
 const NAME_BYTES_LIMIT: usize = 1 << 26;
 const CHECKSUM_LEN: usize = 8;
 
@@ -75,7 +89,7 @@ impl IsolationForest {
         }
         let version =
             u32::from_le_bytes(bytes[8..12].try_into().map_err(|_| ModelError::Truncated)?);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(ModelError::UnsupportedVersion {
                 found: version,
                 supported: FORMAT_VERSION,
@@ -105,16 +119,11 @@ impl IsolationForest {
             return Err(ModelError::ChecksumMismatch);
         }
         let body = &content[HEADER_LEN..];
-        // Through serde, bincode counts only byte strings against the limit (the feature
-        // names), and allocates a string's claimed length before reading it; other sequences
-        // grow as their elements arrive (serde preallocates at most 1 MiB). So the limit is
-        // what bounds the allocation a forged length field can cause.
-        let config = bincode::config::standard().with_limit::<NAME_BYTES_LIMIT>();
-        let (stored, used): (StoredForest, usize) = bincode::serde::decode_from_slice(body, config)
-            .map_err(|error| ModelError::Corrupt(format!("cannot decode the body: {error}")))?;
-        if used != body.len() {
-            return Err(ModelError::Corrupt("the body has trailing bytes".into()));
-        }
+        let stored = if version == 1 {
+            StoredForest::from(decode::<StoredForestV1>(body)?)
+        } else {
+            decode::<StoredForest>(body)?
+        };
         IsolationForest::try_from(stored).map_err(ModelError::Corrupt)
     }
 
@@ -159,7 +168,22 @@ impl IsolationForest {
     }
 }
 
-/// The body of a model file, field by field in file order, borrowed from a model.
+/// Decodes a whole body.
+fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ModelError> {
+    // Through serde, bincode counts only byte strings against the limit (the feature names
+    // and metadata), and allocates a string's claimed length before reading it; other
+    // sequences grow as their elements arrive (serde preallocates at most 1 MiB). So the
+    // limit is what bounds the allocation a forged length field can cause.
+    let config = bincode::config::standard().with_limit::<NAME_BYTES_LIMIT>();
+    let (stored, used) = bincode::serde::decode_from_slice(body, config)
+        .map_err(|error| ModelError::Corrupt(format!("cannot decode the body: {error}")))?;
+    if used != body.len() {
+        return Err(ModelError::Corrupt("the body has trailing bytes".into()));
+    }
+    Ok(stored)
+}
+
+/// The body of a model file (version 2), field by field in file order, borrowed from a model.
 #[derive(Serialize)]
 struct StoredForestRef<'a> {
     params: &'a ValidParams,
@@ -173,9 +197,11 @@ struct StoredForestRef<'a> {
     path_value: &'a [f64],
     node_size: &'a [u32],
     normals: &'a [f64],
+    ranges: &'a [SplitRange],
+    metadata: &'a BTreeMap<String, String>,
 }
 
-/// The body of a model file as decoded, before validation; the same fields as
+/// The body of a model file as decoded (version 2), before validation; the same fields as
 /// [`StoredForestRef`].
 #[derive(Deserialize)]
 struct StoredForest {
@@ -190,6 +216,69 @@ struct StoredForest {
     path_value: Vec<f64>,
     node_size: Vec<u32>,
     normals: Vec<f64>,
+    ranges: Vec<SplitRange>,
+    metadata: BTreeMap<String, String>,
+}
+
+/// The body of a version-1 model file: no range check, no ranges, no metadata.
+#[derive(Deserialize)]
+struct StoredForestV1 {
+    params: ParamsV1,
+    n_features: usize,
+    threshold: f64,
+    summary: Vec<FeatureSummary>,
+    training_rows: usize,
+    sample_size: usize,
+    trees: Vec<Tree>,
+    nodes: Vec<Node>,
+    path_value: Vec<f64>,
+    node_size: Vec<u32>,
+    normals: Vec<f64>,
+}
+
+/// [`ValidParams`] as version 1 stored them (before `range_check`).
+#[derive(Deserialize)]
+struct ParamsV1 {
+    n_trees: usize,
+    sample_size: usize,
+    max_depth: Option<usize>,
+    contamination: Contamination,
+    seed: u64,
+    split_rule: SplitRule,
+    threads: usize,
+    feature_names: Option<Vec<String>>,
+}
+
+impl From<StoredForestV1> for StoredForest {
+    /// A version-1 model is range-unaware and has no metadata.
+    fn from(v1: StoredForestV1) -> Self {
+        let p = v1.params;
+        StoredForest {
+            params: ValidParams {
+                n_trees: p.n_trees,
+                sample_size: p.sample_size,
+                max_depth: p.max_depth,
+                contamination: p.contamination,
+                seed: p.seed,
+                split_rule: p.split_rule,
+                range_check: RangeCheck::Off,
+                threads: p.threads,
+                feature_names: p.feature_names,
+            },
+            n_features: v1.n_features,
+            threshold: v1.threshold,
+            summary: v1.summary,
+            training_rows: v1.training_rows,
+            sample_size: v1.sample_size,
+            trees: v1.trees,
+            nodes: v1.nodes,
+            path_value: v1.path_value,
+            node_size: v1.node_size,
+            normals: v1.normals,
+            ranges: Vec::new(),
+            metadata: BTreeMap::new(),
+        }
+    }
 }
 
 impl Serialize for IsolationForest {
@@ -207,6 +296,8 @@ impl Serialize for IsolationForest {
             path_value: &arena.path_value,
             node_size: &arena.node_size,
             normals: &arena.normals,
+            ranges: &arena.ranges,
+            metadata: &self.metadata,
         }
         .serialize(serializer)
     }
@@ -233,6 +324,7 @@ impl TryFrom<StoredForest> for IsolationForest {
             path_value: stored.path_value,
             node_size: stored.node_size,
             normals: stored.normals,
+            ranges: stored.ranges,
         };
         IsolationForest::checked(
             stored.params,
@@ -241,18 +333,22 @@ impl TryFrom<StoredForest> for IsolationForest {
             stored.training_rows,
             stored.sample_size,
             arena,
+            stored.metadata,
         )
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::{Contamination, IsolationForest, IsolationForestParams, ModelError};
+    use super::SplitRange;
+    use crate::{Contamination, IsolationForest, IsolationForestParams, ModelError, RangeCheck};
 
+    /// A range-unaware model.
     fn model() -> IsolationForest {
         let data: Vec<f64> = (0..200).map(|i| f64::from(i % 17) * 0.5).collect();
         IsolationForestParams::new()
             .n_trees(10)
+            .range_check(RangeCheck::Off)
             .fit(&data, 2)
             .unwrap()
     }
@@ -274,6 +370,41 @@ mod tests {
         assert!(refused(&broken));
         let mut broken = model();
         broken.sample_size = broken.training_rows + 1;
+        assert!(refused(&broken));
+    }
+
+    #[test]
+    fn a_file_whose_split_ranges_are_broken_is_corrupt() {
+        let ranged = || {
+            let data: Vec<f64> = (0..200).map(|i| f64::from(i % 17) * 0.5).collect();
+            IsolationForestParams::new()
+                .n_trees(10)
+                .range_check(RangeCheck::On)
+                .fit(&data, 2)
+                .unwrap()
+        };
+        assert!(!refused(&ranged()));
+        let mut broken = ranged();
+        broken.arena.ranges[0] = SplitRange { min: 2.0, max: 1.0 };
+        assert!(refused(&broken));
+        let mut broken = ranged();
+        broken.arena.ranges[0].max = f64::NAN;
+        assert!(refused(&broken));
+        let mut broken = ranged();
+        broken.arena.ranges[3].min = f64::NEG_INFINITY;
+        assert!(refused(&broken));
+        let mut broken = ranged();
+        broken.arena.ranges.pop();
+        assert!(refused(&broken));
+        // The parameters and the nodes must agree on the range check, either way.
+        let mut broken = ranged();
+        broken.arena.ranges.clear();
+        assert!(refused(&broken));
+        let mut broken = ranged();
+        broken.params.range_check = RangeCheck::Off;
+        assert!(refused(&broken));
+        let mut broken = model();
+        broken.params.range_check = RangeCheck::On;
         assert!(refused(&broken));
     }
 

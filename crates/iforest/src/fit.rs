@@ -6,11 +6,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-use crate::arena::{average_path_length, dot, Arena, Node, Tree};
+use crate::arena::{average_path_length, dot, Arena, Node, SplitRange, Tree};
 use crate::error::{FitError, ParamsError};
 use crate::model::IsolationForest;
 use crate::params::{
-    resolve_threads, Contamination, IsolationForestParams, SplitRule, ValidParams,
+    resolve_threads, Contamination, IsolationForestParams, RangeCheck, SplitRule, ValidParams,
 };
 use crate::summary::summarise;
 
@@ -126,6 +126,7 @@ fn fit(params: &ValidParams, data: &[f64], n_features: usize) -> Result<Isolatio
             n_features,
             max_depth,
             extension_level,
+            range_aware: params.range_check() == RangeCheck::On,
         };
         builder.build(sample, &mut rng)
     };
@@ -176,6 +177,7 @@ struct LocalTree {
     path_value: Vec<f64>,
     node_size: Vec<u32>,
     normals: Vec<f64>,
+    ranges: Vec<SplitRange>,
     depth: u32,
 }
 
@@ -188,6 +190,7 @@ fn join(local_trees: Vec<LocalTree>, n_features: usize) -> Arena {
         path_value: Vec::new(),
         node_size: Vec::new(),
         normals: Vec::new(),
+        ranges: Vec::new(),
     };
     for tree in local_trees {
         let base = arena.nodes.len() as u32;
@@ -202,6 +205,7 @@ fn join(local_trees: Vec<LocalTree>, n_features: usize) -> Arena {
         arena.path_value.extend_from_slice(&tree.path_value);
         arena.node_size.extend_from_slice(&tree.node_size);
         arena.normals.extend_from_slice(&tree.normals);
+        arena.ranges.extend_from_slice(&tree.ranges);
     }
     arena
 }
@@ -211,7 +215,12 @@ struct TreeBuilder<'a> {
     n_features: usize,
     max_depth: usize,
     extension_level: Option<usize>,
+    /// Whether to keep each split's range (for the range check).
+    range_aware: bool,
 }
+
+/// A leaf's range: no split, nothing to check.
+const NO_RANGE: SplitRange = SplitRange { min: 0.0, max: 0.0 };
 
 impl TreeBuilder<'_> {
     fn value(&self, row: usize, feature: usize) -> f64 {
@@ -231,6 +240,11 @@ impl TreeBuilder<'_> {
             path_value: vec![0.0],
             node_size: vec![0],
             normals: vec![0.0; width],
+            ranges: if self.range_aware {
+                vec![NO_RANGE]
+            } else {
+                Vec::new()
+            },
             depth: 0,
         };
         let mut features: Vec<usize> = (0..self.n_features).collect();
@@ -252,17 +266,26 @@ impl TreeBuilder<'_> {
                 tree.path_value[node] = depth as f64 + average_path_length(rows.len());
                 continue;
             };
-            // Partition: rows going left first.
+            // Partition: rows going left first; the split values' range on the way.
             let mut middle = 0;
+            let mut range = SplitRange {
+                min: f64::INFINITY,
+                max: f64::NEG_INFINITY,
+            };
             for i in 0..rows.len() {
-                let goes_right = match self.extension_level {
-                    None => self.value(rows[i], feature) >= threshold,
-                    Some(_) => self.project(rows[i], &normal) >= threshold,
+                let value = match self.extension_level {
+                    None => self.value(rows[i], feature),
+                    Some(_) => self.project(rows[i], &normal),
                 };
-                if !goes_right {
+                range.min = range.min.min(value);
+                range.max = range.max.max(value);
+                if value < threshold {
                     rows.swap(i, middle);
                     middle += 1;
                 }
+            }
+            if self.range_aware {
+                tree.ranges[node] = range;
             }
             let left = tree.nodes.len();
             tree.nodes[node] = Node {
@@ -278,6 +301,9 @@ impl TreeBuilder<'_> {
                 tree.path_value.push(0.0);
                 tree.node_size.push(0);
                 tree.normals.extend(std::iter::repeat_n(0.0, width));
+                if self.range_aware {
+                    tree.ranges.push(NO_RANGE);
+                }
             }
             stack.push((left + 1, start + middle, end, depth + 1));
             stack.push((left, start, start + middle, depth + 1));

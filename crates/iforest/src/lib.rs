@@ -67,15 +67,28 @@
 //! - `fit`: `fit` on the parameters: checks the data and grows the trees depth-first with an
 //!   explicit stack, in a build-time representation of their own, then joins them into an
 //!   arena.
-//! - `kernel`: the scoring layout, derived from the arena at fit and load time (never
-//!   stored): each axis-parallel tree re-laid as a complete tree of the forest's depth, eight
-//!   trees interleaved, so a step is `i = 2i + 1 + (x[f] >= t)`. With AVX-512 (detected at
-//!   run time) one vector walks eight trees, the row's values in registers; a portable walk
-//!   gives bit-identical scores elsewhere. All of the crate's `unsafe` is here. Extended
-//!   forests, and depth limits above 12, walk the arena.
+//! - `kernel` (and `kernel::avx512`): the scoring layout, derived from the arena at fit and
+//!   load time (never stored): each axis-parallel tree re-laid as a complete tree of the
+//!   forest's depth, eight trees interleaved, so a step is `i = 2i + 1 + (x[f] >= t)`. With
+//!   AVX-512 (detected at run time) one vector walks eight trees, the row's values in
+//!   registers; a portable walk gives bit-identical scores elsewhere. All of the crate's
+//!   `unsafe` is here. Extended forests, and depth limits above 12, walk the arena.
 //! - `model`: [`IsolationForest`]: what a fitted model knows, and scoring.
 //! - `explain`: [`Explanation`], the per-feature share of a point's isolation.
-//! - `file`: the model file (magic, version, length, bincode body, checksum), [`model_id`].
+//! - `file`: the model file (magic, version, length, bincode body, checksum), [`model_id`];
+//!   writes format version 2, reads 1 and 2.
+//!
+//! # Range-aware isolation
+//! With [`RangeCheck::On`], each split also keeps the range of its split value among its
+//! training samples, and a row too far outside it ends its path at that split: an unseen
+//! category, an hour never seen or an amount far past the largest is isolated at once
+//! instead of with the training extreme (the rule is on [`RangeCheck`]). The trees are the
+//! same either way; a model stores its mode.
+//!
+//! # Metadata
+//! A model carries a string map ([`IsolationForest::metadata`],
+//! [`IsolationForest::with_metadata`]) saved in its file, for what callers keep beside the
+//! forest, such as the specification of named features as JSON under `"features"`.
 //!
 //! # Performance
 //! One thread, 100 trees × 256 samples, on a 2.6 GHz Xeon with AVX-512 (`bench/iforest.sh`
@@ -117,7 +130,7 @@ mod summary;
 pub use arena::average_path_length;
 pub use error::{FitError, ModelError, ParamsError, ScoreError};
 pub use explain::{Direction, Explanation, FeatureContribution};
-pub use file::{model_id, FORMAT_VERSION, MAGIC};
+pub use file::{model_id, FORMAT_VERSION, MAGIC, OLDEST_FORMAT_VERSION};
 pub use model::IsolationForest;
-pub use params::{Contamination, IsolationForestParams, SplitRule, ValidParams};
+pub use params::{Contamination, IsolationForestParams, RangeCheck, SplitRule, ValidParams};
 pub use summary::{summarise, FeatureSummary};

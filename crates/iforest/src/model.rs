@@ -5,10 +5,12 @@
 //! Every path adds the trees' path values in the same order, so a row's score has the same
 //! bits however it is scored.
 
+use std::collections::BTreeMap;
+
 use crate::arena::{average_path_length, Arena};
 use crate::error::{ModelError, ScoreError};
 use crate::kernel::{reduce, Complete, BLOCK_ROWS, LANES};
-use crate::params::{resolve_threads, SplitRule, ValidParams};
+use crate::params::{resolve_threads, RangeCheck, SplitRule, ValidParams};
 use crate::summary::FeatureSummary;
 
 /// Rows walked through a tree side by side by the arena walk (extended or deep forests).
@@ -29,6 +31,8 @@ pub struct IsolationForest {
     pub(crate) training_rows: usize,
     pub(crate) sample_size: usize,
     pub(crate) arena: Arena,
+    /// Free-form entries stored with the model (see [`IsolationForest::metadata`]).
+    pub(crate) metadata: BTreeMap<String, String>,
     /// The scoring layout, derived from the arena (never stored).
     pub(crate) kernel: Option<Complete>,
 }
@@ -44,6 +48,7 @@ impl std::fmt::Debug for IsolationForest {
             .field("training_rows", &self.training_rows)
             .field("threshold", &self.threshold)
             .field("params", &self.params)
+            .field("metadata", &self.metadata.keys().collect::<Vec<_>>())
             .field("kernel", &self.kernel)
             .finish_non_exhaustive()
     }
@@ -67,6 +72,7 @@ impl IsolationForest {
             training_rows,
             sample_size,
             arena,
+            metadata: BTreeMap::new(),
             kernel,
         }
     }
@@ -80,6 +86,7 @@ impl IsolationForest {
         training_rows: usize,
         sample_size: usize,
         arena: Arena,
+        metadata: BTreeMap<String, String>,
     ) -> Result<Self, String> {
         let mut model = IsolationForest {
             params,
@@ -88,6 +95,7 @@ impl IsolationForest {
             training_rows,
             sample_size,
             arena,
+            metadata,
             kernel: None,
         };
         model.validate()?;
@@ -141,6 +149,34 @@ impl IsolationForest {
     /// Samples per tree actually used (the asked size capped at the row count).
     pub fn sample_size(&self) -> usize {
         self.sample_size
+    }
+
+    /// Free-form entries stored with the model, in key order: what the caller wants to keep
+    /// beside the forest (the specification of named features as JSON under `"features"`,
+    /// a data source, a version). Empty for a fitted model until set; saved and loaded with
+    /// it; part of the file, so of [`model_id`](crate::model_id).
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+
+    /// Sets a metadata entry, returning the value it replaces.
+    pub fn set_metadata(
+        &mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Option<String> {
+        self.metadata.insert(key.into(), value.into())
+    }
+
+    /// [`set_metadata`](Self::set_metadata), by value: `model.with_metadata("features", spec)`.
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.set_metadata(key, value);
+        self
+    }
+
+    /// Removes a metadata entry, returning its value.
+    pub fn remove_metadata(&mut self, key: &str) -> Option<String> {
+        self.metadata.remove(key)
     }
 
     /// Returns an error unless the model takes `n` features.
@@ -336,6 +372,9 @@ impl IsolationForest {
         let extended = matches!(self.params.split_rule(), SplitRule::Extended { .. });
         if extended != self.arena.is_extended() {
             return Err("the split rule does not match the nodes".into());
+        }
+        if (self.params.range_check() == RangeCheck::On) != self.arena.is_range_aware() {
+            return Err("the range check does not match the nodes".into());
         }
         self.arena.validate()
     }

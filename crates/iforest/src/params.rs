@@ -87,6 +87,51 @@ impl FromStr for SplitRule {
     }
 }
 
+/// Whether splits keep the range of their training values, so that a value outside that
+/// range ends its path at the split (range-aware isolation, after isotree's
+/// `penalize_range`).
+///
+/// An isolation tree sends a value beyond what a node saw in training down the same branch
+/// as the training extreme, so an unseen category, a payment at an hour never seen, or an
+/// amount far past the largest is isolated no faster than the most extreme training record.
+/// With the check on, each split keeps the smallest and largest value of its split feature
+/// (extended forest: of the projection on its hyperplane) among the node's training samples.
+/// A row whose value `x` is farther from the split `t` than the split's reach,
+/// `|x − t| > max(t − min, max − t) + (max − min) / 2` (the reach rounded up to an `f32`),
+/// ends its path there, and the path counts as that split's depth + 1, as if the split had
+/// isolated it. Rows within reach walk exactly as without the check; the trees themselves
+/// are the same either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum RangeCheck {
+    /// Plain isolation: every value walks down to a leaf.
+    #[default]
+    Off,
+    /// Range-aware isolation (see the type's documentation).
+    On,
+}
+
+impl fmt::Display for RangeCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RangeCheck::Off => "off",
+            RangeCheck::On => "on",
+        })
+    }
+}
+
+impl FromStr for RangeCheck {
+    type Err = String;
+
+    /// `on` or `off` (also `true`/`false`, `yes`/`no`).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.to_ascii_lowercase().as_str() {
+            "on" | "true" | "yes" => Ok(RangeCheck::On),
+            "off" | "false" | "no" => Ok(RangeCheck::Off),
+            _ => Err(format!("expected `on` or `off`, not {text:?}")),
+        }
+    }
+}
+
 /// Validated hyper-parameters; read them with the getters. Made by
 /// [`IsolationForestParams::check`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,6 +142,7 @@ pub struct ValidParams {
     pub(crate) contamination: Contamination,
     pub(crate) seed: u64,
     pub(crate) split_rule: SplitRule,
+    pub(crate) range_check: RangeCheck,
     pub(crate) threads: usize,
     pub(crate) feature_names: Option<Vec<String>>,
 }
@@ -124,6 +170,7 @@ impl IsolationForestParams {
     /// | `contamination` | [`Contamination::Auto`]: threshold 0.5 |
     /// | `seed` | 0 |
     /// | `split_rule` | [`SplitRule::Axis`] |
+    /// | `range_check` | [`RangeCheck::Off`] |
     /// | `threads` | 1 |
     /// | `feature_names` | none |
     pub fn new() -> Self {
@@ -134,6 +181,7 @@ impl IsolationForestParams {
             contamination: Contamination::Auto,
             seed: 0,
             split_rule: SplitRule::Axis,
+            range_check: RangeCheck::default(),
             threads: 1,
             feature_names: None,
         })
@@ -172,6 +220,12 @@ impl IsolationForestParams {
     /// Axis-parallel or extended (hyperplane) splits.
     pub fn split_rule(mut self, split_rule: SplitRule) -> Self {
         self.0.split_rule = split_rule;
+        self
+    }
+
+    /// Range-aware isolation on or off (see [`RangeCheck`]).
+    pub fn range_check(mut self, range_check: RangeCheck) -> Self {
+        self.0.range_check = range_check;
         self
     }
 
@@ -285,6 +339,11 @@ impl ValidParams {
         self.split_rule
     }
 
+    /// Range-aware isolation on or off.
+    pub fn range_check(&self) -> RangeCheck {
+        self.range_check
+    }
+
     /// Threads used to fit (0 = all cores).
     pub fn threads(&self) -> usize {
         self.threads
@@ -395,6 +454,12 @@ mod tests {
         );
         assert_eq!("axis".parse(), Ok(SplitRule::Axis));
         assert!("diagonal".parse::<SplitRule>().is_err());
+        assert_eq!("on".parse(), Ok(RangeCheck::On));
+        assert_eq!("OFF".parse(), Ok(RangeCheck::Off));
+        assert!("sometimes".parse::<RangeCheck>().is_err());
+        for check in [RangeCheck::On, RangeCheck::Off] {
+            assert_eq!(check.to_string().parse(), Ok(check));
+        }
     }
 
     #[test]
@@ -405,5 +470,6 @@ mod tests {
         assert_eq!(params.max_depth(), None);
         assert_eq!(params.contamination(), Contamination::Auto);
         assert_eq!(params.split_rule(), SplitRule::Axis);
+        assert_eq!(params.range_check(), RangeCheck::Off);
     }
 }
