@@ -232,9 +232,12 @@ impl Complete {
         }
     }
 
-    /// [`accumulate_portable`](Self::accumulate_portable) with the range check: a lane whose
-    /// row is out of a split's range adds that split's ended path length instead of its
-    /// leaf's value (it walks on to a leaf regardless, as the vector walk must).
+    /// [`accumulate_portable`](Self::accumulate_portable) with the range check. A lane whose
+    /// row is out of a split's range keeps walking to a leaf (as the vector walk must) and
+    /// keeps the smallest ended path length it met, which is its first; it adds the smaller
+    /// of that and its leaf's value. A leaf lies below every split on its path, so its path
+    /// value is at least any length ended on the way: the smaller one is the ended length
+    /// when there is one, the leaf's value otherwise.
     fn accumulate_portable_ranged(&self, rows: &[f64], sums: &mut [[f64; LANES]]) {
         let width = self.n_features;
         let internal = self.internal();
@@ -245,20 +248,33 @@ impl Complete {
             let leaves = &self.leaves[group * (internal + 1) * LANES..][..(internal + 1) * LANES];
             for (row, sum) in rows.chunks_exact(width).zip(sums.iter_mut()) {
                 let mut at = [0usize; LANES];
-                let mut ended = [None; LANES];
+                let mut ended = [f64::INFINITY; LANES];
                 for depth in 0..self.depth {
+                    let length = ended_path_length(depth);
                     for (lane, (at, ended)) in at.iter_mut().zip(&mut ended).enumerate() {
                         let slot = *at * LANES + lane;
-                        let (feature, reach) = unpack(checked[slot]);
-                        let (value, threshold) = (row[feature], thresholds[slot]);
-                        if ended.is_none() && (value - threshold).abs() > reach {
-                            *ended = Some(ended_path_length(depth));
-                        }
+                        // SAFETY: as in `accumulate_portable`: `slot` is inside this group's
+                        // split slots, and every feature is below `width`, `row`'s length.
+                        let (value, threshold, reach) = unsafe {
+                            let (feature, reach) = unpack(*checked.get_unchecked(slot));
+                            (
+                                *row.get_unchecked(feature),
+                                *thresholds.get_unchecked(slot),
+                                reach,
+                            )
+                        };
+                        // Branch-free: the first length met is the smallest.
+                        let out = (value - threshold).abs() > reach;
+                        *ended = if out && length < *ended {
+                            length
+                        } else {
+                            *ended
+                        };
                         *at = 2 * *at + 1 + usize::from(value >= threshold);
                     }
                 }
                 for (lane, ((sum, at), ended)) in sum.iter_mut().zip(at).zip(ended).enumerate() {
-                    *sum += ended.unwrap_or(leaves[(at - internal) * LANES + lane]);
+                    *sum += leaves[(at - internal) * LANES + lane].min(ended);
                 }
             }
         }

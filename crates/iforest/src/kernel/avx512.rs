@@ -8,7 +8,9 @@
 //! A range-aware forest's walk (`walk_chains_checked!`) gathers, instead of the features,
 //! 64-bit words holding feature and reach (so no more gathers than the plain walk), and per
 //! step also compares `|x − threshold|` with the reach; a lane out of range keeps walking,
-//! but its ended path length replaces the leaf value it reaches.
+//! and adds the smaller of the ended path length and its leaf's value (the ended length,
+//! see `Complete::accumulate_portable_ranged`). Keeping that length with one masked `min` per
+//! step, rather than a mask of ended lanes, is what keeps the check cheap.
 //!
 //! The functions are compiled for AVX-512F and AVX-512VL (`#[target_feature]`), so only
 //! code that holds an [`Avx512`], the proof that the CPU has them, may call the entry
@@ -139,8 +141,8 @@ macro_rules! walk_chains_plain {
 
 /// The range-aware walk: as [`walk_chains_plain`], but a lane that is out of a split's range
 /// (`Walk::goes_right_checked`) takes that split's ended path length instead of its leaf
-/// value. Lanes keep walking after that (the vector moves together); only the first split
-/// out of range counts, as in the stored trees' walk, which stops there.
+/// value. Lanes keep walking after that (the vector moves together); the smallest ended
+/// length is the first split's, as in the stored trees' walk, which stops there.
 macro_rules! walk_chains_checked {
     ($kernel:expr, $walks:expr) => {{
         let kernel: &Complete = $kernel;
@@ -150,10 +152,9 @@ macro_rules! walk_chains_checked {
         let one = _mm256_set1_epi32(1);
         let start = _mm256_setzero_si256();
         let mut at = walks.each_ref().map(|_| start);
-        // Per walk, the lanes whose path has ended, and their path lengths.
-        let mut ended = walks.each_ref().map(|_| 0u8);
-        let zero = _mm512_setzero_pd();
-        let mut length = walks.each_ref().map(|_| zero);
+        // Per walk and lane, the length of the path the check ended, +∞ while none has.
+        let unended = _mm512_set1_pd(f64::INFINITY);
+        let mut length = walks.each_ref().map(|_| unended);
         let mut taken = 0;
         if kernel.depth >= 3 {
             let mut root = walks.each_ref().map(|_| 0);
@@ -161,7 +162,7 @@ macro_rules! walk_chains_checked {
                 let (threshold, checked) = split_checked(walk.group, 0);
                 let (right, out) = walk.goes_right_checked(threshold, checked);
                 root[k] = right;
-                end(&mut ended[k], &mut length[k], out, 0);
+                end(&mut length[k], out, 0);
             }
             let mut second = walks.each_ref().map(|_| 0);
             for (k, walk) in walks.iter().enumerate() {
@@ -170,7 +171,7 @@ macro_rules! walk_chains_checked {
                     pick_checked(root[k], split_checked(group, 1), split_checked(group, 2));
                 let (right, out) = walk.goes_right_checked(threshold, checked);
                 second[k] = right;
-                end(&mut ended[k], &mut length[k], out, 1);
+                end(&mut length[k], out, 1);
             }
             for (k, walk) in walks.iter().enumerate() {
                 let group = walk.group;
@@ -180,7 +181,7 @@ macro_rules! walk_chains_checked {
                     pick_checked(second[k], split_checked(group, 5), split_checked(group, 6));
                 let (threshold, checked) = pick_checked(root[k], left, right);
                 let (third, out) = walk.goes_right_checked(threshold, checked);
-                end(&mut ended[k], &mut length[k], out, 2);
+                end(&mut length[k], out, 2);
                 // Slot 7 + 4·root + 2·second + third.
                 let slot = _mm256_set1_epi32(7);
                 let slot = _mm256_mask_add_epi32(slot, root[k], slot, _mm256_set1_epi32(4));
@@ -202,13 +203,13 @@ macro_rules! walk_chains_checked {
                     )
                 };
                 let (right, out) = walk.goes_right_checked(threshold, checked);
-                end(&mut ended[k], &mut length[k], out, depth);
+                end(&mut length[k], out, depth);
                 let next = _mm256_add_epi32(_mm256_add_epi32(*at, *at), one);
                 *at = _mm256_mask_add_epi32(next, right, next, one);
             }
         }
         let first_leaf = _mm256_set1_epi32(internal as i32);
-        let mut leaves = walks.each_ref().map(|_| zero);
+        let mut leaves = walks.each_ref().map(|_| unended);
         for (k, (leaves, at)) in leaves.iter_mut().zip(at).enumerate() {
             let leaf = _mm256_sub_epi32(at, first_leaf);
             let slot = _mm256_add_epi32(_mm256_slli_epi32::<3>(leaf), lane);
@@ -216,7 +217,9 @@ macro_rules! walk_chains_checked {
             // is a leaf slot below 2^D and `8·leaf + lane` is inside the group's leaf
             // slots.
             let value = unsafe { _mm512_i32gather_pd::<8>(slot, walks[k].group.leaves.as_ptr()) };
-            *leaves = _mm512_mask_blend_pd(ended[k], value, length[k]);
+            // A leaf lies below every split on its path, so its path value is at least the
+            // length of a path ended on the way: the smaller of the two is the right one.
+            *leaves = _mm512_min_pd(value, length[k]);
         }
         leaves
     }};
@@ -485,14 +488,17 @@ fn split_checked(group: Group, slot: usize) -> (__m512d, __m512i) {
     }
 }
 
-/// Ends the paths of the lanes in `out` at a split of depth `depth`, unless they have
-/// ended before: `ended` marks the lanes ended, `length` holds their path lengths.
+/// Ends the paths of the lanes in `out` at a split of depth `depth`: `length` keeps each
+/// lane's smallest ended length, which is its first, since lengths grow with depth.
 #[inline]
 #[target_feature(enable = "avx512f,avx512vl")]
-fn end(ended: &mut __mmask8, length: &mut __m512d, out: __mmask8, depth: u32) {
-    let first = out & !*ended;
-    *length = _mm512_mask_mov_pd(*length, first, _mm512_set1_pd(ended_path_length(depth)));
-    *ended |= out;
+fn end(length: &mut __m512d, out: __mmask8, depth: u32) {
+    *length = _mm512_mask_min_pd(
+        *length,
+        out,
+        *length,
+        _mm512_set1_pd(ended_path_length(depth)),
+    );
 }
 
 /// [`pick`] for range-aware splits.
