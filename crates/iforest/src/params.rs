@@ -101,12 +101,18 @@ impl FromStr for SplitRule {
 /// ends its path there, and the path counts as that split's depth + 1, as if the split had
 /// isolated it. Rows within reach walk exactly as without the check; the trees themselves
 /// are the same either way.
+///
+/// It is the default because on the ODDS tables it moves ROC AUC by less than ±0.002 (less
+/// than the seed-to-seed spread of any table), while on event data, where values outside the
+/// training range are the common anomaly, it multiplies precision at a fixed flagged share
+/// (the crate's README has the figures). `RangeCheck::Off` gives plain isolation forests,
+/// as in scikit-learn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum RangeCheck {
     /// Plain isolation: every value walks down to a leaf.
-    #[default]
     Off,
-    /// Range-aware isolation (see the type's documentation).
+    /// Range-aware isolation (see the type's documentation); the default.
+    #[default]
     On,
 }
 
@@ -170,7 +176,7 @@ impl IsolationForestParams {
     /// | `contamination` | [`Contamination::Auto`]: threshold 0.5 |
     /// | `seed` | 0 |
     /// | `split_rule` | [`SplitRule::Axis`] |
-    /// | `range_check` | [`RangeCheck::Off`] |
+    /// | `range_check` | [`RangeCheck::On`] |
     /// | `threads` | 1 |
     /// | `feature_names` | none |
     pub fn new() -> Self {
@@ -470,6 +476,6 @@ mod tests {
         assert_eq!(params.max_depth(), None);
         assert_eq!(params.contamination(), Contamination::Auto);
         assert_eq!(params.split_rule(), SplitRule::Axis);
-        assert_eq!(params.range_check(), RangeCheck::Off);
+        assert_eq!(params.range_check(), RangeCheck::On);
     }
 }
