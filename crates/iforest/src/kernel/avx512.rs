@@ -396,15 +396,16 @@ impl<'a, const R: usize> Walk<'a, R> {
     }
 
     /// Per lane, whether the row goes right, and whether it is out of the split's range:
-    /// `|x − threshold| > reach`, the feature and reach unpacked from the checked words.
+    /// `|x − threshold| > reach`, the feature and reach taken from the checked words.
     #[inline]
     #[target_feature(enable = "avx512f,avx512vl")]
     fn goes_right_checked(&self, threshold: __m512d, checked: __m512i) -> (__mmask8, __mmask8) {
-        // Each word: feature in the low half, the reach's f32 bits in the high half.
-        let feature = _mm512_cvtepi64_epi32(checked);
-        let reach = _mm512_cvtepi64_epi32(_mm512_srli_epi64::<32>(checked));
-        let reach = _mm512_cvtps_pd(_mm256_castsi256_ps(reach));
-        let value = self.value(feature);
+        // Each word: the feature in the low half, which the lookups read as they are; the
+        // reach's f32 bits in the high half, the odd f32 lanes, moved to the low eight.
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 1, 3, 5, 7, 9, 11, 13, 15);
+        let reach = _mm512_permutexvar_ps(odd, _mm512_castsi512_ps(checked));
+        let reach = _mm512_cvtps_pd(_mm512_castps512_ps256(reach));
+        let value = self.value_at(checked);
         let distance = _mm512_abs_pd(_mm512_sub_pd(value, threshold));
         (
             _mm512_cmp_pd_mask::<_CMP_GE_OQ>(value, threshold),
@@ -416,8 +417,21 @@ impl<'a, const R: usize> Walk<'a, R> {
     #[inline]
     #[target_feature(enable = "avx512f,avx512vl")]
     fn value(&self, feature: __m256i) -> __m512d {
+        match R {
+            // SAFETY: `feature` holds split features, each below the kernel's width
+            // (module doc), which is the length of `row` (`new`): every lane reads
+            // inside it.
+            0 => unsafe { _mm512_i32gather_pd::<8>(feature, self.row.as_ptr()) },
+            _ => self.value_at(_mm512_cvtepi32_epi64(feature)),
+        }
+    }
+
+    /// Per lane, the row's value of the feature in the low 32 bits of the lane's 64 bits
+    /// of `index` (the high 32 are ignored).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vl")]
+    fn value_at(&self, index: __m512i) -> __m512d {
         let r = &self.registers;
-        let index = _mm512_cvtepi32_epi64(feature);
         // `permutex2var` picks by the index's low four bits; bits 4 and 5 pick the pair.
         macro_rules! pair {
             ($low:expr, $high:expr) => {
@@ -430,10 +444,15 @@ impl<'a, const R: usize> Walk<'a, R> {
             };
         }
         match R {
-            // SAFETY: `feature` holds split features, each below the kernel's width
-            // (module doc), which is the length of `row` (`new`): every lane reads
-            // inside it.
-            0 => unsafe { _mm512_i32gather_pd::<8>(feature, self.row.as_ptr()) },
+            0 => {
+                let feature = _mm512_and_si512(index, _mm512_set1_epi64(0xffff_ffff));
+                // SAFETY: the low halves of `index` are split features, each below the
+                // kernel's width (module doc), which is the length of `row` (`new`): every
+                // lane reads inside it.
+                unsafe { _mm512_i64gather_pd::<8>(feature, self.row.as_ptr()) }
+            }
+            // The permutes read only an index's low bits: 3 (one register), 4 (a pair), and
+            // the tests bits 4 and 5, all of the feature.
             1 => _mm512_permutexvar_pd(index, r[0]),
             2 => pair!(r[0], r[1]),
             4 => _mm512_mask_blend_pd(bit!(16), pair!(r[0], r[1]), pair!(r[2], r[3])),
