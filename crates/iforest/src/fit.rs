@@ -261,25 +261,19 @@ impl TreeBuilder<'_> {
             } else {
                 self.axis_split(rows, rng, &mut features)
             };
-            let Some((feature, threshold)) = split else {
+            let Some((feature, threshold, range)) = split else {
                 tree.nodes[node] = Node::leaf(node as u32);
                 tree.path_value[node] = depth as f64 + average_path_length(rows.len());
                 continue;
             };
-            // Partition: rows going left first; the split values' range on the way.
+            // Partition: rows going left first.
             let mut middle = 0;
-            let mut range = SplitRange {
-                min: f64::INFINITY,
-                max: f64::NEG_INFINITY,
-            };
             for i in 0..rows.len() {
-                let value = match self.extension_level {
-                    None => self.value(rows[i], feature),
-                    Some(_) => self.project(rows[i], &normal),
+                let goes_right = match self.extension_level {
+                    None => self.value(rows[i], feature) >= threshold,
+                    Some(_) => self.project(rows[i], &normal) >= threshold,
                 };
-                range.min = range.min.min(value);
-                range.max = range.max.max(value);
-                if value < threshold {
+                if !goes_right {
                     rows.swap(i, middle);
                     middle += 1;
                 }
@@ -311,15 +305,15 @@ impl TreeBuilder<'_> {
         tree
     }
 
-    /// A random feature that varies in the node, and a threshold uniform in its range; `None`
-    /// when every feature is constant (as scikit-learn, features are drawn without
-    /// replacement until one varies).
+    /// A random feature that varies in the node, a threshold uniform in its range, and the
+    /// range; `None` when every feature is constant (as scikit-learn, features are drawn
+    /// without replacement until one varies).
     fn axis_split(
         &self,
         rows: &[usize],
         rng: &mut ChaCha8Rng,
         features: &mut [usize],
-    ) -> Option<(usize, f64)> {
+    ) -> Option<(usize, f64, SplitRange)> {
         for drawn in 0..features.len() {
             let pick = rng.random_range(drawn..features.len());
             features.swap(drawn, pick);
@@ -331,7 +325,7 @@ impl TreeBuilder<'_> {
                         (lo.min(value), hi.max(value))
                     });
             if max > min {
-                return Some((feature, rng.random_range(min..max)));
+                return Some((feature, rng.random_range(min..max), SplitRange { min, max }));
             }
         }
         None
@@ -339,8 +333,9 @@ impl TreeBuilder<'_> {
 
     /// A random hyperplane: a normal of N(0, 1) coefficients on `level + 1` random features
     /// (the others zero), through a point uniform in the node's bounding box. Returns the
-    /// intercept (point · normal); `normal` holds the coefficients. `None` when the node's
-    /// rows are all equal.
+    /// intercept (point · normal) and, when the forest is range-aware, the range of the
+    /// rows' projections (else `NO_RANGE`); `normal` holds the coefficients. `None` when
+    /// the node's rows are all equal.
     fn hyperplane(
         &self,
         rows: &[usize],
@@ -348,7 +343,7 @@ impl TreeBuilder<'_> {
         rng: &mut ChaCha8Rng,
         features: &mut [usize],
         normal: &mut [f64],
-    ) -> Option<(usize, f64)> {
+    ) -> Option<(usize, f64, SplitRange)> {
         let mut varies = false;
         let mut intercept = 0.0;
         normal.fill(0.0);
@@ -372,7 +367,22 @@ impl TreeBuilder<'_> {
             };
             intercept += point * coefficient;
         }
-        varies.then_some((0, intercept))
+        if !varies {
+            return None;
+        }
+        let mut range = NO_RANGE;
+        if self.range_aware {
+            range = SplitRange {
+                min: f64::INFINITY,
+                max: f64::NEG_INFINITY,
+            };
+            for &row in rows {
+                let projection = self.project(row, normal);
+                range.min = range.min.min(projection);
+                range.max = range.max.max(projection);
+            }
+        }
+        Some((0, intercept, range))
     }
 
     fn project(&self, row: usize, normal: &[f64]) -> f64 {
