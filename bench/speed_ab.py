@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Two builds of crates/iforest's `speed` example, run alternately in one session.
+"""Two builds of crates/iforest's `speed` example, run alternately in one go.
 
     speed_ab.py BEFORE AFTER [--rounds N] [--label-a NAME] [--label-b NAME] [-- SPEED ARGS...]
 
 BEFORE and AFTER are `speed` binaries (for instance an older commit's, built into its own
 target folder, and this one's). Rounds run A B B A, A B B A, ... so a machine that gets
-slower or faster during the session weighs on both alike. Each run prints one median per
+slower or faster meanwhile weighs on both alike. Each run prints one median per
 table (over its --reps); this prints, per table, the median over the rounds of those figures
 for both builds and their ratio (after / before), then the same for the fastest round, which
 other work on a shared machine disturbs least. Arguments after `--` go to both binaries
