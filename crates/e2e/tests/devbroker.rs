@@ -12,12 +12,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use e2e::{bin, run_ok, unique, wait_until, Guard};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
+use testkit::{run_ok, unique, wait_until, workspace_bin, Guard};
 
 /// A development broker started for one test.
 struct DevBroker {
@@ -31,7 +31,7 @@ impl DevBroker {
     /// Starts `devbroker --listen 127.0.0.1:0` (the kernel picks the port) with `topics`, and
     /// waits for its ready line. With `stdin_close_stops`, closing its stdin stops it.
     fn start(topics: &[String], stdin_close_stops: bool) -> DevBroker {
-        let mut command = Command::new(bin("devbroker"));
+        let mut command = Command::new(workspace_bin("devbroker"));
         command
             .args(["--listen", "127.0.0.1:0"])
             .args(topics)
@@ -96,7 +96,7 @@ impl DevBroker {
 /// One partition's row of `inspector topics`: (low, high).
 fn topics_table(broker: &DevBroker, topic: &str) -> BTreeMap<i32, (i64, i64)> {
     let output = run_ok(
-        Command::new(bin("inspector"))
+        Command::new(workspace_bin("inspector"))
             .args(["topics", "--brokers", &broker.address])
             .env("RUST_LOG", "warn"),
     );
@@ -162,7 +162,7 @@ fn commit(broker: &DevBroker, group: &str, topic: &str, offsets: &BTreeMap<i32, 
 
 fn stats_once(broker: &DevBroker, topics: &[&String; 3], group: &str) -> Value {
     let output = run_ok(
-        Command::new(bin("inspector"))
+        Command::new(workspace_bin("inspector"))
             .args(["stats", "--once", "--json", "--brokers", &broker.address])
             .args(["--input-topic", topics[0], "--output-topic", topics[1]])
             .args(["--dlq-topic", topics[2], "--group", group])
@@ -173,7 +173,7 @@ fn stats_once(broker: &DevBroker, topics: &[&String; 3], group: &str) -> Value {
 
 fn generate(broker: &DevBroker, topic: &str, count: u64) {
     let output = run_ok(
-        Command::new(bin("generator"))
+        Command::new(workspace_bin("generator"))
             .args(["--brokers", &broker.address, "--topic", topic])
             .args(["--count", &count.to_string(), "--rate", "0"])
             .env("RUST_LOG", "warn"),
@@ -293,7 +293,7 @@ fn two_detectors_share_the_partitions_and_commit_what_they_read() {
     );
     let model = dir.path().join("model.bin");
     run_ok(
-        Command::new(bin("trainer"))
+        Command::new(workspace_bin("trainer"))
             .args(["fit", "--out"])
             .arg(&model)
             .env("RUST_LOG", "warn"),
@@ -308,7 +308,7 @@ fn two_detectors_share_the_partitions_and_commit_what_they_read() {
         .map(|log| {
             let log = std::fs::File::create(log).expect("log file");
             Guard(
-                Command::new(bin("detector"))
+                Command::new(workspace_bin("detector"))
                     .arg("--model")
                     .arg(&model)
                     .args(["--brokers", &broker.address, "--group", &group])
@@ -364,7 +364,7 @@ fn sigterm_stops_it() {
 
 #[test]
 fn an_address_other_machines_reach_is_refused() {
-    let output = Command::new(bin("devbroker"))
+    let output = Command::new(workspace_bin("devbroker"))
         .args(["--listen", "0.0.0.0:0"])
         .output()
         .expect("run devbroker");

@@ -83,11 +83,13 @@ pub fn two_clusters() -> Table {
     }
 }
 
-/// The ODDS folder: the first argument, else `../shared/data/odds` beside the repository.
+/// The ODDS folder: the first argument, else the environment variable `ODDS_DIR`, else
+/// `bench/data/odds` in the repository (where `bench/fetch-data.sh` puts the tables).
 pub fn odds_dir(argument: Option<String>) -> PathBuf {
     argument
+        .or_else(|| std::env::var("ODDS_DIR").ok().filter(|dir| !dir.is_empty()))
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/odds"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/data/odds"))
 }
 
 /// ROC AUC by the rank-sum (Mann–Whitney) formula, ties given their average rank.
