@@ -638,7 +638,10 @@ mod tests {
                 None => assert!(category.is_some(), "{payment:?}"),
                 Some(FraudKind::Category) => {
                     assert!(fraud_only.contains(&payment.merchant.mcc.as_str()));
-                    assert!(payment.amount < 45.0 * 20.0, "everyday amounts: {payment:?}");
+                    assert!(
+                        payment.amount < 45.0 * 20.0,
+                        "everyday amounts: {payment:?}"
+                    );
                 }
                 Some(FraudKind::Amount) => {
                     let category = category.unwrap();
