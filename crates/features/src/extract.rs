@@ -2,6 +2,7 @@
 //! record cannot give one ([`ExtractError`], what a dead letter carries).
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use schema::RecordId;
 use serde_json::Value;
@@ -145,7 +146,30 @@ pub struct CategoryCounts {
     counts: BTreeMap<String, u64>,
     total: u64,
     most_frequent: String,
-    frequency: HashMap<Box<str>, f64>,
+    frequency: HashMap<Box<str>, f64, BuildHasherDefault<Fnv>>,
+}
+
+/// FNV-1a: category keys are short, and SipHash's protection against chosen collisions is
+/// not needed for keys learned from training data (a record's key is only looked up).
+#[derive(Debug, Clone, Copy)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl CategoryCounts {
@@ -267,10 +291,11 @@ impl NamedFeatures {
             return Err(ExtractError::NotAnObject);
         }
         let start = row.len();
-        let mut buffer = String::new();
-        for (feature, learned) in self.spec.features.iter().zip(&self.learned) {
+        let mut scratch = Scratch::default();
+        let features = self.spec.features.iter().zip(&self.learned);
+        for ((feature, learned), &slot) in features.zip(&self.plan.feature_slots) {
             let value = feature.field().lookup(record).map(Scalar::of);
-            match self.value(feature, learned, value.as_ref(), &mut buffer) {
+            match self.value(feature, learned, value.as_ref(), &mut scratch, slot) {
                 Ok(value) => row.push(value),
                 Err(error) => {
                     row.truncate(start);
@@ -306,25 +331,25 @@ impl NamedFeatures {
     /// 64-bit float, or a lone surrogate escape, in such a field is not an error here.
     pub fn read(&self, bytes: &[u8], row: &mut Vec<f64>) -> Result<Option<RecordId>, ExtractError> {
         let text = std::str::from_utf8(bytes).map_err(|_| ExtractError::NotUtf8)?;
-        let slots = self
-            .plan
-            .read(text)
-            .map_err(|e| ExtractError::NotJson(e.to_string()))?
-            .ok_or(ExtractError::NotAnObject)?;
-        let id = self.id_of(slots[self.plan.id_slot].as_ref())?;
-        let start = row.len();
-        let mut buffer = String::new();
-        let features = self.spec.features().iter().zip(&self.learned);
-        for ((feature, learned), &slot) in features.zip(&self.plan.feature_slots) {
-            match self.value(feature, learned, slots[slot].as_ref(), &mut buffer) {
-                Ok(value) => row.push(value),
-                Err(error) => {
-                    row.truncate(start);
-                    return Err(error);
+        self.plan
+            .read(text, |slots| {
+                let slots = slots.ok_or(ExtractError::NotAnObject)?;
+                let id = self.id_of(slots[self.plan.id_slot].as_ref())?;
+                let start = row.len();
+                let mut scratch = Scratch::default();
+                let features = self.spec.features().iter().zip(&self.learned);
+                for ((feature, learned), &slot) in features.zip(&self.plan.feature_slots) {
+                    match self.value(feature, learned, slots[slot].as_ref(), &mut scratch, slot) {
+                        Ok(value) => row.push(value),
+                        Err(error) => {
+                            row.truncate(start);
+                            return Err(error);
+                        }
+                    }
                 }
-            }
-        }
-        Ok(id)
+                Ok(id)
+            })
+            .map_err(|e| ExtractError::NotJson(e.to_string()))?
     }
 
     pub(crate) fn id_of(&self, value: Option<&Scalar>) -> Result<Option<RecordId>, ExtractError> {
@@ -339,19 +364,21 @@ impl NamedFeatures {
         }
     }
 
-    /// One feature's value from its field's value (`None`: absent).
-    pub(crate) fn value(
+    /// One feature's value from its field's value (`None`: absent); `slot` names the field
+    /// for [`Scratch`]'s memory of times.
+    fn value(
         &self,
         feature: &Feature,
         learned: &Learned,
         value: Option<&Scalar>,
-        buffer: &mut String,
+        scratch: &mut Scratch,
+        slot: usize,
     ) -> Result<f64, ExtractError> {
         let value = match value {
             None | Some(Scalar::Null) => return self.stand_in(feature, learned),
             Some(value) => value,
         };
-        match (stateless(feature, value, buffer)?, learned) {
+        match (stateless(feature, value, scratch, Some(slot))?, learned) {
             (Stateless::Number(number), _) => Ok(number),
             (Stateless::Category(key), Learned::Categories(counts)) => Ok(counts.frequency(key)),
             // A category feature always learns categories (checked when built or read).
@@ -383,16 +410,26 @@ pub(crate) enum Stateless<'b> {
     Category(&'b str),
 }
 
+/// What reading one record reuses between its features: a buffer for integer category keys,
+/// and the last time read (`ts:hour,ts:weekday` read `ts` once).
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    buffer: String,
+    /// The field (its reader slot) and what its value read as.
+    time: Option<(usize, Option<Instant>)>,
+}
+
 /// The transform of a present, non-null value: all of the feature that depends on the record
-/// alone.
+/// alone. `slot`, when given, names the field in `scratch`'s memory of times.
 pub(crate) fn stateless<'b>(
     feature: &Feature,
     value: &'b Scalar<'_>,
-    buffer: &'b mut String,
+    scratch: &'b mut Scratch,
+    slot: Option<usize>,
 ) -> Result<Stateless<'b>, ExtractError> {
     let names = || (feature.name().to_string(), feature.field().to_string());
     match feature.transform() {
-        Transform::Category => match category_key(value, buffer) {
+        Transform::Category => match category_key(value, &mut scratch.buffer) {
             Some(key) => Ok(Stateless::Category(key)),
             None => {
                 let (feature, field) = names();
@@ -404,9 +441,16 @@ pub(crate) fn stateless<'b>(
             }
         },
         transform @ (Transform::Hour | Transform::Weekday) => {
-            let instant = match value {
-                Scalar::Str(text) => Instant::parse(text),
-                other => Instant::from_epoch_ms(other),
+            let instant = match (scratch.time, slot) {
+                (Some((read, instant)), Some(slot)) if read == slot => instant,
+                _ => {
+                    let instant = match value {
+                        Scalar::Str(text) => Instant::parse(text),
+                        other => Instant::from_epoch_ms(other),
+                    };
+                    scratch.time = slot.map(|slot| (slot, instant));
+                    instant
+                }
             };
             match instant {
                 Some(instant) if transform == Transform::Hour => {

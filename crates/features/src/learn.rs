@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::extract::{stateless, CategoryCounts, ExtractError, Learned, NamedFeatures, Stateless};
+use crate::extract::{
+    stateless, CategoryCounts, ExtractError, Learned, NamedFeatures, Scratch, Stateless,
+};
 use crate::spec::{FeatureSpec, Missing};
 use crate::value::Scalar;
 
@@ -79,10 +81,10 @@ impl FeatureSpec {
             .collect();
         let (mut count, mut usable) = (0usize, 0usize);
         let mut first_rejected = None;
-        let mut buffer = String::new();
+        let mut scratch = Scratch::default();
         for (index, record) in records.clone().enumerate() {
             count += 1;
-            if let Err(error) = self.check_with(record, &mut buffer) {
+            if let Err(error) = self.check_with(record, &mut scratch) {
                 first_rejected.get_or_insert((index, error));
                 continue;
             }
@@ -91,7 +93,7 @@ impl FeatureSpec {
                 let Some(value) = feature.field().lookup(record).map(Scalar::of) else {
                     continue;
                 };
-                match (stateless(feature, &value, &mut buffer), gathered) {
+                match (stateless(feature, &value, &mut scratch, None), gathered) {
                     (Ok(Stateless::Number(n)), Gathered::Numbers(numbers)) => numbers.push(n),
                     (Ok(Stateless::Category(key)), Gathered::Categories(counts)) => {
                         match counts.get_mut(key) {
@@ -156,11 +158,11 @@ impl FeatureSpec {
     /// refuses the record under [`Missing::DeadLetter`]). Once the features are learned, a
     /// record that passes always gives a row.
     pub fn check_record(&self, record: &Value) -> Result<(), ExtractError> {
-        self.check_with(record, &mut String::new())
+        self.check_with(record, &mut Scratch::default())
     }
 
     /// [`check_record`](Self::check_record) with a scratch buffer for category keys.
-    fn check_with(&self, record: &Value, buffer: &mut String) -> Result<(), ExtractError> {
+    fn check_with(&self, record: &Value, scratch: &mut Scratch) -> Result<(), ExtractError> {
         if !record.is_object() {
             return Err(ExtractError::NotAnObject);
         }
@@ -175,7 +177,7 @@ impl FeatureSpec {
                     }
                 }
                 Some(value) => {
-                    stateless(feature, &value, buffer)?;
+                    stateless(feature, &value, scratch, None)?;
                 }
             }
         }

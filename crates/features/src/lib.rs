@@ -111,6 +111,15 @@ pub enum Features {
 }
 
 impl Features {
+    /// The features `model` reads: [`from_metadata`](Self::from_metadata) of its metadata,
+    /// checked against its width. What a consumer calls once per model (at start and at each
+    /// reload).
+    pub fn from_model(model: &iforest::IsolationForest) -> Result<Features, MetadataError> {
+        let features = Features::from_metadata(model.metadata())?;
+        features.check_width(model.n_features())?;
+        Ok(features)
+    }
+
     /// The features a model's metadata names: [`Features::Data`] without a
     /// [`METADATA_KEY`] entry, else the entry read and checked.
     pub fn from_metadata(metadata: &BTreeMap<String, String>) -> Result<Features, MetadataError> {

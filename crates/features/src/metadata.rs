@@ -239,6 +239,12 @@ impl NamedFeatures {
         serde_json::to_string(&wire).unwrap_or_default()
     }
 
+    /// `model` with these features in its metadata (under [`METADATA_KEY`]), so that whoever
+    /// loads it reads records as they were read in training.
+    pub fn attach(&self, model: iforest::IsolationForest) -> iforest::IsolationForest {
+        model.with_metadata(METADATA_KEY, self.to_metadata())
+    }
+
     /// Reads and checks what [`to_metadata`](Self::to_metadata) wrote.
     pub fn from_metadata(text: &str) -> Result<NamedFeatures, MetadataError> {
         let value: Value =
@@ -365,6 +371,51 @@ mod tests {
             })
         );
         assert!(Features::Data.check_width(2).is_ok());
+    }
+
+    #[test]
+    fn a_model_carries_its_features_through_its_file() {
+        let records: Vec<Value> = (0..60)
+            .map(|i| json!({"amount": i, "mcc": (["a", "b", "c"][i % 3])}))
+            .collect();
+        let fitted = FeatureParams::new("amount:log,mcc:category")
+            .check()
+            .unwrap()
+            .fit(&records)
+            .unwrap();
+        let forest = iforest::IsolationForestParams::new()
+            .n_trees(10)
+            .fit(&fitted.rows, 2)
+            .unwrap();
+        assert_eq!(
+            Features::from_model(&forest),
+            Ok(Features::Data),
+            "no entry: `data`"
+        );
+        let model = fitted.features.attach(forest.clone());
+        let read = iforest::IsolationForest::from_bytes(&model.to_bytes()).unwrap();
+        assert_eq!(
+            Features::from_model(&read),
+            Ok(Features::Named(fitted.features.clone()))
+        );
+        let corrupt = forest
+            .clone()
+            .with_metadata(METADATA_KEY, "{\"version\": 1}");
+        assert!(matches!(
+            Features::from_model(&corrupt),
+            Err(MetadataError::Layout(_))
+        ));
+        let narrow = iforest::IsolationForestParams::new()
+            .n_trees(10)
+            .fit(&fitted.rows, 1)
+            .unwrap();
+        assert_eq!(
+            Features::from_model(&fitted.features.attach(narrow)),
+            Err(MetadataError::Width {
+                features: 2,
+                model: 1
+            })
+        );
     }
 
     /// The entry with `change` applied to its JSON.

@@ -41,7 +41,10 @@ struct Node {
 }
 
 /// Values found, one per slot.
-pub(crate) type Slots<'de> = Vec<Option<Scalar<'de>>>;
+pub(crate) type Slots<'de> = [Option<Scalar<'de>>];
+
+/// Slots held on the stack; a plan with more takes a vector.
+const STACK_SLOTS: usize = 8;
 
 impl Plan {
     /// The tree of `fields` (the features' fields in row order) and `id`.
@@ -90,22 +93,31 @@ impl Plan {
         slot
     }
 
-    /// Parses `text` (one JSON value), keeping the values on the paths. `Ok(None)`: valid
-    /// JSON, but not an object.
-    pub(crate) fn read<'de>(
+    /// Parses `text` (one JSON value), keeping the values on the paths, and hands them to
+    /// `use_slots` (`None`: valid JSON, but not an object).
+    pub(crate) fn read<'de, T>(
         &self,
         text: &'de str,
-    ) -> Result<Option<Slots<'de>>, serde_json::Error> {
-        let mut slots: Slots<'de> = vec![None; self.slots];
+        use_slots: impl FnOnce(Option<&Slots<'de>>) -> T,
+    ) -> Result<T, serde_json::Error> {
+        let mut on_stack: [Option<Scalar<'de>>; STACK_SLOTS] = Default::default();
+        let mut on_heap = Vec::new();
+        let slots: &mut Slots<'de> = match on_stack.get_mut(..self.slots) {
+            Some(slots) => slots,
+            None => {
+                on_heap.resize(self.slots, None);
+                &mut on_heap
+            }
+        };
         let mut deserializer = serde_json::Deserializer::from_str(text);
         let is_object = NodeSeed {
             plan: self,
             node: 0,
-            slots: &mut slots,
+            slots,
         }
         .deserialize(&mut deserializer)?;
         deserializer.end()?;
-        Ok(is_object.then_some(slots))
+        Ok(use_slots(is_object.then_some(slots)))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::Value;
 
 /// A JSON value as a transform sees it: scalars in full, containers by kind only.
@@ -200,18 +200,36 @@ fn parse_quickly(text: &str) -> Option<Instant> {
         }
         _ => return None,
     };
-    let date = NaiveDate::from_ymd_opt(
-        i32::try_from(digits(0, 4)?).ok()?,
-        u32::try_from(digits(5, 7)?).ok()?,
-        u32::try_from(digits(8, 10)?).ok()?,
-    )?;
-    let days = date.signed_duration_since(NaiveDate::default()).num_days();
-    // NaiveDate::default() is 1970-01-01.
+    let days = days_since_epoch(digits(0, 4)?, digits(5, 7)?, digits(8, 10)?)?;
     let local = hour * 3600 + minute * 60 + second - offset_seconds;
     Some(Instant {
         days: days + local.div_euclid(86_400),
         seconds: local.rem_euclid(86_400) as f64 + fraction,
     })
+}
+
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (year 0 to 9999), or
+/// `None` for a date that does not exist; by hand (H. Hinnant's `days_from_civil`), as the
+/// per-record cost of a time is mostly this.
+fn days_since_epoch(year: i64, month: i64, day: i64) -> Option<i64> {
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1..=month_days).contains(&day) {
+        return None;
+    }
+    // Years counted from March, so that the leap day ends the year.
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    Some(era * 146_097 + day_of_era - 719_468)
 }
 
 /// A category's key: a string as it is, an integer as its decimal digits (so `5411` and
@@ -299,6 +317,29 @@ mod tests {
         assert_eq!(parse_quickly("2016-12-31T23:59:60Z"), None);
         let (hour, _) = at("2016-12-31T23:59:60Z");
         assert!(hour < 24.0, "{hour}");
+    }
+
+    #[test]
+    fn days_since_the_epoch_are_chronos() {
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        for year in [
+            0, 1, 4, 100, 1600, 1900, 1969, 1970, 2000, 2024, 2026, 2100, 9999,
+        ] {
+            for month in 1..=12 {
+                for day in [1, 28, 29, 30, 31] {
+                    let chrono = chrono::NaiveDate::from_ymd_opt(year as i32, month as u32, day)
+                        .map(|date| date.signed_duration_since(epoch).num_days());
+                    assert_eq!(
+                        days_since_epoch(year, month, i64::from(day)),
+                        chrono,
+                        "{year}-{month}-{day}"
+                    );
+                }
+            }
+        }
+        assert_eq!(days_since_epoch(2026, 13, 1), None);
+        assert_eq!(days_since_epoch(2026, 0, 1), None);
+        assert_eq!(days_since_epoch(2026, 1, 0), None);
     }
 
     #[test]
