@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use features::Missing;
-use iforest::{Contamination, SplitRule};
+use iforest::{Contamination, RangeCheck, SplitRule};
 
 /// Fit, inspect and evaluate Isolation Forest models for the detector.
 #[derive(Debug, Parser)]
@@ -127,6 +127,11 @@ pub struct ParamArgs {
     /// Extended forest only: hyperplane extension level [default: features − 1].
     #[arg(long, value_name = "N")]
     pub extension_level: Option<usize>,
+    /// Range-aware isolation: `on` (a value beyond a split's training range ends its path
+    /// there, as isolated) or `off` (plain isolation forests, as in scikit-learn)
+    /// [default: the library's, on].
+    #[arg(long, value_name = "on|off")]
+    pub range_check: Option<RangeCheck>,
     /// Threads for fitting (0 = all cores); the model is the same for any value.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,

@@ -211,6 +211,11 @@ fn data_table(
 fn fit_named(args: &FitArgs, spec: &FeatureSpec) -> Result<Trained> {
     let source = &args.source;
     let records: Vec<Record> = if let Some(path) = &source.csv {
+        if let Some(column) = &source.label_column {
+            if spec.reads(&FieldPath::parse(column).context("--label-column")?) {
+                bail!("--label-column {column} is also a feature: a label is never a feature");
+            }
+        }
         records::csv_records(path, source.label_column.as_deref())?
     } else if let Some(path) = &source.jsonl {
         dataset::read_jsonl(path)?
@@ -313,7 +318,12 @@ pub fn build_params(
         },
         axis => axis,
     };
-    IsolationForestParams::new()
+    let params = IsolationForestParams::new();
+    let params = match args.range_check {
+        Some(range_check) => params.range_check(range_check),
+        None => params,
+    };
+    params
         .n_trees(args.trees.unwrap_or(default_trees))
         .sample_size(args.sample_size.unwrap_or(default_samples))
         .max_depth(args.max_depth)
@@ -337,6 +347,7 @@ mod tests {
             seed: 42,
             split: SplitRule::Axis,
             extension_level: None,
+            range_check: None,
             threads: 1,
         }
     }
@@ -349,6 +360,13 @@ mod tests {
         assert_eq!(params.contamination(), Contamination::Fraction(0.01));
         let params = build_params(&param_args(), false, vec![]).check().unwrap();
         assert_eq!((params.n_trees(), params.sample_size()), (100, 256));
+        assert_eq!(params.range_check(), iforest::RangeCheck::default());
+        let off = ParamArgs {
+            range_check: Some(iforest::RangeCheck::Off),
+            ..param_args()
+        };
+        let params = build_params(&off, false, vec![]).check().unwrap();
+        assert_eq!(params.range_check(), iforest::RangeCheck::Off);
     }
 
     #[test]

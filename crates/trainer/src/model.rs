@@ -19,16 +19,12 @@ pub fn models_dir(models_dir: Option<&Path>, out: &Path) -> PathBuf {
 
 /// The model with its named features in its metadata.
 pub fn with_features(model: IsolationForest, features: &NamedFeatures) -> IsolationForest {
-    // Until the model file carries metadata, named features cannot travel with it.
-    let _ = features;
-    model
+    features.attach(model)
 }
 
 /// The features `model` reads, checked against its width.
 pub fn features_of(model: &IsolationForest) -> Result<Features> {
-    let features = Features::Data;
-    features.check_width(model.n_features())?;
-    Ok(features)
+    Ok(Features::from_model(model)?)
 }
 
 /// Writes `model` to `out` (atomically) and to `<models_dir>/<id>.bin`; returns the id.

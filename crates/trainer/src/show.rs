@@ -34,6 +34,7 @@ pub fn show(args: &ShowArgs) -> Result<()> {
             .map_or("ceil(log2(sample size))".to_string(), |d| d.to_string())
     );
     println!("split rule         {:?}", params.split_rule());
+    println!("range check        {}", params.range_check());
     println!("contamination      {}", params.contamination());
     println!("seed               {}", params.seed());
     println!("training rows      {}", model.training_rows());

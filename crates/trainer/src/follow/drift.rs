@@ -122,24 +122,6 @@ pub fn drift(training: &[FeatureSummary], window: &[FeatureSummary]) -> Option<D
     largest
 }
 
-/// Min, max, mean and population standard deviation of each feature of row-major `data`.
-pub fn summarise(data: &[f64], n_features: usize) -> Vec<FeatureSummary> {
-    let rows = data.len().checked_div(n_features).unwrap_or(0).max(1) as f64;
-    (0..n_features)
-        .map(|feature| {
-            let values = || data.iter().skip(feature).step_by(n_features);
-            let mean = values().sum::<f64>() / rows;
-            let variance = values().map(|v| (v - mean) * (v - mean)).sum::<f64>() / rows;
-            FeatureSummary {
-                min: values().copied().fold(f64::INFINITY, f64::min),
-                max: values().copied().fold(f64::NEG_INFINITY, f64::max),
-                mean,
-                std_dev: variance.sqrt(),
-            }
-        })
-        .collect()
-}
-
 /// Why a model is fitted.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Reason {
@@ -264,15 +246,6 @@ mod tests {
             Reason::Interval(Duration::from_secs(3600)).to_string(),
             "the model is 3600 s old"
         );
-    }
-
-    #[test]
-    fn summaries_are_per_feature_population_statistics() {
-        let data = [1.0, 10.0, 3.0, 10.0, 5.0, 40.0];
-        let s = summarise(&data, 2);
-        assert_eq!((s[0].min, s[0].max, s[0].mean), (1.0, 5.0, 3.0));
-        assert!((s[0].std_dev - (8.0f64 / 3.0).sqrt()).abs() < 1e-12);
-        assert_eq!((s[1].mean, s[1].min, s[1].max), (20.0, 10.0, 40.0));
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //!
 //! [`Follower`] holds the window and makes the decisions without Kafka (unit-tested);
 //! [`follow`] feeds it from the topic. [`drift`] holds the policy and the decision, [`window`]
-//! the rows.
+//! the rows; the window is summarised as the model summarises its training data
+//! ([`iforest::summarise`]), so the two compare value for value.
 
 pub mod drift;
 pub mod window;
@@ -25,13 +26,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, Result};
 use features::{FeatureSpec, Features, NamedFeatures};
-use iforest::{FeatureSummary, IsolationForest, IsolationForestParams};
+use iforest::{summarise, FeatureSummary, IsolationForest, IsolationForestParams};
 use rdkafka::message::Message;
 use rdkafka::Offset;
 use schema::{DecodeLimits, Transaction};
 use serde_json::Value;
 
-pub use drift::{decide, drift, summarise, Drift, DriftKind, Policy, Reason};
+pub use drift::{decide, drift, Drift, DriftKind, Policy, Reason};
 pub use window::{RecordWindow, Window};
 
 /// How often the window is compared with the model (at most).
