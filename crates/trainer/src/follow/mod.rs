@@ -623,5 +623,33 @@ mod tests {
             follower.drift().unwrap().value < 1e-9,
             "the window is what was learned"
         );
+        // The model file carries what was learned from the shifted window.
+        let model = IsolationForest::load(&out).unwrap();
+        let Features::Named(named) = Features::from_model(&model).unwrap() else {
+            panic!("the model names its features")
+        };
+        let features::Learned::Median(median) = named.learned()[0] else {
+            panic!("{:?}", named.learned())
+        };
+        assert!((median - 401f64.ln()).abs() < 0.1, "{median}");
+
+        // A follower started on that file, without --features, reads the model's features.
+        let mut resumed =
+            Follower::new(policy.clone(), params.clone(), output(&out, None), None).unwrap();
+        assert!(!resumed.push(&[1.0, 2.0]), "records, not rows");
+        for i in 900..1200 {
+            assert!(resumed.push_record(&payment(i, 400.0)));
+        }
+        assert!(resumed.poll(Instant::now()).unwrap().is_none(), "no drift");
+        // With other features asked for, the model is no reference: a first model is fitted.
+        let other = features::FeatureParams::new("amount").check().unwrap();
+        let mut fresh = Follower::new(policy, params, output(&out, None), Some(other)).unwrap();
+        for i in 0..300 {
+            fresh.push_record(&payment(i, 40.0));
+        }
+        let refit = fresh.poll(Instant::now()).unwrap().expect("a first model");
+        assert_eq!(refit.reason, Reason::NoModel);
+        let model = IsolationForest::load(&out).unwrap();
+        assert_eq!(model.feature_names().unwrap(), ["amount"]);
     }
 }
