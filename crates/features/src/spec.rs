@@ -68,7 +68,7 @@ impl Transform {
 
 impl fmt::Display for Transform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
     }
 }
 
@@ -159,7 +159,7 @@ impl Eq for Feature {}
 
 impl fmt::Display for Feature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name)
+        f.pad(&self.name)
     }
 }
 
@@ -187,7 +187,7 @@ impl Missing {
 
 impl fmt::Display for Missing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
     }
 }
 
@@ -504,6 +504,17 @@ mod tests {
             FeatureParams::new("a").id_field("").check(),
             Err(SpecError::IdField(PathError::Empty))
         );
+    }
+
+    #[test]
+    fn names_pad_as_strings_do() {
+        assert_eq!(format!("{:<6}|", Transform::Log), "log   |");
+        let feature = Feature::parse("ts:hour").unwrap();
+        assert_eq!(
+            format!("{feature:>9}|{:<5}|", feature.field()),
+            "  ts:hour|ts   |"
+        );
+        assert_eq!(format!("{:<12}|", Missing::Impute), "impute      |");
     }
 
     #[test]

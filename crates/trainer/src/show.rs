@@ -15,12 +15,19 @@ pub fn show(args: &ShowArgs) -> Result<()> {
         .with_context(|| format!("cannot read {}", args.model.display()))?;
     let model = IsolationForest::from_bytes(&bytes)
         .with_context(|| format!("{} is not a usable model", args.model.display()))?;
-    let features = crate::model::features_of(&model)
-        .with_context(|| format!("{} is not a usable model", args.model.display()))?;
+    // A features entry that cannot be read does not hide the rest of the file: it is
+    // reported (and the command fails) after the header.
+    let features = crate::model::features_of(&model);
     let params = model.params();
     println!("model              {}", args.model.display());
     println!("id                 {}", iforest::model_id(&bytes));
-    println!("format version     {}", iforest::FORMAT_VERSION);
+    // The header: magic (8 bytes), then the format version (u32, little-endian); the file
+    // loaded, so both are there.
+    let version = bytes
+        .get(8..12)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u32::from_le_bytes);
+    println!("format version     {version}");
     println!("trees              {}", model.n_trees());
     println!(
         "sample size        {} (asked {})",
@@ -39,8 +46,10 @@ pub fn show(args: &ShowArgs) -> Result<()> {
     println!("seed               {}", params.seed());
     println!("training rows      {}", model.training_rows());
     println!("threshold          {}", model.threshold());
-    for line in describe_features(&features) {
-        println!("{line}");
+    if let Ok(features) = &features {
+        for line in describe_features(features) {
+            println!("{line}");
+        }
     }
     println!("features           {}", model.n_features());
     println!(
@@ -57,7 +66,9 @@ pub fn show(args: &ShowArgs) -> Result<()> {
             name, summary.min, summary.max, summary.mean, summary.std_dev
         );
     }
-    Ok(())
+    features
+        .map(|_| ())
+        .with_context(|| format!("{} is not a usable model", args.model.display()))
 }
 
 /// What the model reads, one line each: the kind of input, then each named feature with what
@@ -104,7 +115,7 @@ pub fn describe_features(features: &Features) -> Vec<String> {
         lines.push(format!(
             "  {:<28} {:<9} {summary}",
             feature.name(),
-            feature.transform()
+            feature.transform().name()
         ));
     }
     lines

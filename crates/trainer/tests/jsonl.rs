@@ -311,3 +311,51 @@ fn bad_requests_are_refused_with_the_problem_named() {
     }
     assert!(!Path::new(&out).exists(), "nothing written");
 }
+
+#[test]
+fn a_model_file_is_shown_as_it_is_and_a_corrupt_features_entry_refused() {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../iforest/tests/fixtures/v1-axis.bin");
+    let shown = trainer_ok(&["show", "--model", fixture.to_str().unwrap()]);
+    assert!(shown.contains("format version     1\n"), "{shown}");
+    assert!(shown.contains("the `data` array"), "{shown}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let rows: Vec<f64> = (0..200).map(|i| f64::from(i % 17)).collect();
+    let model = iforest::IsolationForestParams::new()
+        .n_trees(10)
+        .fit(&rows, 1)
+        .unwrap()
+        .with_metadata(
+            features::METADATA_KEY,
+            r#"{"version": 1, "missing": "impute"}"#,
+        );
+    let path = dir.path().join("corrupt.bin");
+    model.save(&path).unwrap();
+    let jsonl = dir.path().join("r.jsonl");
+    std::fs::write(&jsonl, "{\"a\": 1}\n").unwrap();
+    let output = trainer(&["show", "--model", path.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("trees              10\n"),
+        "the rest of the file is still shown"
+    );
+    for args in [
+        vec!["show", "--model", path.to_str().unwrap()],
+        vec![
+            "score",
+            "--model",
+            path.to_str().unwrap(),
+            "--jsonl",
+            jsonl.to_str().unwrap(),
+        ],
+    ] {
+        let output = trainer(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("corrupt.bin is not a usable model")
+                && stderr.contains("the model's `features` entry is not valid"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
