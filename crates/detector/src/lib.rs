@@ -9,44 +9,32 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the flags as typed; [`config`]: checked, with the model loaded
-//!   ([`Config::from_cli`]), so bad flags and bad models stop the detector before it connects.
-//! - [`scoring`]: the pure part, no Kafka: a batch of raw records in, the anomalies and dead
-//!   letters to write and the offsets that may then be stored out. Unit-tested.
-//! - [`pipeline`]: the Kafka loop around it ([`run`]): batching, sending, acknowledgements,
-//!   offsets, progress, and the clean stop (signal, `--max-records`, `--idle-exit`).
-//! - [`metrics`]: Prometheus metrics at `--metrics-addr`.
-//! - [`reload`]: the model's hot reload between batches (SIGHUP or a replaced file).
-//! - `transactional`: the `--exactly-once` loop, one Kafka transaction per batch.
+//! One way, top to bottom (a module uses only those below it):
+//!
+//! - `run` ([`run()`]: connect, pick the delivery mode, shut down) uses `at_least_once` and
+//!   `exactly_once`, each one delivery mode's loop, which both use `worker` (batch filling,
+//!   scoring, enqueueing, totals).
+//! - `worker` uses [`scoring`] (the pure part, no Kafka: a batch of raw records in, the
+//!   anomalies and dead letters to write and the offsets that may then be stored out),
+//!   [`metrics`] (Prometheus, `--metrics-addr`) and [`reload`] (the model's hot reload between
+//!   batches).
+//! - [`config`] (checked settings, [`Config::from_cli`]) uses [`cli`]
+//!   (the flags as typed) and [`scoring`]'s [`Model`](scoring::Model).
+//!
+//! The binary (`main.rs`) parses the flags, passes the shutdown future in and maps the result
+//! to an exit code.
 
+mod at_least_once;
 pub mod cli;
 pub mod config;
+mod exactly_once;
 pub mod metrics;
-pub mod pipeline;
 pub mod reload;
+mod run;
 pub mod scoring;
-mod transactional;
+mod worker;
 
 pub use cli::Cli;
 pub use config::Config;
-pub use pipeline::{run, Stats, SHUTDOWN_DEADLINE};
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn termination_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut interrupt), Ok(mut terminate)) => {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-        }
-        _ => {
-            log::warn!("cannot listen for SIGTERM; only Ctrl-C stops the detector");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
+pub use run::run;
+pub use worker::{Stats, SHUTDOWN_DEADLINE};

@@ -18,13 +18,33 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => return fail(&anyhow::Error::new(error).context("cannot start the runtime")),
     };
-    let result = runtime.block_on(detector::run(config, detector::termination_signal()));
+    let result = runtime.block_on(detector::run(config, termination_signal()));
     // Work left on blocking threads (leaving the group of a broker that is gone) does not
     // hold the exit.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => fail(&error),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn termination_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut interrupt), Ok(mut terminate)) => {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        _ => {
+            log::warn!("cannot listen for SIGTERM; only Ctrl-C stops the detector");
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -25,8 +25,8 @@ use rdkafka::producer::{FutureProducer, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::pipeline::{consumer_error, enqueue, Stop, Worker, TICK};
 use crate::scoring::Output;
+use crate::worker::{consumer_error, enqueue, Stop, Worker, TICK};
 
 /// How long one transaction call may wait for the coordinator.
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);

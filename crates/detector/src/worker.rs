@@ -1,0 +1,279 @@
+//! What either delivery mode does with a batch: read it ([`Worker::fill_batch`]), score it
+//! ([`Worker::score`]), put its outputs in the producer's queue ([`enqueue`]) and count it
+//! ([`Worker::count`]); plus the run's totals ([`Stats`]), why a loop stops ([`Stop`]) and the
+//! progress line. The delivery modes (`at_least_once`, `exactly_once`) decide when offsets
+//! move; this module never touches them.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context as _, Result};
+use futures::FutureExt as _;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message as _};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::Topics;
+use crate::metrics::Metrics;
+use crate::reload::ModelWatcher;
+use crate::scoring::{BatchOutcome, Incoming, Output, Scorer};
+
+/// Totals of a run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Records read.
+    pub consumed: u64,
+    /// Records scored.
+    pub scored: u64,
+    /// Anomalies written.
+    pub anomalies: u64,
+    /// Dead letters written.
+    pub dead_letters: u64,
+    /// With `--exactly-once`: transactions committed.
+    pub transactions: u64,
+    /// With `--exactly-once`: transactions aborted (their batches were read again).
+    pub aborted: u64,
+}
+
+impl Stats {
+    pub(crate) fn add(&mut self, records: usize, outcome: &BatchOutcome) {
+        self.consumed += records as u64;
+        self.scored += outcome.scored;
+        self.anomalies += outcome.anomalies;
+        self.dead_letters += outcome.dead_letters;
+    }
+}
+
+/// Why the loop ended (all of them end cleanly).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Stop {
+    /// SIGINT or SIGTERM.
+    Signal,
+    /// `--max-records` reached.
+    MaxRecords(u64),
+    /// `--idle-exit`: nothing arrived for this long.
+    Idle(Duration),
+}
+
+/// How often the loop wakes up without records (model file check, idle limit).
+pub(crate) const TICK: Duration = Duration::from_millis(500);
+/// How often progress is logged.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// Before the first record, `--idle-exit` waits at least this long (joining a group).
+pub(crate) const FIRST_RECORD_GRACE: Duration = Duration::from_secs(30);
+
+/// The most a clean stop waits for the outputs in flight before it gives up on them (their
+/// offsets are then not stored, and a restart reads them again), so SIGTERM ends the process
+/// within 10 s even when the broker is gone.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+/// The most the final flush, commit and leaving of the group wait, each.
+pub(crate) const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
+
+/// The state a run's loop works on, in either delivery mode.
+pub(crate) struct Worker {
+    pub(crate) scorer: Scorer,
+    pub(crate) watcher: ModelWatcher,
+    pub(crate) model_path: std::path::PathBuf,
+    pub(crate) metrics: Metrics,
+    pub(crate) topics: Topics,
+    pub(crate) batch_size: usize,
+    pub(crate) batch_wait: Duration,
+    pub(crate) max_records: Option<u64>,
+    pub(crate) idle_exit: Option<Duration>,
+    pub(crate) stats: Stats,
+    pub(crate) progress: Progress,
+    /// When the first record arrived.
+    pub(crate) first_record_at: Option<SystemTime>,
+    /// When the last batch was read (for `--idle-exit`).
+    pub(crate) last_record: Instant,
+    /// When the last batch's outputs were acknowledged (or its transaction committed).
+    pub(crate) last_done_at: Option<SystemTime>,
+}
+
+impl Worker {
+    /// Between batches: the model may change (hot reload), and the metrics' view of the
+    /// model, rebalances and batches in flight is brought up to date.
+    pub(crate) fn between_batches(&mut self, consumer: &bus::LoggingConsumer, in_flight: usize) {
+        use rdkafka::consumer::Consumer as _;
+        self.watcher.poll(&mut self.scorer);
+        self.metrics.state(
+            self.scorer.model(),
+            &self.model_path,
+            consumer.context().rebalances(),
+            in_flight,
+        );
+    }
+
+    /// Scores a batch, timing it for the metrics; `record` says whether the batch counts in
+    /// the metrics now (at-least-once) or only once its transaction commits.
+    pub(crate) fn score(
+        &mut self,
+        messages: &[BorrowedMessage<'_>],
+    ) -> Result<(BatchOutcome, Duration)> {
+        let started = Instant::now();
+        let outcome = self
+            .scorer
+            .process(&incoming(messages))
+            .context("scoring a checked batch failed; its offsets are not stored")?;
+        Ok((outcome, started.elapsed()))
+    }
+
+    /// A batch done (outputs sent, or its transaction committed): totals and metrics.
+    pub(crate) fn count(
+        &mut self,
+        messages: &[BorrowedMessage<'_>],
+        outcome: &BatchOutcome,
+        scoring: Duration,
+    ) {
+        self.stats.add(messages.len(), outcome);
+        let timestamps: Vec<i64> = messages
+            .iter()
+            .map(|message| message.timestamp().to_millis().unwrap_or(0))
+            .collect();
+        self.metrics.batch(outcome, scoring, &timestamps);
+    }
+
+    /// The stop that applies before the next batch, if any: `--max-records` reached.
+    pub(crate) fn limit_reached(&self) -> Option<Stop> {
+        self.max_records
+            .filter(|&max| self.stats.consumed >= max)
+            .map(Stop::MaxRecords)
+    }
+
+    /// On a tick without records: the `--idle-exit` stop, if due.
+    pub(crate) fn idle_stop(&self) -> Option<Stop> {
+        let idle = self.idle_exit?;
+        let limit = if self.first_record_at.is_none() {
+            idle.max(FIRST_RECORD_GRACE)
+        } else {
+            idle
+        };
+        let waited = self.last_record.elapsed();
+        (waited >= limit).then_some(Stop::Idle(waited))
+    }
+
+    /// Reads the rest of a batch whose first record is `first`: what is there now, or
+    /// arrives within `--batch-wait-ms`, up to `--batch-size` (and `--max-records`).
+    pub(crate) async fn fill_batch<'c>(
+        &mut self,
+        consumer: &'c bus::LoggingConsumer,
+        first: BorrowedMessage<'c>,
+    ) -> Result<Vec<BorrowedMessage<'c>>> {
+        let limit = self.max_records.map_or(self.batch_size, |max| {
+            self.batch_size
+                .min(usize::try_from(max - self.stats.consumed).unwrap_or(usize::MAX))
+        });
+        let mut messages = Vec::with_capacity(limit);
+        messages.push(first);
+        let deadline = tokio::time::Instant::now() + self.batch_wait;
+        while messages.len() < limit {
+            let next = match consumer.recv().now_or_never() {
+                Some(next) => next,
+                None => match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                },
+            };
+            match next {
+                Ok(message) => messages.push(message),
+                Err(error) => consumer_error(error)?,
+            }
+        }
+        self.first_record_at.get_or_insert_with(SystemTime::now);
+        Ok(messages)
+    }
+
+    /// One summary line on stdout.
+    pub(crate) fn print_summary(&self) {
+        let epoch_ms = |time: Option<SystemTime>| {
+            time.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_millis())
+        };
+        let (first_ms, last_ms) = (epoch_ms(self.first_record_at), epoch_ms(self.last_done_at));
+        // The rate counts the time spent working: first record in to last output done.
+        let seconds = last_ms.saturating_sub(first_ms) as f64 / 1000.0;
+        let stats = &self.stats;
+        println!(
+            "detector: consumed={} scored={} anomalies={} dead_letters={} seconds={seconds:.3} \
+             rate={:.1}/s first_ms={first_ms} last_ms={last_ms} transactions={} aborted={}",
+            stats.consumed,
+            stats.scored,
+            stats.anomalies,
+            stats.dead_letters,
+            stats.consumed as f64 / seconds.max(1e-3),
+            stats.transactions,
+            stats.aborted
+        );
+    }
+}
+
+/// Records as the scorer takes them.
+pub(crate) fn incoming<'m>(messages: &'m [BorrowedMessage<'_>]) -> Vec<Incoming<'m>> {
+    messages
+        .iter()
+        .map(|m| Incoming {
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key(),
+            payload: m.payload(),
+        })
+        .collect()
+}
+
+/// A consumer error: fatal ones end the run, the others are logged (librdkafka retries).
+pub(crate) fn consumer_error(error: KafkaError) -> Result<()> {
+    if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+        bail!("the consumer failed: {error}");
+    }
+    log::warn!("consumer error: {error}");
+    Ok(())
+}
+
+/// Puts one output in the producer's queue (without waiting for its delivery).
+pub(crate) fn enqueue(
+    producer: &FutureProducer<bus::LoggingContext>,
+    topics: &Topics,
+    output: &Output,
+) -> Result<DeliveryFuture, KafkaError> {
+    let record = FutureRecord::to(topics.of(output.destination))
+        .key(&output.key)
+        .payload(&output.payload);
+    producer.send_result(record).map_err(|(error, _)| error)
+}
+
+/// Periodic progress in the log.
+pub(crate) struct Progress {
+    started: Instant,
+    last: Instant,
+    consumed_at_last: u64,
+}
+
+impl Progress {
+    pub(crate) fn new() -> Self {
+        let now = Instant::now();
+        Self {
+            started: now,
+            last: now,
+            consumed_at_last: 0,
+        }
+    }
+
+    pub(crate) fn tick(&mut self, stats: &Stats, in_flight: usize) {
+        let since = self.last.elapsed();
+        if since < PROGRESS_EVERY {
+            return;
+        }
+        let rate = (stats.consumed - self.consumed_at_last) as f64 / since.as_secs_f64();
+        log::info!(
+            "{rate:.0} records/s; consumed={} scored={} anomalies={} dead_letters={} in {:.0?}; \
+             {in_flight} batches in flight",
+            stats.consumed,
+            stats.scored,
+            stats.anomalies,
+            stats.dead_letters,
+            self.started.elapsed()
+        );
+        self.last = Instant::now();
+        self.consumed_at_last = stats.consumed;
+    }
+}
