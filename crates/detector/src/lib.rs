@@ -18,11 +18,14 @@
 //!   anomalies and dead letters to write and the offsets that may then be stored out),
 //!   [`metrics`] (Prometheus, `--metrics-addr`) and [`reload`] (the model's hot reload between
 //!   batches).
-//! - [`config`] (checked settings, [`Config::from_cli`]) uses [`cli`]
+//! - [`config`] (checked settings: [`Config::builder`] for plain values, [`Config::from_cli`]
+//!   for the command line) uses [`cli`]
 //!   (the flags as typed) and [`scoring`]'s [`Model`](scoring::Model).
 //!
-//! The binary (`main.rs`) parses the flags, passes the shutdown future in and maps the result
-//! to an exit code.
+//! The binary (`main.rs`) parses the flags, installs the signal handlers (SIGINT and SIGTERM
+//! resolve the shutdown future it passes to [`run()`], SIGHUP pulls the config's
+//! [`ReloadTrigger`](reload::ReloadTrigger)) and maps the result to an exit code. The library
+//! installs no signal handler.
 
 mod at_least_once;
 pub mod cli;

@@ -8,8 +8,17 @@ fn main() -> ExitCode {
     // Flags and model are checked before anything connects.
     let config = match detector::Config::from_cli(detector::Cli::parse()) {
         Ok(config) => config,
-        Err(error) => return fail(&error),
+        Err(error) => return fail(&error.into()),
     };
+    // SIGHUP reloads the model: the handler only sets the trigger's flag, which the run
+    // looks at between batches.
+    if let Err(error) =
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, config.reload.flag())
+    {
+        log::warn!(
+            "cannot listen for SIGHUP ({error}); the model reloads only when its file changes"
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -45,6 +45,12 @@ pub struct Metrics {
     shown_model: Arc<std::sync::Mutex<String>>,
 }
 
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -179,15 +185,22 @@ impl Metrics {
 
     /// Between batches: the model in use (and its file's age), rebalances so far, batches in
     /// flight.
-    pub fn state(&self, model: &Model, model_path: &Path, rebalances: u64, in_flight: usize) {
+    pub fn state(
+        &self,
+        model: &Model,
+        model_path: Option<&Path>,
+        rebalances: u64,
+        in_flight: usize,
+    ) {
         if let Ok(mut shown) = self.shown_model.lock() {
             if *shown != model.id {
                 self.model.clear();
                 self.model
                     .get_or_create(&vec![("model".to_string(), model.id.clone())])
                     .set(1);
-                let written = std::fs::metadata(model_path)
-                    .and_then(|metadata| metadata.modified())
+                let written = model_path
+                    .and_then(|path| std::fs::metadata(path).ok())
+                    .and_then(|metadata| metadata.modified().ok())
                     .map_or(0, |time| unix_ms(time) / 1000);
                 self.model_written.set(written);
                 shown.clone_from(&model.id);

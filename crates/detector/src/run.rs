@@ -11,22 +11,24 @@ use rdkafka::producer::{FutureProducer, Producer as _};
 use rdkafka::util::Timeout;
 
 use crate::config::{Config, Topics};
-use crate::metrics::Metrics;
 use crate::reload::ModelWatcher;
 use crate::scoring::Scorer;
 use crate::worker::{Progress, Stats, Stop, Worker, SHUTDOWN_FLUSH};
 
 /// Runs until `shutdown` resolves (or a `--max-records` / `--idle-exit` limit), then stops
-/// consuming, waits (at most [`SHUTDOWN_DEADLINE`]) for the outputs in flight, stores and
+/// consuming, waits (at most [`SHUTDOWN_DEADLINE`](crate::SHUTDOWN_DEADLINE)) for the outputs in flight, stores and
 /// commits their offsets, flushes, leaves the group and prints one summary line.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<Stats> {
     // Watch the model file from now: a model replaced while the broker is awaited is seen.
-    let watcher = ModelWatcher::new(&config.model_path);
+    let watcher = ModelWatcher::new(config.model_path.as_deref(), config.reload.clone());
     let forest = &config.model.forest;
     log::info!(
         "model {} ({}): {} trees, {} features, threshold {:.4}",
         config.model.id,
-        config.model_path.display(),
+        config
+            .model_path
+            .as_ref()
+            .map_or("in memory".into(), |path| path.display().to_string()),
         forest.n_trees(),
         forest.n_features(),
         forest.threshold()
@@ -49,7 +51,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
             None => format!("at-least-once, {} in flight", config.in_flight_batches),
         }
     );
-    let metrics = Metrics::new();
+    let metrics = config.metrics.clone();
     if let Some(address) = &config.metrics_addr {
         metrics.serve(address)?;
     }

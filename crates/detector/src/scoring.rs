@@ -2,9 +2,8 @@
 //! offsets that may then be stored. No Kafka here, so it is unit-tested directly.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
 use chrono::Utc;
 use iforest::{IsolationForest, ScoreError};
 use schema::{encode_anomaly, DeadLetter, DecodeLimits, Rejection, Transaction, Verdict};
@@ -91,13 +90,42 @@ impl std::fmt::Debug for Model {
     }
 }
 
+/// Why a model file cannot be used; the message names the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelLoadError {
+    /// The file cannot be read.
+    #[error("cannot read the model file {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid model.
+    #[error("{} is not a usable model", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: iforest::ModelError,
+    },
+}
+
 impl Model {
     /// Loads and checks a model file; the error names the file and the problem.
-    pub fn load(path: &Path) -> Result<Model> {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read the model file {}", path.display()))?;
-        let forest = IsolationForest::from_bytes(&bytes)
-            .with_context(|| format!("{} is not a usable model", path.display()))?;
+    pub fn load(path: &Path) -> Result<Model, ModelLoadError> {
+        let bytes = std::fs::read(path).map_err(|source| ModelLoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let forest =
+            IsolationForest::from_bytes(&bytes).map_err(|source| ModelLoadError::Invalid {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Ok(Model {
             forest,
             id: iforest::model_id(&bytes),
@@ -494,13 +522,17 @@ pub(crate) mod tests {
 
     #[test]
     fn a_missing_or_broken_model_file_is_named() {
-        let error = Model::load(Path::new("/nonexistent/model.bin")).unwrap_err();
+        let error =
+            anyhow::Error::new(Model::load(Path::new("/nonexistent/model.bin")).unwrap_err());
         assert!(format!("{error:#}").contains("/nonexistent/model.bin"));
         let dir = std::env::temp_dir().join(format!("detector-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let garbage = dir.join("garbage.bin");
         std::fs::write(&garbage, b"definitely not a model").unwrap();
-        let error = format!("{:#}", Model::load(&garbage).unwrap_err());
+        let error = format!(
+            "{:#}",
+            anyhow::Error::new(Model::load(&garbage).unwrap_err())
+        );
         assert!(error.contains("not a model file"), "{error}");
         assert!(error.contains("garbage.bin"), "{error}");
     }

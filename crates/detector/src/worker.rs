@@ -73,7 +73,7 @@ pub(crate) const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
 pub(crate) struct Worker {
     pub(crate) scorer: Scorer,
     pub(crate) watcher: ModelWatcher,
-    pub(crate) model_path: std::path::PathBuf,
+    pub(crate) model_path: Option<std::path::PathBuf>,
     pub(crate) metrics: Metrics,
     pub(crate) topics: Topics,
     pub(crate) batch_size: usize,
@@ -98,7 +98,7 @@ impl Worker {
         self.watcher.poll(&mut self.scorer);
         self.metrics.state(
             self.scorer.model(),
-            &self.model_path,
+            self.model_path.as_deref(),
             consumer.context().rebalances(),
             in_flight,
         );

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use detector::config::ConfigBuilder;
 use futures::future::join_all;
 use iforest::{Contamination, IsolationForestParams};
 use rdkafka::config::ClientConfig;
@@ -19,6 +19,8 @@ use rdkafka::{Offset, TopicPartitionList};
 const INPUT: &str = "transactions";
 const OUTPUT: &str = "anomalies";
 const DLQ: &str = "transactions.dlq";
+/// `--idle-exit` of the runs that read everything there is.
+const IDLE: Duration = Duration::from_secs(1);
 
 struct Setup {
     cluster: MockCluster<'static, DefaultProducerContext>,
@@ -94,29 +96,17 @@ impl Setup {
         }
     }
 
-    fn config(&self, group: &str, extra: &[&str]) -> detector::Config {
-        let bootstrap = self.cluster.bootstrap_servers();
-        let model = self.model.to_str().expect("utf-8 path");
-        let mut args = vec![
-            "detector",
-            "--model",
-            model,
-            "--brokers",
-            &bootstrap,
-            "--group",
-            group,
-            "--batch-size",
-            "100",
-            "--startup-timeout",
-            "10",
-            // The mock cluster hands a departed member's partitions over only after its
-            // session times out (45 s by default), even when it left the group.
-            "-X",
-            "session.timeout.ms=6000",
-        ];
-        args.extend_from_slice(extra);
-        detector::Config::from_cli(detector::Cli::try_parse_from(args).expect("flags"))
-            .expect("config")
+    /// Settings for a detector in `group` on this cluster, batches of 100.
+    fn config(&self, group: &str) -> ConfigBuilder {
+        // The mock cluster hands a departed member's partitions over only after its session
+        // times out (45 s by default), even when it left the group.
+        let kafka = bus::ClientSettings::new(self.cluster.bootstrap_servers())
+            .with("session.timeout.ms", "6000");
+        detector::Config::builder(self.model.clone())
+            .kafka(kafka)
+            .group(group)
+            .batch_size(100)
+            .startup_timeout(Duration::from_secs(10))
     }
 
     /// The ids in the anomalies topic (see [`Setup::anomaly_counts`]).
@@ -131,14 +121,14 @@ impl Setup {
 async fn a_clean_stop_commits_and_the_next_run_reads_only_the_rest() {
     let setup = Setup::new("stop", 3000).await;
     let first = detector::run(
-        setup.config("g", &["--max-records", "1200"]),
+        setup.config("g").max_records(1200).build().expect("config"),
         std::future::pending(),
     )
     .await
     .expect("first run");
     assert_eq!(first.consumed, 1200);
     let second = detector::run(
-        setup.config("g", &["--idle-exit", "1"]),
+        setup.config("g").idle_exit(IDLE).build().expect("config"),
         std::future::pending(),
     )
     .await
@@ -159,9 +149,12 @@ async fn a_clean_stop_commits_and_the_next_run_reads_only_the_rest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shutdown_future_stops_the_run() {
     let setup = Setup::new("shutdown", 10).await;
-    let stats = detector::run(setup.config("g", &[]), std::future::ready(()))
-        .await
-        .expect("run");
+    let stats = detector::run(
+        setup.config("g").build().expect("config"),
+        std::future::ready(()),
+    )
+    .await
+    .expect("run");
     assert_eq!(stats, detector::Stats::default());
 }
 
@@ -175,7 +168,7 @@ async fn a_failed_delivery_stops_the_run_and_its_records_are_read_again() {
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50],
     );
     let error = detector::run(
-        setup.config("g", &["--idle-exit", "1"]),
+        setup.config("g").idle_exit(IDLE).build().expect("config"),
         std::future::pending(),
     )
     .await
@@ -185,7 +178,7 @@ async fn a_failed_delivery_stops_the_run_and_its_records_are_read_again() {
     setup.cluster.clear_request_errors(RDKafkaApiKey::Produce);
 
     let second = detector::run(
-        setup.config("g", &["--idle-exit", "1"]),
+        setup.config("g").idle_exit(IDLE).build().expect("config"),
         std::future::pending(),
     )
     .await
@@ -274,16 +267,12 @@ impl Setup {
 async fn exactly_once_commits_one_transaction_per_batch() {
     let setup = Setup::new("eos-commit", 3000).await;
     let stats = detector::run(
-        setup.config(
-            "eos",
-            &[
-                "--exactly-once",
-                "--transactional-id",
-                "t-commit",
-                "--idle-exit",
-                "1",
-            ],
-        ),
+        setup
+            .config("eos")
+            .exactly_once(Some("t-commit".into()))
+            .idle_exit(IDLE)
+            .build()
+            .expect("config"),
         std::future::pending(),
     )
     .await
@@ -315,16 +304,12 @@ async fn an_abortable_failure_aborts_and_the_batch_is_processed_again() {
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
     );
     let stats = detector::run(
-        setup.config(
-            "eos",
-            &[
-                "--exactly-once",
-                "--transactional-id",
-                "t-abort",
-                "--idle-exit",
-                "1",
-            ],
-        ),
+        setup
+            .config("eos")
+            .exactly_once(Some("t-abort".into()))
+            .idle_exit(IDLE)
+            .build()
+            .expect("config"),
         std::future::pending(),
     )
     .await
@@ -484,7 +469,7 @@ async fn an_unwritable_dead_letter_topic_keeps_the_record_for_the_next_run() {
         )
         .expect("topic error");
     let error = detector::run(
-        setup.config("g", &["--idle-exit", "1"]),
+        setup.config("g").idle_exit(IDLE).build().expect("config"),
         std::future::pending(),
     )
     .await
@@ -499,7 +484,7 @@ async fn an_unwritable_dead_letter_topic_keeps_the_record_for_the_next_run() {
         .topic_error(DLQ, RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR)
         .expect("topic error cleared");
     let second = detector::run(
-        setup.config("g", &["--idle-exit", "1"]),
+        setup.config("g").idle_exit(IDLE).build().expect("config"),
         std::future::pending(),
     )
     .await
