@@ -5,7 +5,7 @@ use base64::Engine;
 use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::record::{DecodeError, Rejection};
+use crate::error::{DecodeError, Rejection};
 
 /// A record the detector could not use. On the wire the original bytes travel as
 /// `original_base64` (always) and `original_text` (when they are UTF-8), so nothing is lost and

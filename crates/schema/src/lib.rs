@@ -39,21 +39,34 @@
 //!
 //! # Layout
 //!
+//! One way, top to bottom (a module uses only those below it, and its own readers):
+//!
+//! - `dead_letter`: [`DeadLetter`]; `anomaly`: [`Verdict`], [`encode_anomaly`], [`Anomaly`].
+//! - `transaction`: [`Transaction`], [`RecordId`], [`DecodeLimits`], encoding; it reads with
+//!   `fast_read` (the common shape, straight into typed fields) or else `full_read` (through
+//!   a `Value` tree, with the exact reason for every refusal); both read times with `time`.
+//! - `error`: [`DecodeError`] and [`Rejection`].
 //! - [`topics`]: topic names, partitions, the detectors' group.
-//! - records: [`Transaction`], [`Anomaly`], [`DeadLetter`] and their errors.
+//!
+//! The two readers share one list of the fields an anomaly adds (`anomaly`'s
+//! `VERDICT_FIELDS`), so a re-scored anomaly gets one verdict, not two.
 //!
 //! serde_json is built with `float_roundtrip`, so features and scores cross the JSON hop bit
 //! for bit.
 #![deny(missing_docs)]
 
+mod anomaly;
 mod dead_letter;
+mod error;
 mod fast_read;
-mod record;
+mod full_read;
+mod time;
+mod transaction;
 
+pub use anomaly::{encode_anomaly, Anomaly, Verdict};
 pub use dead_letter::DeadLetter;
-pub use record::{
-    encode_anomaly, Anomaly, DecodeError, DecodeLimits, RecordId, Rejection, Transaction, Verdict,
-};
+pub use error::{DecodeError, Rejection};
+pub use transaction::{DecodeLimits, RecordId, Transaction};
 
 /// Topic names and the consumer group, as the scripts and docker-compose.yml create them.
 pub mod topics {
