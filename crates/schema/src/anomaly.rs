@@ -5,7 +5,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
 use crate::error::DecodeError;
-use crate::transaction::{DecodeLimits, RecordId, Transaction};
+
+use crate::id::RecordId;
+use crate::transaction::{DecodeLimits, Transaction};
 
 /// The detector's verdict on one transaction, added to it in the anomaly record.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,17 +25,6 @@ pub struct Verdict {
     /// When it was scored.
     pub detected_at: DateTime<Utc>,
 }
-
-/// Fields an anomaly adds to its transaction.
-pub(crate) const VERDICT_FIELDS: [&str; 7] = [
-    "score",
-    "anomaly_score",
-    "threshold",
-    "model",
-    "detected_at",
-    "partition",
-    "offset",
-];
 
 /// The anomaly record: every field the transaction had, plus `score` (`[−anomaly_score]`,
 /// scikit-learn's sign: lower = more anomalous), `anomaly_score`, `threshold`, `model`,
@@ -197,6 +188,7 @@ impl Anomaly {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::fields::VERDICT_FIELDS;
     use crate::transaction::tests::{decode, json_of, ORIGINAL};
     use serde_json::json;
 

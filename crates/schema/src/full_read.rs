@@ -4,15 +4,26 @@
 
 use serde_json::{Map, Value};
 
-use crate::anomaly::VERDICT_FIELDS;
 use crate::error::DecodeError;
+use crate::fields::VERDICT_FIELDS;
+use crate::id::RecordId;
 use crate::time::parse_time;
-use crate::transaction::{AsRead, RecordId, Transaction};
 
-impl Transaction {
-    /// The full reader, through a `Value` tree: every record the fast one passes over, and the
-    /// exact reason for each it refuses.
-    pub(crate) fn decode_value(text: &str, scan: &Scan) -> Result<Transaction, DecodeError> {
+/// A transaction's fields, as the full reader found them.
+pub(crate) struct FullRead {
+    pub(crate) id: RecordId,
+    pub(crate) features: Vec<f64>,
+    pub(crate) label: Option<u8>,
+    pub(crate) current_time: Option<String>,
+    /// Why `current_time` is not a time, when it is not.
+    pub(crate) time_problem: Option<String>,
+    /// The record already carries fields an anomaly adds.
+    pub(crate) has_verdict_fields: bool,
+}
+
+/// Reads `text` (already scanned) as a transaction, or says exactly why it is not one.
+pub(crate) fn read(text: &str, scan: &Scan) -> Result<FullRead, DecodeError> {
+    {
         let Parsed { fields, stand_in } = parse_object(text, scan)?;
         let id = match fields.get("id") {
             None | Some(Value::Null) => return Err(DecodeError::MissingId),
@@ -45,19 +56,12 @@ impl Transaction {
             ),
         };
         let has_verdict_fields = VERDICT_FIELDS.iter().any(|name| fields.contains_key(*name));
-        Ok(Transaction {
-            as_read: AsRead {
-                id: id.clone(),
-                features: features.clone(),
-                label,
-                current_time: current_time.clone(),
-            },
+        Ok(FullRead {
             id,
             features,
             label,
             current_time,
             time_problem,
-            text: text.into(),
             has_verdict_fields,
         })
     }
@@ -288,7 +292,7 @@ mod tests {
     use super::*;
     use crate::anomaly::tests::verdict;
     use crate::transaction::tests::{decode, error, ORIGINAL};
-    use crate::{encode_anomaly, fast_read, Anomaly, DecodeLimits, Rejection};
+    use crate::{encode_anomaly, fast_read, Anomaly, DecodeLimits, Rejection, Transaction};
 
     /// Every variant, so that a new one cannot be added without a case below (the match is
     /// exhaustive inside the crate).
@@ -669,7 +673,7 @@ mod tests {
                 let full = if scan.max_depth > max_depth {
                     Err(DecodeError::TooDeep { limit: max_depth })
                 } else {
-                    Transaction::decode_value(&text, &scan)
+                    read(&text, &scan).map(|read| Transaction::from_full_read(&text, read))
                 };
                 total += 1;
                 let Some(read) = fast_read::read(&text, &VERDICT_FIELDS, max_depth) else {

@@ -39,17 +39,17 @@
 //!
 //! # Layout
 //!
-//! One way, top to bottom (a module uses only those below it, and its own readers):
+//! One way, top to bottom (a module uses only those below it):
 //!
 //! - `dead_letter`: [`DeadLetter`]; `anomaly`: [`Verdict`], [`encode_anomaly`], [`Anomaly`].
-//! - `transaction`: [`Transaction`], [`RecordId`], [`DecodeLimits`], encoding; it reads with
-//!   `fast_read` (the common shape, straight into typed fields) or else `full_read` (through
-//!   a `Value` tree, with the exact reason for every refusal); both read times with `time`.
-//! - `error`: [`DecodeError`] and [`Rejection`].
+//! - `transaction`: [`Transaction`], [`DecodeLimits`], encoding; it reads with `fast_read`
+//!   (the common shape, straight into typed fields) or else `full_read` (through a `Value`
+//!   tree, with the exact reason for every refusal).
+//! - `full_read`, `fast_read`; below them `time` (reading `current_time`), `id`
+//!   ([`RecordId`]), `fields` (the names an anomaly adds, which both readers know so that a
+//!   re-scored anomaly gets one verdict, not two) and `error` ([`DecodeError`],
+//!   [`Rejection`]).
 //! - [`topics`]: topic names, partitions, the detectors' group.
-//!
-//! The two readers share one list of the fields an anomaly adds (`anomaly`'s
-//! `VERDICT_FIELDS`), so a re-scored anomaly gets one verdict, not two.
 //!
 //! serde_json is built with `float_roundtrip`, so features and scores cross the JSON hop bit
 //! for bit.
@@ -59,14 +59,17 @@ mod anomaly;
 mod dead_letter;
 mod error;
 mod fast_read;
+mod fields;
 mod full_read;
+mod id;
 mod time;
 mod transaction;
 
 pub use anomaly::{encode_anomaly, Anomaly, Verdict};
 pub use dead_letter::DeadLetter;
 pub use error::{DecodeError, Rejection};
-pub use transaction::{DecodeLimits, RecordId, Transaction};
+pub use id::RecordId;
+pub use transaction::{DecodeLimits, Transaction};
 
 /// Topic names and the consumer group, as the scripts and docker-compose.yml create them.
 pub mod topics {

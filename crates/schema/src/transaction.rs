@@ -3,43 +3,16 @@
 //! for everything else (and every refusal's reason).
 
 use std::borrow::Cow;
-use std::fmt;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::error::DecodeError;
 use crate::fast_read;
-use crate::full_read::{parse_data, parse_id, parse_label, scan_json};
+use crate::fields::VERDICT_FIELDS;
+use crate::full_read::{self, parse_data, parse_id, parse_label, scan_json};
+use crate::id::RecordId;
 use crate::time::parse_time;
-
-/// A transaction's id: an integer, as the original writes it, or a string.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RecordId {
-    /// An integer id.
-    Int(i64),
-    /// A string id.
-    Str(String),
-}
-
-impl fmt::Display for RecordId {
-    /// The record's Kafka key: the id as text.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RecordId::Int(id) => write!(f, "{id}"),
-            RecordId::Str(id) => f.write_str(id),
-        }
-    }
-}
-
-impl From<&RecordId> for Value {
-    fn from(id: &RecordId) -> Self {
-        match id {
-            RecordId::Int(id) => Value::from(*id),
-            RecordId::Str(id) => Value::from(id.as_str()),
-        }
-    }
-}
 
 /// Bounds on what [`Transaction::decode`] accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,8 +245,7 @@ impl Transaction {
             });
         }
         let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::NotUtf8)?;
-        if let Some(read) = fast_read::read(text, &crate::anomaly::VERDICT_FIELDS, limits.max_depth)
-        {
+        if let Some(read) = fast_read::read(text, &VERDICT_FIELDS, limits.max_depth) {
             return Ok(Transaction::from_fast_read(text, read));
         }
         let scan = scan_json(text);
@@ -282,7 +254,26 @@ impl Transaction {
                 limit: limits.max_depth,
             });
         }
-        Transaction::decode_value(text, &scan)
+        full_read::read(text, &scan).map(|read| Transaction::from_full_read(text, read))
+    }
+
+    /// The transaction the full reader found in `text`.
+    pub(crate) fn from_full_read(text: &str, read: full_read::FullRead) -> Transaction {
+        Transaction {
+            as_read: AsRead {
+                id: read.id.clone(),
+                features: read.features.clone(),
+                label: read.label,
+                current_time: read.current_time.clone(),
+            },
+            id: read.id,
+            features: read.features,
+            label: read.label,
+            current_time: read.current_time,
+            time_problem: read.time_problem,
+            text: text.into(),
+            has_verdict_fields: read.has_verdict_fields,
+        }
     }
 
     pub(crate) fn from_fast_read(text: &str, read: fast_read::FastRead<'_>) -> Transaction {
