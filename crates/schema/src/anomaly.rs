@@ -4,6 +4,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
+use crate::digest::Digest;
 use crate::error::DecodeError;
 
 use crate::id::RecordId;
@@ -87,6 +88,63 @@ pub fn encode_anomaly(transaction: &Transaction, verdict: &Verdict) -> Vec<u8> {
     bytes
 }
 
+/// A reduced anomaly's JSON, in the order written.
+#[derive(serde::Serialize)]
+struct ReducedAnomaly<'a> {
+    id: &'a RecordId,
+    data: [&'a [f64]; 1],
+    truncated: bool,
+    original_bytes: u64,
+    original_sha256: &'a str,
+    score: [f64; 1],
+    anomaly_score: f64,
+    threshold: f64,
+    model: &'a str,
+    detected_at: &'a str,
+    partition: i32,
+    offset: i64,
+}
+
+impl serde::Serialize for RecordId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RecordId::Int(id) => serializer.serialize_i64(*id),
+            RecordId::Str(id) => serializer.serialize_str(id),
+        }
+    }
+}
+
+/// The anomaly of a transaction too large to be written whole: `id`, `data` (the features
+/// scored, as `[[x, y, …]]`), `truncated: true` with the transaction's size in bytes
+/// (`original_bytes`) and SHA-256 (`original_sha256`), and every verdict field, `partition`
+/// and `offset` among them. The transaction's other fields are left out: the record itself
+/// is at `partition`/`offset` of the source topic, and the digest tells that it is the one.
+/// [`Anomaly::decode`] reads it, with [`Anomaly::truncated`] set.
+pub fn encode_reduced_anomaly(
+    id: &RecordId,
+    features: &[f64],
+    verdict: &Verdict,
+    original: &Digest,
+) -> Vec<u8> {
+    let detected_at = detected_at_text(verdict.detected_at);
+    let reduced = ReducedAnomaly {
+        id,
+        data: [features],
+        truncated: true,
+        original_bytes: original.bytes,
+        original_sha256: &original.sha256,
+        score: [-verdict.anomaly_score],
+        anomaly_score: verdict.anomaly_score,
+        threshold: verdict.threshold,
+        model: &verdict.model,
+        detected_at: &detected_at,
+        partition: verdict.partition,
+        offset: verdict.offset,
+    };
+    // Numbers, text and an id always serialize.
+    serde_json::to_vec(&reduced).unwrap_or_default()
+}
+
 /// `detected_at` as RFC 3339 with microseconds. A batch's anomalies share one time, so the
 /// last text is kept per thread and reused (formatting was ~3% of the detector's time).
 fn detected_at_text(time: DateTime<Utc>) -> String {
@@ -132,12 +190,20 @@ pub struct Anomaly {
     pub offset: i64,
     /// The transaction's `current_time`, as written.
     pub current_time: Option<String>,
+    /// Set when the anomaly was reduced to fit (see [`encode_reduced_anomaly`]): the whole
+    /// transaction's size and SHA-256; its own fields other than `id` and `data` are absent.
+    pub truncated: Option<Digest>,
 }
 
 impl Anomaly {
-    /// Reads an anomaly record.
+    /// Reads an anomaly record of at most 1 MiB.
     pub fn decode(bytes: &[u8]) -> Result<Anomaly, DecodeError> {
-        let transaction = Transaction::decode(bytes, &DecodeLimits::default())?;
+        Anomaly::decode_with(bytes, &DecodeLimits::default())
+    }
+
+    /// Reads an anomaly record within `limits`.
+    pub fn decode_with(bytes: &[u8], limits: &DecodeLimits) -> Result<Anomaly, DecodeError> {
+        let transaction = Transaction::decode(bytes, limits)?;
         let fields = transaction.fields();
         let number = |name: &'static str| {
             fields
@@ -168,7 +234,18 @@ impl Anomaly {
                     .collect::<Option<Vec<f64>>>()
             })
             .ok_or(DecodeError::MissingField("score"))?;
+        let truncated = match fields.get("truncated") {
+            Some(Value::Bool(true)) => Some(Digest {
+                bytes: fields
+                    .get("original_bytes")
+                    .and_then(Value::as_u64)
+                    .ok_or(DecodeError::MissingField("original_bytes"))?,
+                sha256: text("original_sha256")?,
+            }),
+            _ => None,
+        };
         Ok(Anomaly {
+            truncated,
             score,
             anomaly_score: number("anomaly_score")?,
             threshold: number("threshold")?,
@@ -181,6 +258,22 @@ impl Anomaly {
             id: transaction.id,
             features: transaction.features,
             label: transaction.label,
+        })
+    }
+}
+
+impl Anomaly {
+    /// The verdict this anomaly carries (None if its `detected_at` is not RFC 3339).
+    pub fn verdict(&self) -> Option<Verdict> {
+        Some(Verdict {
+            anomaly_score: self.anomaly_score,
+            threshold: self.threshold,
+            model: self.model.clone(),
+            partition: self.partition,
+            offset: self.offset,
+            detected_at: DateTime::parse_from_rfc3339(&self.detected_at)
+                .ok()?
+                .with_timezone(&Utc),
         })
     }
 }
@@ -271,5 +364,52 @@ pub(crate) mod tests {
         let tx = decode(r#"{"id": 1, "data": [3]}"#).unwrap();
         let anomaly = Anomaly::decode(&encode_anomaly(&tx, &verdict())).unwrap();
         assert_eq!(anomaly.features, [3.0]);
+    }
+
+    #[test]
+    fn a_reduced_anomaly_keeps_id_data_and_verdict_and_names_the_original() {
+        let padding = "x".repeat(5000);
+        let text = format!(
+            r#"{{"id": "tx-9", "data": [[3.5, -1.25]], "current_time": "2024-04-27T21:17:34.733387", "note": "{padding}"}}"#
+        );
+        let tx = decode(&text).unwrap();
+        let original = Digest::of(text.as_bytes());
+        let bytes = encode_reduced_anomaly(&tx.id, &tx.features, &verdict(), &original);
+        assert!(bytes.len() < 400, "{} bytes", bytes.len());
+        let value = json_of(&bytes);
+        assert_eq!(value["truncated"], json!(true));
+        assert_eq!(value["original_bytes"], json!(text.len()));
+        assert_eq!(value["original_sha256"], json!(original.sha256));
+        assert!(value.get("note").is_none() && value.get("current_time").is_none());
+        let anomaly = Anomaly::decode(&bytes).unwrap();
+        assert_eq!(anomaly.id, RecordId::Str("tx-9".into()));
+        assert_eq!(anomaly.features, [3.5, -1.25]);
+        assert_eq!(anomaly.truncated, Some(original));
+        assert_eq!(anomaly.verdict(), Some(verdict()));
+        assert_eq!(anomaly.score, [-verdict().anomaly_score]);
+        // A whole anomaly is not truncated, and carries the same verdict.
+        let whole = Anomaly::decode(&encode_anomaly(&tx, &verdict())).unwrap();
+        assert_eq!(whole.truncated, None);
+        assert_eq!(whole.verdict(), Some(verdict()));
+    }
+
+    #[test]
+    fn a_large_anomaly_is_read_with_larger_limits() {
+        let text = format!(
+            r#"{{"id": 1, "data": [1.0, 2.0], "pad": "{}"}}"#,
+            "p".repeat(1 << 20)
+        );
+        let unlimited = DecodeLimits {
+            max_bytes: usize::MAX,
+            ..DecodeLimits::default()
+        };
+        let tx = Transaction::decode(text.as_bytes(), &unlimited).unwrap();
+        let bytes = encode_anomaly(&tx, &verdict());
+        assert!(Anomaly::decode(&bytes).is_err());
+        let limits = DecodeLimits {
+            max_bytes: bytes.len(),
+            ..DecodeLimits::default()
+        };
+        assert_eq!(Anomaly::decode_with(&bytes, &limits).unwrap().offset, 99);
     }
 }

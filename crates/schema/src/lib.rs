@@ -15,6 +15,13 @@
 //! ([`encode_anomaly`], read back with [`Anomaly::decode`]); a [`DeadLetter`] carries the
 //! [`Rejection`], where the record came from and its original bytes.
 //!
+//! An output too large for its topic is reduced, never dropped: [`encode_reduced_anomaly`]
+//! keeps `id`, `data` and every verdict field and replaces the transaction's other fields by
+//! `truncated: true` with its size and SHA-256 ([`Digest`]); [`DeadLetter::reduced_to_fit`]
+//! keeps the reason, the source and the first bytes of the original with the whole
+//! original's size and SHA-256. Anyone can still read the whole record at its partition and
+//! offset, and check it against the digest.
+//!
 //! ```
 //! use schema::{encode_anomaly, Anomaly, DecodeLimits, Transaction, Verdict};
 //!
@@ -41,7 +48,8 @@
 //!
 //! One way, top to bottom (a module uses only those below it):
 //!
-//! - `dead_letter`: [`DeadLetter`]; `anomaly`: [`Verdict`], [`encode_anomaly`], [`Anomaly`].
+//! - `dead_letter`: [`DeadLetter`]; `anomaly`: [`Verdict`], [`encode_anomaly`], [`Anomaly`];
+//!   both use `digest` ([`Digest`], [`reduced_key`]) for what they reduce.
 //! - `transaction`: [`Transaction`], [`DecodeLimits`], encoding; it reads with `fast_read`
 //!   (the common shape, straight into typed fields) or else `full_read` (through a `Value`
 //!   tree, with the exact reason for every refusal).
@@ -57,6 +65,7 @@
 
 mod anomaly;
 mod dead_letter;
+mod digest;
 mod error;
 mod fast_read;
 mod fields;
@@ -65,8 +74,9 @@ mod id;
 mod time;
 mod transaction;
 
-pub use anomaly::{encode_anomaly, Anomaly, Verdict};
-pub use dead_letter::DeadLetter;
+pub use anomaly::{encode_anomaly, encode_reduced_anomaly, Anomaly, Verdict};
+pub use dead_letter::{DeadLetter, SourceRecord, Truncation, ORIGINAL_PREFIX_BYTES};
+pub use digest::{reduced_key, Digest, KEY_PREFIX_BYTES};
 pub use error::{DecodeError, Rejection};
 pub use id::RecordId;
 pub use transaction::{DecodeLimits, Transaction};
