@@ -28,10 +28,10 @@ pub struct Topics {
 
 impl Topics {
     /// The topic an output goes to.
-    pub fn of(&self, destination: crate::scoring::Destination) -> &str {
+    pub fn of(&self, destination: crate::output::Destination) -> &str {
         match destination {
-            crate::scoring::Destination::Anomalies => &self.output,
-            crate::scoring::Destination::DeadLetters => &self.dead_letters,
+            crate::output::Destination::Anomalies => &self.output,
+            crate::output::Destination::DeadLetters => &self.dead_letters,
         }
     }
 }

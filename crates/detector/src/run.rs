@@ -72,6 +72,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
         .await?;
     }
     warm_up(&producer, &config.topics).await;
+    // The largest output each topic takes: larger ones are reduced before they are sent.
+    let producer_limit = crate::limits::producer_limit(&config.kafka.producer_config(None)?);
+    let output_limits = crate::limits::learn(
+        &config.kafka,
+        producer_limit,
+        &config.topics.output,
+        &config.topics.dead_letters,
+    )
+    .await;
     let consumer = Arc::new(config.consumer()?);
 
     let Config {
@@ -80,8 +89,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
         limits,
         ..
     } = config;
+    let mut scorer = Scorer::new(model, limits, &topics.input);
+    scorer.set_output_limits(output_limits);
     let mut worker = Worker {
-        scorer: Scorer::new(model, limits, &topics.input),
+        scorer,
         watcher,
         model_path: config.model_path.clone(),
         metrics,
@@ -144,6 +155,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
         log::warn!("the group was not left within {SHUTDOWN_FLUSH:?}; its coordinator will time the member out");
     }
     commit_result?;
+    worker.stats.refused = worker.metrics.refused_total();
     worker.print_summary();
     Ok(worker.stats)
 }

@@ -6,40 +6,11 @@ use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 use iforest::{IsolationForest, ScoreError};
-use schema::{encode_anomaly, DeadLetter, DecodeLimits, Rejection, Transaction, Verdict};
+use schema::{DecodeLimits, Rejection, Transaction, Verdict};
 
-/// One record as read from Kafka.
-#[derive(Debug, Clone, Copy)]
-pub struct Incoming<'a> {
-    /// Source partition.
-    pub partition: i32,
-    /// Source offset.
-    pub offset: i64,
-    /// Record key.
-    pub key: Option<&'a [u8]>,
-    /// Record value (a tombstone has none).
-    pub payload: Option<&'a [u8]>,
-}
+use crate::limits::OutputLimits;
 
-/// Where an output record goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Destination {
-    /// The anomalies topic.
-    Anomalies,
-    /// The dead-letter topic.
-    DeadLetters,
-}
-
-/// A record to write.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Output {
-    /// Which topic.
-    pub destination: Destination,
-    /// Its key.
-    pub key: Vec<u8>,
-    /// Its value.
-    pub payload: Vec<u8>,
-}
+pub use crate::output::{Destination, Form, Incoming, Output};
 
 /// What a batch produced.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -55,6 +26,8 @@ pub struct BatchOutcome {
     pub anomalies: u64,
     /// Records refused (dead letters).
     pub dead_letters: u64,
+    /// Outputs reduced to fit their topic (or written as a minimal dead letter).
+    pub reduced: u64,
     /// Dead letters by reason.
     pub reasons: BTreeMap<&'static str, u64>,
     /// Per source partition: records read, scored and dead-lettered (read = the other two).
@@ -137,6 +110,7 @@ impl Model {
 pub struct Scorer {
     model: Model,
     limits: DecodeLimits,
+    output_limits: OutputLimits,
     source_topic: String,
     /// Reused across batches: the valid rows, flat and row-major, and their scores.
     rows: Vec<f64>,
@@ -149,10 +123,22 @@ impl Scorer {
         Self {
             model,
             limits,
+            output_limits: OutputLimits::default(),
             source_topic: source_topic.to_string(),
             rows: Vec::new(),
             scores: Vec::new(),
         }
+    }
+
+    /// Outputs larger than `limits` are reduced (default: librdkafka's default
+    /// `message.max.bytes` for both topics).
+    pub fn set_output_limits(&mut self, limits: OutputLimits) {
+        self.output_limits = limits;
+    }
+
+    /// The output limits in use.
+    pub fn output_limits(&self) -> &OutputLimits {
+        &self.output_limits
     }
 
     /// The model in use.
@@ -245,14 +231,18 @@ impl Scorer {
                 verdict.anomaly_score = anomaly_score;
                 verdict.partition = record.partition;
                 verdict.offset = record.offset;
-                outputs.push((
+                let output = crate::fit::anomaly(
+                    transaction,
+                    &verdict,
+                    record,
                     *index,
-                    Output {
-                        destination: Destination::Anomalies,
-                        key: transaction.key().into_bytes(),
-                        payload: encode_anomaly(transaction, &verdict),
-                    },
-                ));
+                    &self.source_topic,
+                    &self.output_limits,
+                );
+                if output.form != crate::output::Form::Whole {
+                    outcome.reduced += 1;
+                }
+                outputs.push((*index, output));
             }
         }
         for (index, rejection) in rejected {
@@ -264,29 +254,23 @@ impl Scorer {
                 .entry(record.partition)
                 .or_default()
                 .dead_lettered += 1;
-            let letter = DeadLetter::new(
-                &rejection,
-                &self.source_topic,
-                record.partition,
-                record.offset,
-                record.key,
-                record.payload.unwrap_or_default(),
-            );
             log::warn!(
-                "dead letter {}/{}: {} ({})",
+                "dead letter {}/{}: {} ({rejection})",
                 record.partition,
                 record.offset,
-                letter.reason,
-                letter.detail
+                rejection.reason()
             );
-            outputs.push((
+            let output = crate::fit::dead_letter(
+                &rejection,
+                record,
                 index,
-                Output {
-                    destination: Destination::DeadLetters,
-                    key: record.key.unwrap_or_default().to_vec(),
-                    payload: letter.encode(),
-                },
-            ));
+                &self.source_topic,
+                &self.output_limits,
+            );
+            if output.form != crate::output::Form::Whole {
+                outcome.reduced += 1;
+            }
+            outputs.push((index, output));
         }
         outputs.sort_by_key(|(index, _)| *index);
         outcome.outputs = outputs.into_iter().map(|(_, output)| output).collect();
@@ -298,6 +282,7 @@ impl Scorer {
 pub(crate) mod tests {
     use super::*;
     use iforest::{Contamination, IsolationForestParams};
+    use schema::DeadLetter;
 
     /// A small 2-feature model: two clusters around (2, 2) and (−2, −2).
     pub(crate) fn model() -> IsolationForest {

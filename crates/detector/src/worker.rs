@@ -14,7 +14,10 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::Topics;
+use crate::fit::{self, Refused};
+use crate::limits::OutputLimits;
 use crate::metrics::Metrics;
+use crate::output::{Destination, Form};
 use crate::reload::ModelWatcher;
 use crate::scoring::{BatchOutcome, Incoming, Output, Scorer};
 
@@ -29,6 +32,10 @@ pub struct Stats {
     pub anomalies: u64,
     /// Dead letters written.
     pub dead_letters: u64,
+    /// Outputs reduced to fit their topic before they were sent.
+    pub reduced: u64,
+    /// Outputs the broker (or librdkafka) refused for themselves, each sent again smaller.
+    pub refused: u64,
     /// With `--exactly-once`: transactions committed.
     pub transactions: u64,
     /// With `--exactly-once`: transactions aborted (their batches were read again).
@@ -41,6 +48,7 @@ impl Stats {
         self.scored += outcome.scored;
         self.anomalies += outcome.anomalies;
         self.dead_letters += outcome.dead_letters;
+        self.reduced += outcome.reduced;
     }
 }
 
@@ -194,12 +202,15 @@ impl Worker {
         let seconds = last_ms.saturating_sub(first_ms) as f64 / 1000.0;
         let stats = &self.stats;
         println!(
-            "detector: consumed={} scored={} anomalies={} dead_letters={} seconds={seconds:.3} \
-             rate={:.1}/s first_ms={first_ms} last_ms={last_ms} transactions={} aborted={}",
+            "detector: consumed={} scored={} anomalies={} dead_letters={} reduced={} refused={} \
+             seconds={seconds:.3} rate={:.1}/s first_ms={first_ms} last_ms={last_ms} \
+             transactions={} aborted={}",
             stats.consumed,
             stats.scored,
             stats.anomalies,
             stats.dead_letters,
+            stats.reduced,
+            stats.refused,
             stats.consumed as f64 / seconds.max(1e-3),
             stats.transactions,
             stats.aborted
@@ -227,6 +238,136 @@ pub(crate) fn consumer_error(error: KafkaError) -> Result<()> {
     }
     log::warn!("consumer error: {error}");
     Ok(())
+}
+
+/// An output in the producer's queue: what it is, for its delivery report.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sent {
+    pub(crate) destination: Destination,
+    pub(crate) form: Form,
+    /// The index, in its batch, of the record it is about.
+    pub(crate) source: usize,
+}
+
+impl Sent {
+    fn of(output: &Output) -> Self {
+        Self {
+            destination: output.destination,
+            form: output.form,
+            source: output.source,
+        }
+    }
+}
+
+/// What an output needs to be made smaller when it is refused: the topics, the source topic
+/// (which dead letters name), the limits and the metrics that count refusals.
+#[derive(Debug, Clone)]
+pub(crate) struct Fitting {
+    pub(crate) topics: Topics,
+    pub(crate) limits: OutputLimits,
+    pub(crate) metrics: Metrics,
+}
+
+impl Fitting {
+    /// The next smaller form of an output about `record` refused with `error` (a record-level
+    /// error); an error when there is none (a refused minimal dead letter).
+    pub(crate) fn smaller(
+        &self,
+        sent: Sent,
+        payload: &[u8],
+        error: &KafkaError,
+        record: &Incoming<'_>,
+    ) -> Result<Output> {
+        self.metrics.refused(sent.destination, sent.form);
+        let refused = Refused {
+            destination: sent.destination,
+            form: sent.form,
+            payload,
+            error,
+        };
+        let output = fit::smaller(
+            refused,
+            record,
+            sent.source,
+            &self.topics.input,
+            &self.limits,
+        )
+        .with_context(|| {
+            format!(
+                "{} refused the minimal dead letter of {}/{} ({error}); stopping without \
+                     storing its offset (a restart reads it again)",
+                self.topics.dead_letters, record.partition, record.offset
+            )
+        })?;
+        log::warn!(
+            "{} refused the {:?} output of {}/{} ({error}); sending it {:?} to {}",
+            self.topics.of(sent.destination),
+            sent.form,
+            record.partition,
+            record.offset,
+            output.form,
+            self.topics.of(output.destination)
+        );
+        Ok(output)
+    }
+
+    /// Puts `output` (about `record`) in the producer's queue. An output librdkafka refuses
+    /// for itself (larger than the producer's `message.max.bytes`) is replaced by its next
+    /// smaller form at once.
+    pub(crate) fn enqueue(
+        &self,
+        producer: &FutureProducer<bus::LoggingContext>,
+        mut output: Output,
+        record: &Incoming<'_>,
+    ) -> Enqueued {
+        loop {
+            match enqueue(producer, &self.topics, &output) {
+                Ok(delivery) => return Enqueued::Queued(delivery, Sent::of(&output)),
+                Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
+                    return Enqueued::QueueFull(output)
+                }
+                Err(error) if fit::is_record_level(&error) => {
+                    match self.smaller(Sent::of(&output), &output.payload, &error, record) {
+                        Ok(smaller) => output = smaller,
+                        Err(nothing_smaller) => return Enqueued::Stop(nothing_smaller),
+                    }
+                }
+                Err(error) => {
+                    let topic = self.topics.of(output.destination).to_string();
+                    return Enqueued::Failed(error, topic);
+                }
+            }
+        }
+    }
+}
+
+/// What became of an output put in the producer's queue.
+pub(crate) enum Enqueued {
+    /// Queued (it, or a smaller form of it).
+    Queued(DeliveryFuture, Sent),
+    /// The queue is full: try again once deliveries have made room.
+    QueueFull(Output),
+    /// librdkafka refused it for a reason other than the record (a transaction in error, a
+    /// producer that failed), naming the topic.
+    Failed(KafkaError, String),
+    /// A minimal dead letter refused for itself: nothing smaller exists.
+    Stop(anyhow::Error),
+}
+
+impl Enqueued {
+    /// At-least-once's reading: queued, or the queue is full; anything else stops the
+    /// detector without storing the batch's offsets.
+    pub(crate) fn or_stop(self) -> Result<Result<(DeliveryFuture, Sent), Output>> {
+        match self {
+            Enqueued::Queued(delivery, sent) => Ok(Ok((delivery, sent))),
+            Enqueued::QueueFull(output) => Ok(Err(output)),
+            Enqueued::Failed(error, topic) => bail!(
+                "cannot send to {topic} ({error}); stopping without storing the offsets of \
+                 this batch (a restart reads it again)"
+            ),
+            Enqueued::Stop(error) => Err(error),
+        }
+    }
 }
 
 /// Puts one output in the producer's queue (without waiting for its delivery).
