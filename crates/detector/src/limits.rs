@@ -131,6 +131,22 @@ async fn describe(
     kafka: &bus::ClientSettings,
     names: [&str; 2],
 ) -> Vec<(String, Result<Option<usize>, String>)> {
+    // librdkafka waits out the whole timeout on a broker that does not serve DescribeConfigs
+    // (librdkafka's mock cluster): ask its ApiVersions first where that is plain TCP.
+    let settings = kafka.clone();
+    let served = tokio::task::spawn_blocking(move || serves_describe_configs(&settings))
+        .await
+        .ok()
+        .flatten();
+    if served == Some(false) {
+        return names
+            .iter()
+            .map(|name| {
+                let why = "the broker does not serve DescribeConfigs".to_string();
+                (name.to_string(), Err(why))
+            })
+            .collect();
+    }
     let admin = match kafka.admin() {
         Ok(admin) => admin,
         Err(error) => {
@@ -180,6 +196,29 @@ async fn describe(
             })
             .collect(),
     }
+}
+
+/// Whether the first bootstrap server that answers ApiVersions lists DescribeConfigs (key
+/// 32); None when it cannot be asked over plain TCP (TLS, SASL) or none answers.
+fn serves_describe_configs(kafka: &bus::ClientSettings) -> Option<bool> {
+    const DESCRIBE_CONFIGS: i16 = 32;
+    let config = kafka.client_config();
+    let plain = config
+        .get("security.protocol")
+        .is_none_or(|protocol| protocol.eq_ignore_ascii_case("plaintext"));
+    if !plain {
+        return None;
+    }
+    let servers = config
+        .get("bootstrap.servers")
+        .unwrap_or_default()
+        .to_string();
+    servers
+        .split(',')
+        .map(str::trim)
+        .filter(|server| !server.is_empty())
+        .find_map(|server| bus::api_versions::api_versions(server, Duration::from_secs(2)).ok())
+        .map(|versions| versions.contains_key(&DESCRIBE_CONFIGS))
 }
 
 /// What the producer's `message.max.bytes` resolves to in librdkafka (the user's setting or

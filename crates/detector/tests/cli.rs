@@ -8,12 +8,15 @@ use std::time::{Duration, Instant};
 
 use iforest::{Contamination, IsolationForestParams};
 
-/// A scratch folder of this test process, with a small model in it.
+/// A scratch folder of this test process, with a small model in it, one per call (tests run
+/// in parallel and must not read each other's files half written).
 fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("detector-cli-{}", std::process::id()));
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("detector-cli-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch folder");
     let model = dir.join("model.bin");
-    if !model.exists() {
+    {
         let data: Vec<f64> = (0..400).map(|i| f64::from(i % 13) * 0.5).collect();
         IsolationForestParams::new()
             .contamination(Contamination::Fraction(0.01))
