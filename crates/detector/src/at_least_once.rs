@@ -8,7 +8,7 @@
 //! record before them) are acknowledged. Records are processed in order per partition.
 //!
 //! An output refused for itself (too large, an invalid record: see
-//! [`fit::is_record_level`](crate::fit::is_record_level)) is sent again in its next smaller
+//! [`fit::is_record_level`]) is sent again in its next smaller
 //! form, and the batch stays in flight until that one is acknowledged too; the batch keeps
 //! its records for this. Any other failed delivery (librdkafka has already retried it), or a
 //! refused minimal dead letter, stops the detector with an error and without storing that

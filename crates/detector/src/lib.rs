@@ -11,16 +11,26 @@
 //!
 //! One way, top to bottom (a module uses only those below it):
 //!
-//! - `run` ([`run()`]: connect, pick the delivery mode, shut down) uses `at_least_once` and
-//!   `exactly_once`, each one delivery mode's loop, which both use `worker` (batch filling,
-//!   scoring, enqueueing, totals).
-//! - `worker` uses [`scoring`] (the pure part, no Kafka: a batch of raw records in, the
-//!   anomalies and dead letters to write and the offsets that may then be stored out),
-//!   [`metrics`] (Prometheus, `--metrics-addr`) and [`reload`] (the model's hot reload between
-//!   batches).
-//! - [`config`] (checked settings: [`Config::builder`] for plain values, [`Config::from_cli`]
-//!   for the command line) uses [`cli`]
-//!   (the flags as typed) and [`scoring`]'s [`Model`](scoring::Model).
+//! - `run` ([`run()`]: connect, learn the output limits, pick the delivery mode, shut down)
+//!   uses `at_least_once` and `exactly_once`, each one delivery mode's loop, which both use
+//!   `worker` (batch filling, scoring, enqueueing with refused outputs made smaller, totals).
+//! - `worker` uses [`config`] (checked settings: [`Config::builder`] for plain values,
+//!   [`Config::from_cli`] for the command line, which uses [`cli`]), [`metrics`]
+//!   (Prometheus, `--metrics-addr`), [`reload`] (the model's hot reload between batches) and
+//!   [`scoring`] (the pure part, no Kafka: a batch of raw records in, the anomalies and dead
+//!   letters to write and the offsets that may then be stored out).
+//! - [`scoring`] uses `fit` (each output whole when it fits its topic, reduced when not, and
+//!   the next smaller form of one refused), which uses [`limits`] (the largest record each
+//!   output topic takes, learned at start) and [`output`] (records in and out).
+//!
+//! # Records that do not fit
+//!
+//! No record stops the detector. An output larger than its topic takes is reduced before it
+//! is sent (schema's reduced anomaly and dead letter: the record's id or first bytes, its
+//! size and SHA-256, its partition and offset). A produce error about the record itself
+//! (too large, invalid) sends it again smaller, down to a minimal dead letter; only errors
+//! of the connection, the broker or the authorisation, or a refused minimal dead letter, stop
+//! the detector, with the offsets of the batch unstored.
 //!
 //! The binary (`main.rs`) parses the flags, installs the signal handlers (SIGINT and SIGTERM
 //! resolve the shutdown future it passes to [`run()`], SIGHUP pulls the config's
