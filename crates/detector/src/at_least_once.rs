@@ -33,7 +33,8 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::fit;
 use crate::scoring::Output;
 use crate::worker::{
-    consumer_error, incoming, Fitting, Sent, Stop, Worker, SHUTDOWN_DEADLINE, SHUTDOWN_FLUSH, TICK,
+    consumer_error, incoming_one, Fitting, Sent, Stop, Worker, SHUTDOWN_DEADLINE, SHUTDOWN_FLUSH,
+    TICK,
 };
 
 type Producer = FutureProducer<bus::LoggingContext>;
@@ -177,7 +178,7 @@ impl<'c> Pending<'c> {
         let mut deliveries = Vec::with_capacity(outputs.len());
         let mut sent = Vec::with_capacity(outputs.len());
         for output in outputs {
-            let record = incoming(&messages[output.source..=output.source])[0];
+            let record = incoming_one(&messages[output.source]);
             let mut waiting = output;
             loop {
                 match self
@@ -274,7 +275,7 @@ impl<'c> Pending<'c> {
             match result {
                 Ok(Ok(_)) => {}
                 Ok(Err((error, message))) if fit::is_record_level(&error) => {
-                    let record = incoming(&batch.messages[what.source..=what.source])[0];
+                    let record = incoming_one(&batch.messages[what.source]);
                     let payload = message.payload().unwrap_or_default();
                     batch
                         .unsent
@@ -302,7 +303,7 @@ impl<'c> Pending<'c> {
         let mut sent = Vec::new();
         let mut still = Vec::new();
         for output in std::mem::take(&mut batch.unsent) {
-            let record = incoming(&batch.messages[output.source..=output.source])[0];
+            let record = incoming_one(&batch.messages[output.source]);
             match fitting.enqueue(self.producer, output, &record).or_stop()? {
                 Ok((delivery, what)) => {
                     deliveries.push(delivery);

@@ -35,7 +35,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::fit::{self, Refused};
 use crate::output::Form;
 use crate::scoring::Output;
-use crate::worker::{consumer_error, incoming, Enqueued, Fitting, Stop, Worker, TICK};
+use crate::worker::{consumer_error, incoming_one, Enqueued, Fitting, Stop, Worker, TICK};
 
 /// How long one transaction call may wait for the coordinator.
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -168,7 +168,7 @@ pub(crate) async fn run(
             consumer,
             &fitting,
             &messages,
-            &outcome.outputs,
+            std::mem::take(&mut outcome.outputs),
             &outcome.last_offsets,
         )
         .await
@@ -266,7 +266,7 @@ fn make_smaller(
     fitting: &Fitting,
 ) {
     for output in outputs {
-        let record = incoming(&messages[output.source..=output.source])[0];
+        let record = incoming_one(&messages[output.source]);
         let Some((form, error)) = refused.get(&(record.partition, record.offset)) else {
             continue;
         };
@@ -299,7 +299,7 @@ async fn transact(
     consumer: &bus::LoggingConsumer,
     fitting: &Fitting,
     messages: &[BorrowedMessage<'_>],
-    outputs: &[Output],
+    outputs: Vec<Output>,
     last_offsets: &BTreeMap<i32, i64>,
 ) -> Result<(), Failed> {
     producer
@@ -308,8 +308,8 @@ async fn transact(
     let mut deliveries = Vec::with_capacity(outputs.len());
     let mut sent = Vec::with_capacity(outputs.len());
     for output in outputs {
-        let record = incoming(&messages[output.source..=output.source])[0];
-        let mut waiting = output.clone();
+        let record = incoming_one(&messages[output.source]);
+        let mut waiting = output;
         loop {
             match fitting.enqueue(producer, waiting, &record) {
                 Enqueued::Queued(delivery, what) => {

@@ -220,15 +220,17 @@ impl Worker {
 
 /// Records as the scorer takes them.
 pub(crate) fn incoming<'m>(messages: &'m [BorrowedMessage<'_>]) -> Vec<Incoming<'m>> {
-    messages
-        .iter()
-        .map(|m| Incoming {
-            partition: m.partition(),
-            offset: m.offset(),
-            key: m.key(),
-            payload: m.payload(),
-        })
-        .collect()
+    messages.iter().map(incoming_one).collect()
+}
+
+/// One record as the scorer takes it (no allocation).
+pub(crate) fn incoming_one<'m>(message: &'m BorrowedMessage<'_>) -> Incoming<'m> {
+    Incoming {
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key(),
+        payload: message.payload(),
+    }
 }
 
 /// A consumer error: fatal ones end the run, the others are logged (librdkafka retries).
