@@ -1034,3 +1034,196 @@ fn sum(text: &str, name: &str) -> f64 {
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// Every (key, value) of partition 0 of `topic` from the start, read until `count` are in
+/// (or `timeout` passes).
+fn read_records(topic: &str, count: usize, timeout: Duration) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let consumer: BaseConsumer = client_config()
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("reader");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("assignment");
+    consumer.assign(&assignment).expect("assign");
+    let deadline = Instant::now() + timeout;
+    let mut records = Vec::new();
+    while records.len() < count && Instant::now() < deadline {
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message.expect("read");
+            records.push((
+                message.key().unwrap_or_default().to_vec(),
+                message.payload().unwrap_or_default().to_vec(),
+            ));
+        }
+    }
+    records
+}
+
+/// Issue "no record can stop the pipeline", on a real broker: between good records, a
+/// 999,990-byte anomalous record, records of 1 MiB + 1, 3 MiB and 4 MiB (the largest Tansu
+/// 0.6.0 hands back to a consumer: it takes 20 MiB but does not return 8 MiB, measured with
+/// examples/broker_limits), and a not-JSON record whose key is 100 KiB. The dead-letter topic
+/// is created with max.message.bytes=150000, which the detector learns through
+/// DescribeConfigs (Tansu does not enforce it); the anomalies topic has none, so its limit is
+/// the producer's message.max.bytes (1,000,000). The detector (in-process, from
+/// Config::builder) keeps running, every good record is scored, each big one has exactly one
+/// output naming its source, reduced where the whole would not fit, every output fits its
+/// topic's limit, and consumed = scored + dead-lettered in the metrics.
+#[test]
+fn no_record_can_stop_the_pipeline() {
+    const DLQ_LIMIT: usize = 150_000;
+    let scratch = Scratch::new();
+    let model = train(&scratch);
+    let (transactions, anomalies, dead_letters) =
+        (unique("transactions"), unique("anomalies"), unique("dlq"));
+    let admin: AdminClient<DefaultClientContext> = client_config().create().expect("admin");
+    let limit = DLQ_LIMIT.to_string();
+    let new = [
+        NewTopic::new(&transactions, 1, TopicReplication::Fixed(1)),
+        NewTopic::new(&anomalies, 1, TopicReplication::Fixed(1)),
+        NewTopic::new(&dead_letters, 1, TopicReplication::Fixed(1))
+            .set("max.message.bytes", &limit),
+    ];
+    for result in block_on(admin.create_topics(&new, &AdminOptions::new())).expect("create") {
+        result.unwrap_or_else(|(name, code)| panic!("cannot create {name}: {code}"));
+    }
+
+    let producer: FutureProducer = client_config()
+        .set("message.max.bytes", "25000000")
+        .create()
+        .expect("producer");
+    let send = |key: &[u8], value: &[u8]| {
+        let delivery = block_on(producer.send(
+            FutureRecord::to(&transactions).key(key).payload(value),
+            Duration::from_secs(60),
+        ))
+        .map_err(|(error, _)| error)
+        .expect("produced");
+        (delivery.partition, delivery.offset)
+    };
+    let padded = |id: i64, size: usize| {
+        let mut value = format!(r#"{{"id": {id}, "data": [[3.9, -3.9]], "pad": ""#).into_bytes();
+        value.resize(size - 2, b'p');
+        value.extend_from_slice(b"\"}");
+        value
+    };
+    assert!(model.forest.predict(&[3.9, -3.9]).unwrap());
+    let good = stream(21, 0, 500);
+    let expected = flagged(&model, &good);
+    // Key, value, and the reason of its dead letter (None: it is an anomaly). Each is reduced.
+    let bigs: Vec<(Vec<u8>, Vec<u8>, Option<&str>)> = vec![
+        (b"9001".to_vec(), padded(9001, 999_990), None),
+        (
+            b"9002".to_vec(),
+            padded(9002, (1 << 20) + 1),
+            Some("oversized"),
+        ),
+        (b"9003".to_vec(), padded(9003, 3 << 20), Some("oversized")),
+        (b"9004".to_vec(), padded(9004, 4 << 20), Some("oversized")),
+        (
+            vec![b'k'; 100 << 10],
+            b"not json".to_vec(),
+            Some("not_json"),
+        ),
+    ];
+    let mut big_sources = Vec::new();
+    for (n, chunk) in good.chunks(100).enumerate() {
+        for record in chunk {
+            send(record.id.to_string().as_bytes(), &record.json);
+        }
+        if let Some((key, value, _)) = bigs.get(n) {
+            big_sources.push(send(key, value));
+        }
+    }
+
+    let metrics = detector::metrics::Metrics::new();
+    let config = detector::Config::builder(model.path.clone())
+        .kafka(bus::ClientSettings::new(bootstrap()))
+        .group(unique("group"))
+        .input_topic(&transactions)
+        .output_topic(&anomalies)
+        .dead_letter_topic(&dead_letters)
+        .metrics(metrics.clone())
+        .idle_exit(Duration::from_secs(5))
+        .build()
+        .expect("config");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let stats = runtime
+        .block_on(detector::run(config, std::future::pending()))
+        .expect("no record may stop the detector");
+    println!("{stats:?}");
+    let total = (good.len() + bigs.len()) as u64;
+    assert_eq!(stats.consumed, total, "{stats:?}");
+    assert_eq!(stats.scored, good.len() as u64 + 1, "{stats:?}");
+    assert_eq!(stats.dead_letters, 4, "{stats:?}");
+    assert_eq!(stats.anomalies, expected.len() as u64 + 1, "{stats:?}");
+    let text = metrics.render();
+    let consumed = value(&text, "detector_records_consumed_total{partition=\"0\"}");
+    let scored = value(&text, "detector_records_scored_total{partition=\"0\"}");
+    let dead = value(
+        &text,
+        "detector_records_dead_lettered_total{partition=\"0\"}",
+    );
+    println!("metrics: consumed={consumed} scored={scored} dead_lettered={dead}");
+    assert_eq!((consumed, scored + dead), (total as f64, total as f64));
+
+    let outputs_of =
+        |topic: &str, count: usize| read_records(topic, count, Duration::from_secs(60));
+    let found_anomalies = outputs_of(&anomalies, expected.len() + 1);
+    let found_letters = outputs_of(&dead_letters, 4);
+    let mut seen: Vec<((i32, i64), bool, Option<String>)> = Vec::new();
+    for (key, value) in &found_anomalies {
+        assert!(
+            key.len() + value.len() + 97 <= 1_000_000,
+            "anomaly of {} bytes",
+            value.len()
+        );
+        let anomaly = Anomaly::decode(value).expect("an anomaly");
+        seen.push((
+            (anomaly.partition, anomaly.offset),
+            anomaly.truncated.is_some(),
+            None,
+        ));
+    }
+    for (key, value) in &found_letters {
+        assert!(
+            key.len() + value.len() + 97 <= DLQ_LIMIT,
+            "letter of {} bytes",
+            value.len()
+        );
+        let letter = DeadLetter::decode(value).expect("a dead letter");
+        assert_eq!(letter.source_topic, transactions);
+        seen.push((
+            (letter.partition, letter.offset),
+            letter.truncated.is_some(),
+            Some(letter.reason),
+        ));
+    }
+    for (source, (_, value, reason)) in big_sources.iter().zip(&bigs) {
+        let about: Vec<_> = seen.iter().filter(|(s, _, _)| s == source).collect();
+        println!("{} bytes at {source:?}: {about:?}", value.len());
+        assert_eq!(about.len(), 1, "{source:?}: {about:?}");
+        assert!(about[0].1, "{source:?} reduced");
+        assert_eq!(about[0].2.as_deref(), *reason, "{source:?}");
+    }
+    assert_eq!(
+        found_anomalies.len(),
+        expected.len() + 1,
+        "one anomaly per flagged record"
+    );
+    let ids: BTreeSet<i64> = found_anomalies
+        .iter()
+        .filter_map(|(_, value)| Anomaly::decode(value).ok()?.id.to_string().parse().ok())
+        .collect();
+    assert!(
+        expected.is_subset(&ids),
+        "every good flagged record has its anomaly"
+    );
+}
