@@ -50,3 +50,5 @@ log "checking formatting, lints and documentation"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+# 5. The workspace's shape: no crate leans on a process crate, no module cycle.
+python3 scripts/check-layout.py

@@ -200,8 +200,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seeds = option("--seeds", 5)? as u64;
     let rows = option("--rows", 20_000)?;
     let (training, scored, kinds) = stream(rows);
-    let labels: Vec<bool> = kinds.iter().map(Option::is_some).collect();
-    let anomalies = labels.iter().filter(|&&a| a).count();
+    let labels: Vec<u8> = kinds.iter().map(|kind| u8::from(kind.is_some())).collect();
+    let anomalies = labels.iter().filter(|&&label| label == 1).count();
     println!(
         "{rows} training events, {rows} scored ({anomalies} anomalies), mean over seeds 0..{seeds}"
     );

@@ -1,8 +1,9 @@
 //! The workspace's binaries, run as users run them.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command, ExitStatus, Output};
 use std::sync::Once;
+use std::time::Duration;
 
 static BUILD: Once = Once::new();
 
@@ -64,5 +65,31 @@ impl Drop for Guard {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+impl Guard {
+    /// Sends the process SIGTERM (a clean stop).
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits (at most `timeout`, naming `what` if it runs out) for the process to exit;
+    /// returns its status and what it wrote on stdout, when that was piped.
+    pub fn finish(mut self, timeout: Duration, what: &str) -> (ExitStatus, String) {
+        let mut status = None;
+        crate::wait_until(timeout, what, || {
+            status = self.0.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        let mut stdout = String::new();
+        if let Some(mut pipe) = self.0.stdout.take() {
+            std::io::Read::read_to_string(&mut pipe, &mut stdout).expect("stdout");
+        }
+        (status.expect("exited"), stdout)
     }
 }
