@@ -153,3 +153,22 @@ impl Features {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Consumers share one model's features between tasks and swap them on reload.
+    #[test]
+    fn autotraits() {
+        fn has_autotraits<T: Send + Sync + Sized + Unpin>() {}
+        has_autotraits::<Features>();
+        has_autotraits::<NamedFeatures>();
+        has_autotraits::<FeatureSpec>();
+        has_autotraits::<FeatureParams>();
+        has_autotraits::<ExtractError>();
+        has_autotraits::<MetadataError>();
+        has_autotraits::<SpecError>();
+        has_autotraits::<LearnError>();
+    }
+}
