@@ -1,8 +1,10 @@
 //! Data for training, replaying and evaluating, shared by the processes and the tests so that
-//! each of these exists once: numeric tables read from CSV ([`Table`], [`read_csv`]), the
-//! original pipeline's synthetic data ([`synthetic_training_data`], [`synthetic_records`]), a
-//! table's rows as transactions ([`csv_records`]) and the detection metrics ([`roc_auc`],
-//! [`average_precision`], [`Confusion`]), defined as scikit-learn defines them.
+//! each of these exists once: numeric tables read from CSV ([`Table`], [`read_csv`]), records
+//! read from JSON lines ([`read_jsonl`]), the original pipeline's synthetic data
+//! ([`synthetic_training_data`], [`synthetic_records`]), the payments scenario
+//! ([`PaymentsParams`]), a table's rows as transactions ([`csv_records`]) and the detection
+//! metrics ([`roc_auc`], [`average_precision`], [`Confusion`]), defined as scikit-learn
+//! defines them.
 //!
 //! ```
 //! use dataset::{roc_auc, synthetic_training_data};
@@ -15,17 +17,23 @@
 //! # Layout
 //!
 //! - [`table`]: [`Table`] and the CSV reader, with [`TableError`] naming line and column.
+//! - [`jsonl`]: JSON lines, one object per line, with [`JsonlError`] naming the line.
 //! - [`synthetic`]: the original's training clusters and stream (no I/O).
+//! - [`payments`]: card payments with labelled frauds of three kinds (no I/O).
 //! - [`replay`]: a CSV table's rows as transactions (uses `table`).
 //! - [`metrics`]: ROC AUC, average precision, the confusion counts.
 #![deny(missing_docs)]
 
+pub mod jsonl;
 pub mod metrics;
+pub mod payments;
 pub mod replay;
 pub mod synthetic;
 pub mod table;
 
+pub use jsonl::{parse_jsonl, read_jsonl, JsonLine, JsonlError};
 pub use metrics::{average_precision, roc_auc, Confusion};
+pub use payments::{FraudKind, Payment, Payments, PaymentsError, PaymentsParams};
 pub use replay::csv_records;
 pub use synthetic::{
     shifted_synthetic_records, synthetic_records, synthetic_training_data, Shift, SyntheticPoints,

@@ -2,15 +2,23 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 
-/// Produce transactions into Kafka: the original pipeline's synthetic stream (seeded), or a
-/// replayed CSV table with its labels. Prints one summary line at the end and exits non-zero
-/// if any record was not acknowledged.
+/// The scenarios `--scenario` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// Card payments with labelled frauds ([`dataset::payments`]).
+    Payments,
+}
+
+/// Produce records into Kafka: the original pipeline's synthetic stream (seeded), a replayed
+/// CSV table with its labels, a replayed JSON-lines file, or a scenario (`payments`). Prints
+/// one summary line at the end and exits non-zero if any record was not acknowledged.
 #[derive(Debug, Parser)]
 #[command(name = "generator", version, about)]
 pub struct Cli {
-    /// Records to send; 0 = until stopped (synthetic) or the whole table (--csv).
+    /// Records to send; 0 = until stopped (synthetic, --scenario) or the whole file (--csv,
+    /// --jsonl).
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub count: u64,
     /// Records per second; 0 = as fast as the broker takes them.
@@ -25,7 +33,7 @@ pub struct Cli {
         value_name = "DX,DY",
         value_delimiter = ',',
         allow_hyphen_values = true,
-        conflicts_with = "csv"
+        conflicts_with_all = ["csv", "jsonl", "scenario"]
     )]
     pub shift: Option<Vec<f64>>,
     /// With --shift: the first this many records keep the original clusters.
@@ -38,11 +46,28 @@ pub struct Cli {
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub first_id: i64,
     /// Replay this CSV table (header line, numeric columns) instead of the synthetic stream.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["jsonl", "scenario"])]
     pub csv: Option<PathBuf>,
     /// Column of the CSV holding 0/1 labels: sent as the record's `label`, not as a feature.
     #[arg(long, value_name = "NAME", requires = "csv")]
     pub label_column: Option<String>,
+    /// Replay this JSON-lines file: each line's record sent as it is written.
+    #[arg(long, value_name = "FILE", conflicts_with = "scenario")]
+    pub jsonl: Option<PathBuf>,
+    /// Send a scenario's seeded records instead of the synthetic stream: `payments` (card
+    /// payments with labelled frauds; --seed, --first-id).
+    #[arg(long, value_name = "NAME")]
+    pub scenario: Option<Scenario>,
+    /// Key each record by this field (a name or a JSON Pointer; `card` keeps each card's
+    /// payments in one partition): with --jsonl (default: no key) or --scenario (default:
+    /// the id).
+    #[arg(long, value_name = "NAME")]
+    pub key_field: Option<String>,
+    /// Write the records to standard output, one per line, instead of sending them (no
+    /// broker needed; --rate is ignored; the summary line goes to standard error):
+    /// `generator --scenario payments --count 50000 --print > payments.jsonl`.
+    #[arg(long)]
+    pub print: bool,
     /// Topic to write to.
     #[arg(long, default_value = schema::topics::TRANSACTIONS)]
     pub topic: String,

@@ -2,12 +2,15 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use dataset::{csv_records, shifted_synthetic_records, PaymentsParams, Shift};
+use features::FieldPath;
 use rdkafka::ClientConfig;
 use schema::Transaction;
+use serde_json::Value;
 
+use crate::cli::Scenario;
 use crate::Cli;
-use dataset::{csv_records, shifted_synthetic_records, Shift};
 
 /// Where the records come from.
 #[derive(Debug, Clone)]
@@ -25,6 +28,36 @@ pub enum Source {
     },
     /// A CSV table's rows, already read.
     Table(Vec<Transaction>),
+    /// A JSON-lines file's records as written, with their keys, already read.
+    Lines(Vec<Outgoing>),
+    /// The payments scenario.
+    Payments {
+        /// Its settings (seed, first id).
+        params: PaymentsParams,
+        /// Records to send; 0 = without end.
+        count: u64,
+        /// The field keying each record (`None`: the id).
+        key_field: Option<FieldPath>,
+    },
+}
+
+/// A record to send: its key and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The Kafka key, if any.
+    pub key: Option<String>,
+    /// The record.
+    pub payload: Vec<u8>,
+}
+
+/// A record's key from `field`: a string as it is, anything else as its JSON text; `None`
+/// when the field is absent or null.
+pub fn key_of(record: &Value, field: &FieldPath) -> Option<String> {
+    match field.lookup(record)? {
+        Value::Null => None,
+        Value::String(text) => Some(text.clone()),
+        other => Some(other.to_string()),
+    }
 }
 
 /// Everything a run needs.
@@ -78,20 +111,56 @@ impl Config {
             },
             Some(other) => bail!("--shift must be two finite numbers DX,DY, not {other:?}"),
         };
-        let source = match &cli.csv {
-            Some(path) => {
-                let mut rows = csv_records(path, cli.label_column.as_deref(), cli.first_id)?;
-                if cli.count > 0 {
-                    rows.truncate(usize::try_from(cli.count).unwrap_or(usize::MAX));
-                }
-                Source::Table(rows)
+        let key_field = cli
+            .key_field
+            .as_deref()
+            .map(|name| FieldPath::parse(name).with_context(|| format!("--key-field {name:?}")))
+            .transpose()?;
+        if key_field.is_some() && cli.jsonl.is_none() && cli.scenario.is_none() {
+            bail!("--key-field needs --jsonl or --scenario (other records are keyed by id)");
+        }
+        let limit = |len: usize| match cli.count {
+            0 => len,
+            count => len.min(usize::try_from(count).unwrap_or(usize::MAX)),
+        };
+        let source = if let Some(path) = &cli.csv {
+            let mut rows = csv_records(path, cli.label_column.as_deref(), cli.first_id)?;
+            rows.truncate(limit(rows.len()));
+            Source::Table(rows)
+        } else if let Some(path) = &cli.jsonl {
+            let mut lines = dataset::read_jsonl(path)?;
+            lines.truncate(limit(lines.len()));
+            Source::Lines(
+                lines
+                    .into_iter()
+                    .map(|line| Outgoing {
+                        key: key_field
+                            .as_ref()
+                            .and_then(|field| key_of(&line.value, field)),
+                        payload: line.text.into_bytes(),
+                    })
+                    .collect(),
+            )
+        } else if let Some(Scenario::Payments) = cli.scenario {
+            let params = PaymentsParams {
+                seed: cli.seed,
+                first_id: cli.first_id,
+                ..PaymentsParams::default()
+            };
+            // Settings the scenario refuses stop the run here, not at the first record.
+            params.records()?;
+            Source::Payments {
+                params,
+                count: cli.count,
+                key_field,
             }
-            None => Source::Synthetic {
+        } else {
+            Source::Synthetic {
                 seed: cli.seed,
                 outlier_probability: cli.outlier_probability,
                 count: cli.count,
                 shift,
-            },
+            }
         };
         Ok(Config {
             source,
@@ -113,25 +182,58 @@ impl Config {
             Source::Synthetic { count: 0, .. } => None,
             Source::Synthetic { count, .. } => Some(*count),
             Source::Table(rows) => Some(rows.len() as u64),
+            Source::Lines(lines) => Some(lines.len() as u64),
+            Source::Payments { count: 0, .. } => None,
+            Source::Payments { count, .. } => Some(*count),
         }
     }
 
     /// The records, in the order they are sent.
-    pub fn records(&self) -> Box<dyn Iterator<Item = Transaction> + '_> {
+    pub fn records(&self) -> Box<dyn Iterator<Item = Outgoing> + '_> {
+        let transaction = |transaction: Transaction| Outgoing {
+            key: Some(transaction.key()),
+            payload: transaction.encode(),
+        };
         match &self.source {
             Source::Synthetic {
                 seed,
                 outlier_probability,
                 count,
                 shift,
-            } => Box::new(shifted_synthetic_records(
-                *seed,
-                *outlier_probability,
-                self.first_id,
-                *count,
-                *shift,
-            )),
-            Source::Table(rows) => Box::new(rows.iter().cloned()),
+            } => Box::new(
+                shifted_synthetic_records(
+                    *seed,
+                    *outlier_probability,
+                    self.first_id,
+                    *count,
+                    *shift,
+                )
+                .map(transaction),
+            ),
+            Source::Table(rows) => Box::new(rows.iter().cloned().map(transaction)),
+            Source::Lines(lines) => Box::new(lines.iter().cloned()),
+            Source::Payments {
+                params,
+                count,
+                key_field,
+            } => {
+                // Checked in `from_cli`: the scenario's settings make a stream.
+                let payments = params.records().into_iter().flatten();
+                let payments: Box<dyn Iterator<Item = dataset::Payment>> = match count {
+                    0 => Box::new(payments),
+                    count => Box::new(payments.take(usize::try_from(*count).unwrap_or(usize::MAX))),
+                };
+                Box::new(payments.map(move |payment| {
+                    let key = match key_field {
+                        Some(field) => key_of(&payment.to_value(), field),
+                        None => Some(payment.id.to_string()),
+                    };
+                    Outgoing {
+                        key,
+                        payload: payment.to_json().into_bytes(),
+                    }
+                }))
+            }
         }
     }
 }
@@ -239,11 +341,113 @@ mod tests {
     fn count_zero_is_endless_and_ids_start_where_asked() {
         let config = config(&["--count", "0", "--first-id", "-5"]).unwrap();
         assert_eq!(config.total(), None);
-        let keys: Vec<String> = config.records().take(3).map(|t| t.key()).collect();
-        assert_eq!(keys, ["-5", "-4", "-3"]);
+        let keys: Vec<Option<String>> = config.records().take(3).map(|t| t.key).collect();
+        assert_eq!(
+            keys,
+            [Some("-5".into()), Some("-4".into()), Some("-3".into())]
+        );
         assert_eq!(
             self::config(&["--count", "7"]).unwrap().records().count(),
             7
         );
+    }
+
+    #[test]
+    fn a_jsonl_file_is_sent_as_written_keyed_by_the_field_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        let lines = [
+            r#"{"card": "c-1",  "amount": 1.50}"#,
+            r#"{"amount": 2, "card": {"n": 7}}"#,
+            r#"{"amount": 3}"#,
+        ];
+        std::fs::write(
+            &path,
+            format!("{}\n\n{}\n{}\n", lines[0], lines[1], lines[2]),
+        )
+        .unwrap();
+        let file = path.to_str().unwrap();
+        let keyed = config(&["--jsonl", file, "--key-field", "card"]).unwrap();
+        assert_eq!(keyed.total(), Some(3));
+        let sent: Vec<Outgoing> = keyed.records().collect();
+        let payloads: Vec<&[u8]> = sent.iter().map(|o| o.payload.as_slice()).collect();
+        assert_eq!(payloads, lines.map(str::as_bytes), "byte for byte");
+        let keys: Vec<Option<&str>> = sent.iter().map(|o| o.key.as_deref()).collect();
+        assert_eq!(keys, [Some("c-1"), Some(r#"{"n":7}"#), None]);
+        let unkeyed = config(&["--jsonl", file, "--count", "2"]).unwrap();
+        let keys: Vec<Option<String>> = unkeyed.records().map(|o| o.key).collect();
+        assert_eq!(
+            keys,
+            [None, None],
+            "--count keeps the first records; no key by default"
+        );
+        let nested = config(&["--jsonl", file, "--key-field", "/card/n"]).unwrap();
+        assert_eq!(nested.records().nth(1).unwrap().key.as_deref(), Some("7"));
+        std::fs::write(&path, "{}\n[1]\n").unwrap();
+        let error = format!("{:#}", config(&["--jsonl", file]).unwrap_err());
+        assert!(error.contains("r.jsonl:2"), "{error}");
+    }
+
+    #[test]
+    fn the_payments_scenario_is_seeded_and_keyed_by_id_or_field() {
+        let by_id = config(&["--scenario", "payments", "--count", "50", "--seed", "3"]).unwrap();
+        assert_eq!(by_id.total(), Some(50));
+        let expected: Vec<dataset::Payment> = PaymentsParams {
+            seed: 3,
+            ..PaymentsParams::default()
+        }
+        .records()
+        .unwrap()
+        .take(50)
+        .collect();
+        let sent: Vec<Outgoing> = by_id.records().collect();
+        assert_eq!(sent.len(), 50);
+        for (outgoing, payment) in sent.iter().zip(&expected) {
+            assert_eq!(outgoing.payload, payment.to_json().into_bytes());
+            assert_eq!(
+                outgoing.key.as_deref(),
+                Some(payment.id.to_string().as_str())
+            );
+        }
+        let by_card = config(&[
+            "--scenario",
+            "payments",
+            "--key-field",
+            "card",
+            "--first-id",
+            "9",
+        ])
+        .unwrap();
+        let first = by_card.records().next().unwrap();
+        let value: Value = serde_json::from_slice(&first.payload).unwrap();
+        assert_eq!(value["id"], 9);
+        assert_eq!(first.key.as_deref(), value["card"].as_str());
+        let endless = config(&["--scenario", "payments", "--count", "0"]).unwrap();
+        assert_eq!(endless.total(), None);
+        assert_eq!(endless.records().take(5000).count(), 5000);
+        let error = format!("{:#}", config(&["--key-field", "card"]).unwrap_err());
+        assert!(error.contains("--key-field needs"), "{error}");
+        assert!(Cli::try_parse_from(["generator", "--scenario", "bank"]).is_err());
+        assert!(
+            Cli::try_parse_from(["generator", "--scenario", "payments", "--shift", "1,1"]).is_err()
+        );
+    }
+
+    #[test]
+    fn printed_records_are_the_sent_ones_one_per_line() {
+        let config = config(&["--scenario", "payments", "--count", "20", "--seed", "4"]).unwrap();
+        let mut out = Vec::new();
+        let summary = crate::emit::print(
+            &config,
+            &mut out,
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+        .unwrap();
+        assert_eq!((summary.sent, summary.failed), (20, 0));
+        let expected: Vec<u8> = config
+            .records()
+            .flat_map(|o| o.payload.into_iter().chain([b'\n']))
+            .collect();
+        assert_eq!(out, expected);
     }
 }

@@ -276,7 +276,7 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary> {
     let mut sent = 0u64;
     let mut unpolled = 0u32;
     let mut served = Instant::now();
-    for transaction in config.records() {
+    for outgoing in config.records() {
         if stop.load(Ordering::Relaxed) {
             log::info!("stopping on a signal after {sent} records");
             break;
@@ -287,12 +287,12 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary> {
                 break;
             }
         }
-        let key = transaction.key();
-        let payload = transaction.encode();
-        let record = BaseRecord::with_opaque_to(&config.topic, 1)
-            .key(key.as_bytes())
-            .payload(payload.as_slice());
-        hand_over(&producer, record).with_context(|| format!("record {key}"))?;
+        let mut record =
+            BaseRecord::with_opaque_to(&config.topic, 1).payload(outgoing.payload.as_slice());
+        if let Some(key) = &outgoing.key {
+            record = record.key(key.as_bytes());
+        }
+        hand_over(&producer, record).with_context(|| format!("record {}", sent + 1))?;
         sent += 1;
         unpolled += 1;
         if sent == 1 && config.rate > 0.0 {
@@ -361,6 +361,28 @@ pub fn run(config: &Config, stop: &AtomicBool) -> Result<Summary> {
         );
     }
     Ok(summary)
+}
+
+/// Writes the configured records to `out`, one per line, until they run out or `stop` is set.
+pub fn print(config: &Config, out: &mut dyn std::io::Write, stop: &AtomicBool) -> Result<Summary> {
+    let started = Instant::now();
+    let mut sent = 0u64;
+    for outgoing in config.records() {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        out.write_all(&outgoing.payload)
+            .and_then(|()| out.write_all(b"\n"))
+            .context("cannot write a record")?;
+        sent += 1;
+    }
+    out.flush().context("cannot write the records")?;
+    Ok(Summary {
+        sent,
+        acknowledged: sent,
+        failed: 0,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// Serves the producer's events until the first record is acknowledged, fails, awaits a

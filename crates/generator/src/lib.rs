@@ -1,8 +1,11 @@
-//! The generator: produces transactions into Kafka, either the original pipeline's synthetic
-//! stream (seeded, so tests know every record in advance: [`dataset::synthetic_records`]) or a replayed
-//! CSV table with its labels ([`dataset::csv_records`]).
+//! The generator: produces records into Kafka: the original pipeline's synthetic stream
+//! (seeded, so tests know every record in advance: [`dataset::synthetic_records`]), a
+//! replayed CSV table with its labels ([`dataset::csv_records`]), a replayed JSON-lines file
+//! (each line sent as it is written, keyed by `--key-field` when given), or the payments
+//! scenario ([`dataset::PaymentsParams`]: seeded card payments with labelled frauds).
 //!
-//! Records are keyed by id and sent asynchronously in batches (never a flush per record),
+//! Records are keyed by id (or `--key-field`) and sent asynchronously in batches (never a
+//! flush per record),
 //! paced by a schedule rather than a pause per record, and counted from the broker's
 //! acknowledgements. At the end, or on SIGINT/SIGTERM, it flushes and prints one line:
 //! `generator: sent=N acknowledged=N failed=N seconds=S rate=R/s`.
@@ -24,12 +27,20 @@ use std::sync::Arc;
 use anyhow::Result;
 
 pub use cli::Cli;
-pub use config::{Config, Source};
+pub use config::{Config, Outgoing, Source};
 pub use emit::Summary;
 
 /// Runs the generator as the command line asks, until it has sent everything or `stop` is
 /// set (the binary sets it on SIGINT or SIGTERM); either way it flushes before returning.
+/// With `--print` the records go to standard output instead.
 pub fn run(cli: &Cli, stop: &Arc<AtomicBool>) -> Result<Summary> {
     let config = Config::from_cli(cli)?;
+    if cli.print {
+        if config.total().is_none() {
+            anyhow::bail!("--print needs a --count other than 0 for an endless stream");
+        }
+        let stdout = std::io::stdout().lock();
+        return emit::print(&config, &mut std::io::BufWriter::new(stdout), stop);
+    }
     emit::run(&config, stop)
 }

@@ -19,9 +19,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    match generator::run(&generator::Cli::parse(), &stop) {
+    let cli = generator::Cli::parse();
+    match generator::run(&cli, &stop) {
         Ok(summary) => {
-            println!("{summary}");
+            if cli.print {
+                // Standard output holds the records.
+                eprintln!("{summary}");
+            } else {
+                println!("{summary}");
+            }
             if summary.failed == 0 {
                 ExitCode::SUCCESS
             } else {

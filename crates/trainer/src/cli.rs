@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use iforest::{Contamination, SplitRule};
+use features::Missing;
+use iforest::{Contamination, RangeCheck, SplitRule};
 
 /// Fit, inspect and evaluate Isolation Forest models for the detector.
 #[derive(Debug, Parser)]
@@ -17,11 +18,13 @@ pub struct Cli {
 /// The trainer's commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Fit a model and write it (atomically) to --out. With no data source, trains on the
-    /// original pipeline's synthetic data with its parameters (50 trees, 500 samples,
-    /// contamination 0.01) unless flags say otherwise.
+    /// Fit a model and write it (atomically) to --out, and a copy under its id in
+    /// --models-dir. With no data source, trains on the original pipeline's synthetic data
+    /// with its parameters (50 trees, 500 samples, contamination 0.01) unless flags say
+    /// otherwise.
     Fit(Box<FitArgs>),
-    /// Score every row of a CSV table: writes `row,score,anomaly[,label]` in input order.
+    /// Score every record of a CSV table (`row,score,anomaly[,label]`) or a JSON-lines file
+    /// (`line,id,score,anomaly,label,reason`), in input order, exactly as the detector would.
     Score(ScoreArgs),
     /// Print ROC AUC, average precision and precision/recall/F1 at the model's threshold.
     Eval(EvalArgs),
@@ -29,19 +32,28 @@ pub enum Command {
     Show(ShowArgs),
 }
 
-/// Where `fit` reads its training rows.
+/// Where `fit` reads its training records.
 #[derive(Debug, Args)]
 pub struct SourceArgs {
     /// Train on this CSV table (header line; numeric columns).
-    #[arg(long, value_name = "FILE", conflicts_with = "topic")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["topic", "jsonl"])]
     pub csv: Option<PathBuf>,
-    /// Column of the CSV holding 0/1 labels; left out of the features.
+    /// Column of the CSV holding 0/1 labels; never a feature.
     #[arg(long, value_name = "NAME", requires = "csv")]
     pub label_column: Option<String>,
     /// Feature columns to use, in order (default: all but the label column).
-    #[arg(long, value_name = "A,B,…", value_delimiter = ',', requires = "csv")]
+    #[arg(
+        long,
+        value_name = "A,B,…",
+        value_delimiter = ',',
+        requires = "csv",
+        conflicts_with = "features"
+    )]
     pub columns: Option<Vec<String>>,
-    /// Train on transactions already in this Kafka topic.
+    /// Train on this JSON-lines file: one JSON record per line.
+    #[arg(long, value_name = "FILE", conflicts_with = "topic")]
+    pub jsonl: Option<PathBuf>,
+    /// Train on records already in this Kafka topic.
     #[arg(long, value_name = "TOPIC")]
     pub topic: Option<String>,
     /// With --topic: read at most this many records (from the beginning of each partition).
@@ -58,6 +70,35 @@ pub struct SourceArgs {
     /// Kafka connection (used with --topic).
     #[command(flatten)]
     pub kafka: bus::KafkaArgs,
+}
+
+/// Which fields of a JSON record are the features.
+#[derive(Debug, Args, Clone)]
+pub struct FeatureArgs {
+    /// The features, comma-separated, each a field and a transform: `amount` (a top-level
+    /// number), `/merchant/geo/lat` (a JSON Pointer), `amount:log` (ln(1 + x)),
+    /// `/merchant/mcc:category` (its training frequency), `ts:hour`, `ts:weekday`. They are
+    /// stored in the model, and the detector reads them. Without it, records carry their
+    /// features as a `data` array.
+    #[arg(long, value_name = "LIST")]
+    pub features: Option<String>,
+    /// A record missing a feature: `dead-letter` (refused, and left out of training) or
+    /// `impute` (the training median, or the most frequent category).
+    #[arg(
+        long,
+        value_name = "dead-letter|impute",
+        default_value = "dead-letter",
+        requires = "features"
+    )]
+    pub missing: Missing,
+    /// The field identifying a record (a name or a JSON Pointer); records without one are
+    /// identified by where they were read.
+    #[arg(long, value_name = "NAME", default_value = features::DEFAULT_ID_FIELD, requires = "features")]
+    pub id_field: String,
+    /// The field holding a record's 0/1 label (JSON records), where there is one; never a
+    /// feature.
+    #[arg(long, value_name = "NAME")]
+    pub label_field: Option<String>,
 }
 
 /// Hyper-parameters; unset ones take the library defaults (or the original pipeline's values
@@ -86,6 +127,11 @@ pub struct ParamArgs {
     /// Extended forest only: hyperplane extension level [default: features − 1].
     #[arg(long, value_name = "N")]
     pub extension_level: Option<usize>,
+    /// Range-aware isolation: `on` (a value beyond a split's training range ends its path
+    /// there, as isolated) or `off` (plain isolation forests, as in scikit-learn)
+    /// [default: the library's, on].
+    #[arg(long, value_name = "on|off")]
+    pub range_check: Option<RangeCheck>,
     /// Threads for fitting (0 = all cores); the model is the same for any value.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -97,12 +143,20 @@ pub struct FitArgs {
     /// The training data.
     #[command(flatten)]
     pub source: SourceArgs,
+    /// Named features of JSON records.
+    #[command(flatten)]
+    pub features: FeatureArgs,
     /// The model's hyper-parameters.
     #[command(flatten)]
     pub params: ParamArgs,
     /// Where to write the model.
     #[arg(long, value_name = "FILE", default_value = crate::DEFAULT_MODEL_PATH)]
     pub out: PathBuf,
+    /// Where to keep a copy of each model written, as `<model id>.bin`, so that a model an
+    /// anomaly names can be found later [default: `by-id` beside --out, so
+    /// `models/by-id`].
+    #[arg(long, value_name = "DIR")]
+    pub models_dir: Option<PathBuf>,
     /// Keep the model fitted to the stream (with --topic).
     #[command(flatten)]
     pub follow: FollowArgs,
@@ -114,7 +168,8 @@ pub struct FollowArgs {
     /// With --topic: run until stopped, refitting on the newest --window records when the
     /// stream drifts from the model's training data (--drift-threshold) or the model reaches
     /// --interval's age; each model replaces --out atomically, and detectors watching it
-    /// reload it. Starts from the model already in --out, if any.
+    /// reload it. Starts from the model already in --out, if any, with its features unless
+    /// --features says otherwise.
     #[arg(long, requires = "topic")]
     pub follow: bool,
     /// Records to keep and refit on: the newest usable ones.
@@ -133,18 +188,38 @@ pub struct FollowArgs {
     pub drift_threshold: f64,
 }
 
+/// What to score or evaluate: a CSV table or a JSON-lines file.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct InputArgs {
+    /// A CSV table (the model's feature columns by name, or all columns in order).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// A JSON-lines file of records, read as the detector reads records: named features as
+    /// the model names them, else the `data` array.
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: Option<PathBuf>,
+}
+
 /// `trainer score`.
 #[derive(Debug, Args)]
 pub struct ScoreArgs {
     /// Model file.
     #[arg(long, value_name = "FILE", default_value = crate::DEFAULT_MODEL_PATH)]
     pub model: PathBuf,
-    /// Table to score.
-    #[arg(long, value_name = "FILE")]
-    pub csv: PathBuf,
-    /// Column holding 0/1 labels: left out of the features, copied to the output.
-    #[arg(long, value_name = "NAME")]
+    /// The records.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// CSV: column holding 0/1 labels, left out of the features and copied to the output.
+    #[arg(long, value_name = "NAME", requires = "csv")]
     pub label_column: Option<String>,
+    /// JSON lines: field holding 0/1 labels, copied to the output.
+    #[arg(long, value_name = "NAME", requires = "jsonl")]
+    pub label_field: Option<String>,
+    /// JSON lines: also write each scored record's largest contributor to its isolation
+    /// (`top_feature`, `direction`, `share`).
+    #[arg(long, requires = "jsonl")]
+    pub explain: bool,
     /// Output file (default: standard output).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -156,12 +231,19 @@ pub struct EvalArgs {
     /// Model file.
     #[arg(long, value_name = "FILE", default_value = crate::DEFAULT_MODEL_PATH)]
     pub model: PathBuf,
-    /// Labelled table.
-    #[arg(long, value_name = "FILE")]
-    pub csv: PathBuf,
-    /// Column holding 0/1 labels (1 = anomaly).
+    /// The labelled records.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// CSV: column holding 0/1 labels (1 = anomaly).
     #[arg(long, value_name = "NAME", default_value = "label")]
     pub label_column: String,
+    /// JSON lines: field holding 0/1 labels (1 = anomaly).
+    #[arg(long, value_name = "NAME", default_value = "label")]
+    pub label_field: String,
+    /// JSON lines: also measure each kind of anomaly on its own, against all the normal
+    /// records; the kind is this field's value on records labelled 1 (`--group-field fraud`).
+    #[arg(long, value_name = "NAME", requires = "jsonl")]
+    pub group_field: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,

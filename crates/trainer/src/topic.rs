@@ -1,7 +1,7 @@
-//! Training rows from transactions already in a Kafka topic.
+//! Training records from a Kafka topic.
 //!
-//! Reads every partition from its beginning until the stream goes quiet (or `max_records`),
-//! without a consumer group, so it never moves the detectors' offsets.
+//! Reads every partition from its beginning until the stream goes quiet (or enough records
+//! were taken), without a consumer group, so it never moves the detectors' offsets.
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use rdkafka::message::Message;
 use rdkafka::Offset;
 use schema::{DecodeLimits, Transaction};
+use serde_json::Value;
 
 use dataset::Table;
 
@@ -24,26 +25,35 @@ pub struct ReadLimits {
     pub timeout: Duration,
 }
 
-/// Reads up to `limits.max_records` transactions from `topic`. Records that do not decode, or
-/// whose feature count differs from the first record's, are skipped and counted in the log.
-pub fn read_training_rows(
+/// A JSON record read from a topic, with where it was.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicRecord {
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// The record.
+    pub value: Value,
+}
+
+/// Reads `topic` from the beginning of each partition, handing each payload to `take`
+/// (which says whether it was usable) until `limits.max_records` were usable, the stream goes
+/// quiet or the timeout passes. Returns the usable and left-out counts.
+fn read(
     kafka: &bus::ClientSettings,
     topic: &str,
     limits: &ReadLimits,
-) -> Result<Table> {
+    mut take: impl FnMut(i32, i64, &[u8]) -> bool,
+) -> Result<(usize, usize)> {
     // Manual assignment, nothing committed; its logs go through `log`, secrets masked.
     let consumer = kafka.base_consumer()?;
     // Read every partition from its beginning. Some Kafka-compatible brokers report high
     // watermarks loosely, so the end is found by the stream going quiet, not by watermarks.
     bus::assign_all(&consumer, topic, Offset::Beginning)?;
-
-    let decode_limits = DecodeLimits::default();
-    let mut data = Vec::new();
-    let mut n_features = None;
-    let (mut rows, mut skipped) = (0usize, 0usize);
+    let (mut usable, mut skipped) = (0usize, 0usize);
     let deadline = Instant::now() + limits.timeout;
     let mut last_record: Option<Instant> = None;
-    while rows < limits.max_records {
+    while usable < limits.max_records {
         if Instant::now() >= deadline {
             log::warn!("stopped waiting for records after {:?}", limits.timeout);
             break;
@@ -56,22 +66,43 @@ pub fn read_training_rows(
         };
         let message = message.with_context(|| format!("cannot read from {topic}"))?;
         last_record = Some(Instant::now());
-        let decoded = message
-            .payload()
-            .map(|payload| Transaction::decode(payload, &decode_limits));
-        match decoded {
-            Some(Ok(transaction)) => {
-                let width = *n_features.get_or_insert(transaction.features.len());
-                if transaction.features.len() == width {
-                    data.extend_from_slice(&transaction.features);
-                    rows += 1;
-                } else {
-                    skipped += 1;
-                }
-            }
-            _ => skipped += 1,
+        let payload = message.payload().unwrap_or_default();
+        if take(message.partition(), message.offset(), payload) {
+            usable += 1;
+        } else {
+            skipped += 1;
         }
     }
+    Ok((usable, skipped))
+}
+
+/// Reads up to `limits.max_records` transactions (`data` records) from `topic`. Records
+/// that do not decode, or whose feature count differs from the first record's, are skipped
+/// and counted in the log.
+pub fn read_training_rows(
+    kafka: &bus::ClientSettings,
+    topic: &str,
+    limits: &ReadLimits,
+) -> Result<Table> {
+    let decode_limits = DecodeLimits::default();
+    let mut data = Vec::new();
+    let mut n_features = None;
+    let (rows, skipped) = read(
+        kafka,
+        topic,
+        limits,
+        |_, _, payload| match Transaction::decode(payload, &decode_limits) {
+            Ok(transaction) => {
+                let width = *n_features.get_or_insert(transaction.features.len());
+                let fits = transaction.features.len() == width;
+                if fits {
+                    data.extend_from_slice(&transaction.features);
+                }
+                fits
+            }
+            Err(_) => false,
+        },
+    )?;
     log::info!("read {rows} training rows from {topic} ({skipped} skipped)");
     let Some(width) = n_features else {
         bail!("no usable transactions in topic {topic}");
@@ -82,4 +113,36 @@ pub fn read_training_rows(
         data,
         labels: None,
     })
+}
+
+/// Reads up to `limits.max_records` JSON objects from `topic`; anything else is skipped and
+/// counted in the log.
+pub fn read_training_records(
+    kafka: &bus::ClientSettings,
+    topic: &str,
+    limits: &ReadLimits,
+) -> Result<Vec<TopicRecord>> {
+    let mut records = Vec::new();
+    let (read, skipped) =
+        read(
+            kafka,
+            topic,
+            limits,
+            |partition, offset, payload| match serde_json::from_slice::<Value>(payload) {
+                Ok(value) if value.is_object() => {
+                    records.push(TopicRecord {
+                        partition,
+                        offset,
+                        value,
+                    });
+                    true
+                }
+                _ => false,
+            },
+        )?;
+    log::info!("read {read} JSON records from {topic} ({skipped} not JSON objects, skipped)");
+    if records.is_empty() {
+        bail!("no JSON records in topic {topic}");
+    }
+    Ok(records)
 }

@@ -1,0 +1,174 @@
+//! Named features: which fields of a JSON record a model reads, what it learned about them in
+//! training, and the extraction of one row of numbers per record. The trainer (offline) and
+//! the detector (online) both use this crate, so a record gives the same row in both.
+//!
+//! A record such as
+//! `{"card": "c-81", "amount": 912.40, "merchant": {"mcc": "5411", "country": "FR"},
+//! "ts": "2026-12-01T03:12:09Z"}` is read through a list like
+//! `amount:log,/merchant/mcc:category,ts:hour`: each item is a field (a top-level name, or an
+//! RFC 6901 JSON Pointer for nested fields) and a transform (`number` when none is written,
+//! `log`, `category`, `hour`, `weekday`).
+//!
+//! ```
+//! use features::{FeatureParams, Features, Missing};
+//! use serde_json::json;
+//!
+//! // The specification, checked once.
+//! let spec = FeatureParams::new("amount:log,/merchant/mcc:category,ts:hour")
+//!     .missing(Missing::DeadLetter)
+//!     .check()?;
+//!
+//! // Learn from training records: category frequencies, medians.
+//! let training: Vec<_> = (0..10)
+//!     .map(|i| json!({
+//!         "card": format!("c-{i}"),
+//!         "amount": 10.0 * i as f64,
+//!         "merchant": {"mcc": if i < 8 { "5411" } else { "5812" }, "country": "FR"},
+//!         "ts": format!("2026-12-01T{:02}:30:00Z", 8 + i),
+//!     }))
+//!     .collect();
+//! let fitted = spec.fit(&training)?;
+//! assert_eq!(fitted.kept.len(), 10);
+//! assert_eq!(fitted.rows.len(), 10 * 3); // row-major, ready for the forest
+//!
+//! // What a model file keeps, and reads back.
+//! let text = fitted.features.to_metadata();
+//! let features = Features::from_metadata_entry(Some(&text))?;
+//! let named = features.named().expect("named features");
+//!
+//! // One row per record, exactly as in training.
+//! let record = br#"{"amount": 912.40, "merchant": {"mcc": 5411}, "ts": "2026-12-01T04:12:09+01:00"}"#;
+//! let mut row = Vec::new();
+//! let id = named.read(record, &mut row)?;
+//! assert_eq!(id, None); // no `id`: identified by where it was read
+//! assert_eq!(row[1], 0.8); // 5411 was 8 of the 10 training records
+//! assert!((row[2] - 3.2025).abs() < 1e-12); // 03:12:09 UTC
+//!
+//! // A record that cannot give a row says why, naming the feature.
+//! let error = named.read(br#"{"amount": "912.40", "merchant": {"mcc": 1}, "ts": 0}"#, &mut row)
+//!     .unwrap_err();
+//! assert_eq!(error.reason(), "not_numeric");
+//! assert_eq!(error.to_string(), "amount is a string (feature amount:log)");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Layout
+//!
+//! - `path`: [`FieldPath`], a top-level name or a JSON Pointer, parsed once into tokens.
+//! - `spec`: [`FeatureParams`] (the list as typed, by-value setters) → `check()` →
+//!   [`FeatureSpec`] (validated; [`SpecError`] names the item), [`Feature`], [`Transform`],
+//!   [`Missing`].
+//! - `value`: the transforms' arithmetic on one JSON value (numbers, `ln(1 + x)`, times,
+//!   category keys), whatever parsed the record.
+//! - `learn`: [`FeatureSpec::fit`] learns category counts and medians ([`Fitted`],
+//!   [`LearnError`]).
+//! - `reader`: the per-record reader behind [`NamedFeatures::read`]: one parser pass that keeps
+//!   only the values on the features' paths, no `Value` tree.
+//! - `extract`: [`NamedFeatures`] (specification + [`Learned`] state) gives one row per record
+//!   or an [`ExtractError`] whose [`reason`](ExtractError::reason) a dead letter carries.
+//! - `metadata`: the JSON kept in the model file under [`METADATA_KEY`], with a version, read
+//!   back with checks ([`MetadataError`]).
+//! - here: [`Features`], the one type for both a model's kinds of input.
+//!
+//! # Extending
+//!
+//! Every transform so far is stateless: a row depends on its record alone. Features computed
+//! from a key's history (a card's own z-score, the time since its last record, a count over
+//! a minute) will be further [`Transform`] variants (or items without a field) for which
+//! [`Transform::is_stateless`] is false; their state will live in a separate type fed after
+//! the stateless extraction, so the extraction here stays as it is and the learned state
+//! gains entries, not a new shape.
+#![deny(missing_docs)]
+
+mod extract;
+mod learn;
+mod metadata;
+mod path;
+mod reader;
+mod spec;
+mod value;
+
+use std::collections::BTreeMap;
+
+pub use extract::{CategoryCounts, ExtractError, Learned, NamedFeatures};
+pub use learn::{Fitted, LearnError};
+pub use metadata::{MetadataError, METADATA_KEY, METADATA_VERSION};
+pub use path::{FieldPath, PathError};
+pub use spec::{
+    Feature, FeatureParams, FeatureSpec, ItemError, Missing, SpecError, Transform, DEFAULT_ID_FIELD,
+};
+
+/// What a model reads from a record: the `data` array of the original pipeline, or named
+/// features.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
+pub enum Features {
+    /// The record's `data` array (`{"id": 4, "data": [[x, y]]}`), read by the `schema` crate:
+    /// every model without a features entry.
+    Data,
+    /// Named features.
+    Named(NamedFeatures),
+}
+
+impl Features {
+    /// The features `model` reads: [`from_metadata`](Self::from_metadata) of its metadata,
+    /// checked against its width. What a consumer calls once per model (at start and at each
+    /// reload).
+    pub fn from_model(model: &iforest::IsolationForest) -> Result<Features, MetadataError> {
+        let features = Features::from_metadata(model.metadata())?;
+        features.check_width(model.n_features())?;
+        Ok(features)
+    }
+
+    /// The features a model's metadata names: [`Features::Data`] without a
+    /// [`METADATA_KEY`] entry, else the entry read and checked.
+    pub fn from_metadata(metadata: &BTreeMap<String, String>) -> Result<Features, MetadataError> {
+        Features::from_metadata_entry(metadata.get(METADATA_KEY).map(String::as_str))
+    }
+
+    /// [`from_metadata`](Self::from_metadata) given the entry itself (`None`: no entry).
+    pub fn from_metadata_entry(entry: Option<&str>) -> Result<Features, MetadataError> {
+        match entry {
+            None => Ok(Features::Data),
+            Some(text) => NamedFeatures::from_metadata(text).map(Features::Named),
+        }
+    }
+
+    /// The named features, unless the model reads `data`.
+    pub fn named(&self) -> Option<&NamedFeatures> {
+        match self {
+            Features::Data => None,
+            Features::Named(named) => Some(named),
+        }
+    }
+
+    /// Checks the features against a model's width (`n_features`).
+    pub fn check_width(&self, model_features: usize) -> Result<(), MetadataError> {
+        match self {
+            Features::Named(named) if named.len() != model_features => Err(MetadataError::Width {
+                features: named.len(),
+                model: model_features,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Consumers share one model's features between tasks and swap them on reload.
+    #[test]
+    fn autotraits() {
+        fn has_autotraits<T: Send + Sync + Sized + Unpin>() {}
+        has_autotraits::<Features>();
+        has_autotraits::<NamedFeatures>();
+        has_autotraits::<FeatureSpec>();
+        has_autotraits::<FeatureParams>();
+        has_autotraits::<ExtractError>();
+        has_autotraits::<MetadataError>();
+        has_autotraits::<SpecError>();
+        has_autotraits::<LearnError>();
+    }
+}
