@@ -3,7 +3,7 @@
 //! It reads the topic without end (partitions assigned, no group joined, nothing committed),
 //! keeps the last `window` usable records, and refits on them when the model is older than
 //! `--interval`, or when the window's feature summary has moved away from the model's training
-//! summary by more than `--drift-threshold` ([`drift`]). Each new model replaces the model file
+//! summary by more than `--drift-threshold` ([`drift()`]). Each new model replaces the model file
 //! atomically (and is kept under its id), so the detectors, which watch that file, pick it up
 //! between two batches.
 //!
@@ -12,7 +12,7 @@
 //! medians), as `trainer fit` would.
 //!
 //! [`Follower`] holds the window and makes the decisions without Kafka (unit-tested);
-//! [`follow`] feeds it from the topic. [`drift`] holds the policy and the decision, [`window`]
+//! [`follow`] feeds it from the topic. [`drift`](mod@drift) holds the policy and the decision, [`window`]
 //! the rows; the window is summarised as the model summarises its training data
 //! ([`iforest::summarise`]), so the two compare value for value.
 
