@@ -16,11 +16,12 @@
 //! Nothing is dropped silently: a message given up after its tries, or not sent when
 //! stopping, is logged with its anomaly count.
 //!
-//! Stopping (Ctrl-C or `--seconds`): the open incident is handed over, and the sender gets
-//! one `--timeout` more to finish; so `alert` returns within about two time-outs.
+//! Stopping (the caller's token, which the binary cancels on SIGINT or SIGTERM, or
+//! `--seconds`): the open incident is handed over, and the sender gets one `--timeout` more
+//! to finish; so `alert` returns within about two time-outs.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -31,6 +32,7 @@ use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use schema::Anomaly;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::AlertArgs;
 
@@ -443,13 +445,13 @@ impl AlertOptions {
     }
 }
 
-/// Reads anomalies and posts incidents until `stop` is set (or `run_for` passed), counting in
+/// Reads anomalies and posts incidents until `stop` is cancelled (or `run_for` passed), counting in
 /// `counters`; returns once the sender has finished or given up (about two time-outs at most
 /// after the stop).
 pub fn alert(
     kafka: &bus::ClientSettings,
     options: &AlertOptions,
-    stop: &AtomicBool,
+    stop: &CancellationToken,
     counters: &Arc<AlertCounters>,
 ) -> Result<()> {
     let consumer = kafka.base_consumer()?;
@@ -509,7 +511,7 @@ pub fn alert(
         waiting: None,
         counters: Arc::clone(counters),
     };
-    while !stop.load(Ordering::Relaxed) && options.run_for.is_none_or(|t| started.elapsed() < t) {
+    while !stop.is_cancelled() && options.run_for.is_none_or(|t| started.elapsed() < t) {
         if let Some(Ok(message)) = consumer
             .poll(Duration::from_millis(100))
             .map(|m| m.map_err(|error| log::warn!("reading {}: {error}", options.topic)))

@@ -37,6 +37,18 @@ pub enum Command {
     Plot(PlotArgs),
 }
 
+impl Command {
+    /// Whether the command runs until it is told to stop (so a signal should ask it to
+    /// finish cleanly rather than end the process at once).
+    pub fn runs_until_stopped(&self) -> bool {
+        match self {
+            Command::Tail(_) | Command::Alert(_) => true,
+            Command::Stats(args) => !args.once,
+            Command::Topics(_) | Command::CreateTopics(_) | Command::Plot(_) => false,
+        }
+    }
+}
+
 /// `inspector tail`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TailArgs {

@@ -18,62 +18,34 @@ pub mod tail;
 pub mod topics;
 
 use std::io::IsTerminal as _;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Result;
+use tokio_util::sync::CancellationToken;
 
 pub use cli::{
     AlertArgs, Cli, Command, CreateTopicsArgs, PlotArgs, StatsArgs, TailArgs, TopicsArgs,
 };
 
-/// Runs one command, writing its output to stdout.
-pub fn run(cli: &Cli) -> Result<()> {
+/// Runs one command, writing its output to stdout. The long-running ones (`tail`, live
+/// `stats`, `alert`) finish cleanly once `shutdown` is cancelled: the binary cancels it on
+/// SIGINT or SIGTERM; this library installs no signal handler.
+pub fn run(cli: &Cli, shutdown: &CancellationToken) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     let kafka = cli.kafka.settings()?;
     match &cli.command {
-        Command::Tail(args) => tail::tail(&kafka, args, &mut stdout).map(|_| ()),
+        Command::Tail(args) => tail::tail(&kafka, args, &mut stdout, shutdown).map(|_| ()),
         Command::Topics(args) => topics::topics(&kafka, args, &mut stdout),
         Command::CreateTopics(args) => topics::create_topics(&kafka, args),
         Command::Stats(args) => {
             let clear = std::io::stdout().is_terminal();
-            stats::stats(&kafka, args, &mut stdout, clear, &stop_on_ctrl_c())
+            stats::stats(&kafka, args, &mut stdout, clear, shutdown)
         }
         Command::Alert(args) => {
             let options = alert::AlertOptions::from_args(args)?;
             let counters = Arc::new(alert::AlertCounters::default());
-            alert::alert(&kafka, &options, &stop_on_ctrl_c(), &counters)
+            alert::alert(&kafka, &options, shutdown, &counters)
         }
         Command::Plot(args) => plot::plot(&kafka, args, &mut stdout).map(|_| ()),
     }
-}
-
-/// A flag set by the first Ctrl-C (so a command can finish cleanly); a second one exits at
-/// once.
-fn stop_on_ctrl_c() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    let watcher = std::thread::Builder::new()
-        .name("ctrl-c".into())
-        .spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    log::info!("Ctrl-C: stopping (again to quit at once)");
-                    flag.store(true, Ordering::Relaxed);
-                }
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
-            });
-        });
-    if let Err(error) = watcher {
-        log::warn!("Ctrl-C will not stop cleanly: {error}");
-    }
-    stop
 }

@@ -20,7 +20,6 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
@@ -29,6 +28,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use schema::{Anomaly, DecodeLimits, Transaction};
 use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::StatsArgs;
 
@@ -825,14 +825,15 @@ impl Plan {
     }
 }
 
-/// Runs `inspector stats` until `stop` is set (or `--seconds` pass), writing to `out`;
-/// `clear` clears the screen before each live block (a terminal). `--once`: one summary.
+/// Runs `inspector stats` until `stop` is cancelled (or `--seconds` pass), writing to `out`,
+/// a last summary at the stop; `clear` clears the screen before each live block (a
+/// terminal). `--once`: one summary.
 pub fn stats(
     kafka: &bus::ClientSettings,
     args: &StatsArgs,
     out: &mut dyn Write,
     clear: bool,
-    stop: &AtomicBool,
+    stop: &CancellationToken,
 ) -> Result<()> {
     if !(args.window > 0.0 && args.window.is_finite()) {
         bail!(
@@ -975,7 +976,7 @@ fn live(
     args: &StatsArgs,
     out: &mut dyn Write,
     clear: bool,
-    stop: &AtomicBool,
+    stop: &CancellationToken,
 ) -> Result<()> {
     let started = Instant::now();
     let since = (!args.from_beginning).then(now_ms);
@@ -995,11 +996,10 @@ fn live(
     consumer.assign(&assignment)?;
     let limit = args.seconds.map(Duration::from_secs_f64);
     let mut next = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
-        if limit.is_some_and(|limit| started.elapsed() >= limit) {
-            break;
-        }
-        if Instant::now() >= next {
+    loop {
+        let stopping = stop.is_cancelled() || limit.is_some_and(|limit| started.elapsed() >= limit);
+        // A last summary at the stop, so what was read since the last one is shown.
+        if stopping || Instant::now() >= next {
             // A slow round of watermark and offset requests delays the next block rather
             // than making blocks back to back with no reading between them.
             next = (next + Duration::from_secs(1)).max(Instant::now() + Duration::from_millis(500));
@@ -1023,6 +1023,9 @@ fn live(
                 writeln!(out, "{}", render(&snapshot))
             };
             written.and_then(|()| out.flush())?;
+            if stopping {
+                break;
+            }
         }
         let wait = next
             .saturating_duration_since(Instant::now())
