@@ -92,9 +92,9 @@ pub struct CreateTopicsArgs {
     pub replication_factor: i32,
 }
 
-/// `inspector stats`.
+/// The pipeline's topics and the detectors' group, as `stats` and `serve` read them.
 #[derive(Debug, Clone, clap::Args)]
-pub struct StatsArgs {
+pub struct PipelineArgs {
     /// The transactions topic.
     #[arg(long, default_value = schema::topics::TRANSACTIONS)]
     pub input_topic: String,
@@ -107,6 +107,14 @@ pub struct StatsArgs {
     /// The detectors' consumer group, whose lag is shown (it is not joined).
     #[arg(long, default_value = schema::topics::DEFAULT_GROUP)]
     pub group: String,
+}
+
+/// `inspector stats`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatsArgs {
+    /// Topics and group.
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
     /// Read what is there now (from the beginning, or the last `--last` records of each
     /// partition), print one summary and exit.
     #[arg(long)]
