@@ -7,8 +7,25 @@
 //!
 //! # Layout
 //!
-//! One module per command, dispatched by [`run`]: [`tail`], [`topics`] (with
-//! `create-topics`), [`stats`], [`alert`], [`plot`]; [`cli`] holds their arguments.
+//! One module per command, dispatched by [`run`]. Dependencies go one way (`a → b`: `a`
+//! uses `b`), with no cycles:
+//!
+//! ```text
+//! run → tail, topics, stats, alert, plot → cli
+//! stats:  mod → reader → counters → tracker → latency
+//!               reader → group → snapshot;  counters → snapshot;  mod → render → snapshot
+//! alert:  mod → webhook → incident, limit, counters, options;  mod → incident, options
+//! plot:   mod → draw → grid → points;  mod → points
+//! ```
+//!
+//! - [`cli`]: every command's arguments.
+//! - [`tail`], [`topics`] (with `create-topics`): one file each.
+//! - [`stats`]: the typed [`stats::Snapshot`], counters, rendering, the reading loop.
+//! - [`alert`]: incidents, rate limit, the webhook thread, the reading loop.
+//! - [`plot`]: points, the score grid, drawing.
+//!
+//! Signals are the binary's: `main.rs` cancels the shutdown token that [`run`] hands to the
+//! long-running commands.
 
 pub mod alert;
 pub mod cli;

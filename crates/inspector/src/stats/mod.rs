@@ -26,7 +26,7 @@
 //!   transactions (latency, label counts; uses `latency`).
 //! - [`counters`]: [`Stats`], the counts of one reading, making [`Snapshot`]s (uses
 //!   `snapshot`, `tracker`).
-//! - [`render`]: a [`Snapshot`] as text (uses `snapshot`).
+//! - [`render`](mod@render): a [`Snapshot`] as text (uses `snapshot`).
 //! - [`group`]: the detectors' group read without joining it (uses `snapshot`).
 //! - [`reader`]: the Kafka reading loop feeding any [`Count`] (uses `counters`, `group`,
 //!   `snapshot`).
