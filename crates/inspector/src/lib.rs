@@ -30,6 +30,7 @@
 pub mod alert;
 pub mod cli;
 pub mod plot;
+pub mod serve;
 pub mod stats;
 pub mod tail;
 pub mod topics;
@@ -41,7 +42,8 @@ use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 
 pub use cli::{
-    AlertArgs, Cli, Command, CreateTopicsArgs, PlotArgs, StatsArgs, TailArgs, TopicsArgs,
+    AlertArgs, Cli, Command, CreateTopicsArgs, PipelineArgs, PlotArgs, ServeArgs, StatsArgs,
+    TailArgs, TopicsArgs,
 };
 
 /// Runs one command, writing its output to stdout. The long-running ones (`tail`, live
@@ -64,5 +66,6 @@ pub fn run(cli: &Cli, shutdown: &CancellationToken) -> Result<()> {
             alert::alert(&kafka, &options, shutdown, &counters)
         }
         Command::Plot(args) => plot::plot(&kafka, args, &mut stdout).map(|_| ()),
+        Command::Serve(args) => serve::serve(&kafka, args, &mut stdout, shutdown),
     }
 }
