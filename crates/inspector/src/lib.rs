@@ -2,8 +2,9 @@
 //! arrive, `topics` lists topics with their partitions and watermarks, `create-topics`
 //! creates the pipeline's topics, `stats` shows how the pipeline is doing (rates, lag,
 //! latency, precision/recall), `alert` posts anomalies to a webhook, `plot` draws a model
-//! and its points. It reads as kcat does (partitions assigned, no consumer group joined,
-//! nothing committed), so it never moves or rebalances the detectors' group.
+//! and its points, `serve` shows all of it on a live page. It reads as kcat does
+//! (partitions assigned, no consumer group joined, nothing committed), so it never moves or
+//! rebalances the detectors' group.
 //!
 //! # Layout
 //!
@@ -11,11 +12,13 @@
 //! uses `b`), with no cycles:
 //!
 //! ```text
-//! run → tail, topics, stats, alert, plot → cli
+//! run → tail, topics, stats, alert, plot, serve → cli
 //! stats:  mod → reader → counters → tracker → latency
 //!               reader → group → snapshot;  counters → snapshot;  mod → render → snapshot
 //! alert:  mod → webhook → incident, limit, counters, options;  mod → incident, options
 //! plot:   mod → draw → grid → points;  mod → points
+//! serve:  mod → http → routes, assets, page;  mod → board → model, page;  routes → board
+//!         serve → stats (reader, counters, snapshot, group), plot (grid, histogram)
 //! ```
 //!
 //! - [`cli`]: every command's arguments.
@@ -23,6 +26,8 @@
 //! - [`stats`]: the typed [`stats::Snapshot`], counters, rendering, the reading loop.
 //! - [`alert`]: incidents, rate limit, the webhook thread, the reading loop.
 //! - [`plot`]: points, the score grid, drawing.
+//! - [`serve`]: the live page: what it counts beside `stats`, the page's data, the HTTP
+//!   server, the page's files (HTML, CSS, JS) compiled in.
 //!
 //! Signals are the binary's: `main.rs` cancels the shutdown token that [`run`] hands to the
 //! long-running commands.

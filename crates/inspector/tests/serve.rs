@@ -337,3 +337,41 @@ fn the_server_holds_many_streams_refuses_bad_input_and_drops_a_client_that_never
     assert_eq!(got, 200);
     assert!(page.contains("\"stats\":{"), "{page:.200}");
 }
+
+#[test]
+fn a_bad_model_or_a_missing_topic_is_refused_at_start() {
+    let missing = unique("t-missing");
+    let topics = [
+        "--input-topic",
+        missing.as_str(),
+        "--output-topic",
+        "o",
+        "--dlq-topic",
+        "d",
+    ];
+    let dir = std::env::temp_dir().join(unique("serve-model"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let not_a_model = dir.join("model.bin");
+    std::fs::write(&not_a_model, b"not a model").unwrap();
+    let refused = |extra: &[&str]| {
+        let output = Command::new(INSPECTOR)
+            .args(["--brokers", &brokers(), "serve", "--addr", "127.0.0.1:0"])
+            .args(topics)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{extra:?}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let stderr = refused(&["--model", not_a_model.to_str().unwrap()]);
+    assert!(stderr.contains("is not a usable model"), "{stderr}");
+    common::args(); // the broker is there: the topic is what is missing
+    let stderr = refused(&[]);
+    assert!(
+        stderr.contains(&format!("topic {missing} does not exist")),
+        "{stderr}"
+    );
+    let stderr = refused(&["--max-connections", "0"]);
+    assert!(stderr.contains("--max-connections"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -246,7 +246,7 @@ fn describe_loop(
     };
     let mut failed_before = false;
     while !stop.is_cancelled() {
-        let wait = match describe_group(&client, group, Duration::from_secs(5)) {
+        let wait = match describe_group(&client, group, Duration::from_secs(3)) {
             Ok((state, members)) => {
                 failed_before = false;
                 let mut owners = std::collections::BTreeMap::new();
