@@ -109,7 +109,7 @@ struct Progress {
 type Body = BoxBody<Bytes, Infallible>;
 
 /// Serves `listener` until `shared.shutdown` is cancelled, then gives open connections
-/// [`GRACE`] to finish.
+/// a few seconds to finish.
 pub async fn serve_http(listener: TcpListener, shared: Shared, max_connections: usize) {
     let permits = Arc::new(Semaphore::new(max_connections.max(1)));
     let refusing = Arc::new(Semaphore::new(REFUSING));
