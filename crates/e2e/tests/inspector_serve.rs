@@ -1,8 +1,9 @@
 //! `inspector serve` in a real browser, against a running pipeline: trainer → model,
 //! generator → transactions (and two bad records) → detector → anomalies and dead letters.
 //! Headless Chromium loads the page and waits until it shows an anomaly row, a rates chart
-//! with data, the score histogram, the contour's points and a dead-letter reason; then a
-//! screenshot goes to `target/inspector-serve.png`. Any console error, uncaught exception or
+//! with data, the score histogram, the contour's points and a dead-letter reason, and an
+//! anomaly that carries an explanation with its top reason; then a screenshot goes to
+//! `target/inspector-serve.png`. Any console error, uncaught exception or
 //! browser-logged error (a failed load, a blocked resource) fails the test.
 //!
 //! Chromium missing and not installable (see `browser::chromium`): skipped, saying why.
@@ -32,6 +33,40 @@ const SHOWN: &str = r#"JSON.stringify({
     lagRows: document.querySelectorAll('#group tbody tr').length,
     latency: document.getElementById('t-latency').textContent,
 })"#;
+
+/// An anomaly with an explanation (as detectors will write them), stamped a few seconds
+/// ahead so it stays among the newest rows while the detector adds more.
+fn explained_anomaly(topic: &str, model: &str) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let value = serde_json::json!({
+        "id": 900_001, "data": [[3.9, 3.8]], "score": [-0.75], "anomaly_score": 0.75,
+        "threshold": 0.65, "model": model, "detected_at": "2026-01-01T00:00:00Z",
+        "partition": 0, "offset": -1, "features": {"x": 3.9, "y": 3.8},
+        "explanation": [
+            {"feature": "x", "value": 3.9, "direction": "high", "share": 0.58},
+            {"feature": "y", "value": 3.8, "direction": "high", "share": 0.42},
+        ],
+    })
+    .to_string();
+    let ahead = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 8_000;
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .unwrap();
+    let record = FutureRecord::to(topic)
+        .key("900001")
+        .payload(&value)
+        .timestamp(ahead);
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(producer.send(record, Duration::from_secs(30)))
+        .map_err(|(error, _)| error)
+        .unwrap();
+}
 
 fn shown(page: &mut browser::Page) -> serde_json::Value {
     let text = page.evaluate(SHOWN);
@@ -122,8 +157,15 @@ fn the_live_page_shows_a_running_pipeline_in_a_real_browser() {
     // Some seconds of history make a picture worth looking at.
     let filled = ready
         && page.wait_for(
-            &format!("JSON.parse({SHOWN}).rateSeconds >= 20"),
+            &format!("JSON.parse({SHOWN}).rateSeconds >= 15"),
             Duration::from_secs(60),
+        );
+    let model = iforest::model_id(&std::fs::read(&pipeline.model_path).unwrap());
+    explained_anomaly(&pipeline.anomalies, &model);
+    let explained = filled
+        && page.wait_for(
+            &format!("JSON.parse({SHOWN}).reasons.some((r) => r.startsWith('x high'))"),
+            Duration::from_secs(30),
         );
     let screenshot = repo_root().join("target/inspector-serve.png");
     page.screenshot(&screenshot, WIDTH);
@@ -137,10 +179,22 @@ fn the_live_page_shows_a_running_pipeline_in_a_real_browser() {
         "the page never showed the pipeline: {seen}"
     );
     assert!(
+        explained,
+        "the explained anomaly's top reason was not shown: {seen}"
+    );
+    assert!(
         page.errors.is_empty(),
         "errors in the browser: {:#?}",
         page.errors
     );
     let png = std::fs::read(&screenshot).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // The check above can fail: an error logged in the page is seen.
+    page.evaluate("console.error('logged by the test'); true");
+    page.wait_for("true", Duration::from_secs(1));
+    assert!(
+        page.errors.iter().any(|e| e.contains("logged by the test")),
+        "{:?}",
+        page.errors
+    );
 }

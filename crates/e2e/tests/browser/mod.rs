@@ -41,7 +41,10 @@ pub fn chromium() -> Result<PathBuf, String> {
     if let Some(path) = find() {
         return Ok(path);
     }
-    eprintln!("chromium is missing: installing Debian's chromium (apt-get install -y chromium)");
+    eprintln!(
+        "chromium is missing: installing Debian's chromium \
+         (apt-get install -y --no-install-recommends chromium)"
+    );
     let install = || {
         Command::new("apt-get")
             .args(["install", "-y", "--no-install-recommends", "chromium"])
