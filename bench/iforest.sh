@@ -4,15 +4,26 @@
 #             and scored on all rows), and the bar: ours ≥ scikit-learn − 0.005;
 #   speed:    fit ms, single-row µs, batch µs/row (medians over REPS) on the synthetic 2-D
 #             data, http, shuttle and satellite, and scikit-learn's time ÷ ours.
-# Run from the repository root: bench/iforest.sh [accuracy|speed|all]
-# Environment: ODDS (data folder, default ../shared/data/odds), PYTHON (default
-# .venv/bin/python; the scikit-learn columns are skipped if it cannot import sklearn),
-# SEEDS (5), REPS (7), CARGO_TARGET_DIR.
+#   range:    the range check (RangeCheck) off and on: ROC AUC of the same forests scored
+#             both ways (means, per-seed spreads, the mean per-seed difference and its
+#             spread), speed of each, and precision/recall on the synthetic event table
+#             (examples/events.rs). Not part of `all`.
+# Usage: bench/iforest.sh [accuracy|speed|range|all] [ODDS_DIR]
+# The data folder is the second argument, else the environment variable ODDS_DIR, else
+# bench/data/odds in the repository (bench/fetch-data.sh fetches the tables there).
+# Environment: ODDS_DIR, PYTHON (default .venv/bin/python; the scikit-learn columns are
+# skipped if it cannot import sklearn), SEEDS (5), REPS (7), CARGO_TARGET_DIR.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-
 what=${1:-all}
-ODDS=${ODDS:-../shared/data/odds}
+ODDS=${2:-${ODDS_DIR:-}}
+# A folder given relative to where the script is started.
+[[ -n $ODDS && $ODDS != /* ]] && ODDS=$PWD/$ODDS
+cd "$(dirname "$0")/.."
+ODDS=${ODDS:-bench/data/odds}
+if ! ls "$ODDS"/*.csv >/dev/null 2>&1; then
+    echo "no ODDS tables in $ODDS: run bench/fetch-data.sh, or set ODDS_DIR" >&2
+    exit 1
+fi
 PYTHON=${PYTHON:-.venv/bin/python}
 SEEDS=${SEEDS:-5}
 REPS=${REPS:-7}
@@ -78,4 +89,17 @@ if [[ $what == speed || $what == all ]]; then
     theirs=""
     $sklearn && theirs=$("$PYTHON" bench/sklearn_compare.py speed "$ODDS" --reps "$REPS")
     side_by_side "$ours" "$theirs" speed
+fi
+if [[ $what == range ]]; then
+    echo
+    echo "ROC AUC with the range check off and on (the same forests), seeds 0..$SEEDS"
+    "$target/release/examples/accuracy" "$ODDS" --seeds "$SEEDS" --range-check both
+    for check in off on; do
+        echo
+        echo "Speed with the range check $check, one thread, medians over $REPS repetitions"
+        "$target/release/examples/speed" "$ODDS" --reps "$REPS" --range-check "$check"
+    done
+    echo
+    echo "Synthetic event table (examples/events.rs), seeds 0..$SEEDS"
+    "$target/release/examples/events" --seeds "$SEEDS"
 fi

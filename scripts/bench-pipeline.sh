@@ -2,7 +2,7 @@
 # Pipeline benchmark on the local broker (or $KAFKA_BOOTSTRAP), all in one run. RECORDS seeded
 # records are produced once into a 3-partition topic; then, on those same records, each reader
 # in its own group: a plain pass-through (consume → produce, no scoring: the ceiling the broker
-# allows), our detector, and the reference Python detector (../shared/reference/python) on
+# allows), our detector, and the reference Python detector (reference/python) on
 # the first PYTHON_RECORDS. Pass-through and detector alternate, REPEATS times each; the table
 # shows medians.
 #
@@ -40,7 +40,7 @@ started_broker=0
 cleanup() { if [ "$started_broker" = 1 ]; then scripts/broker.sh stop || true; fi; }
 trap cleanup EXIT
 build_release
-(cd "$ROOT" && cargo build --release --quiet -p detector --example passthrough --example mock_broker) ||
+(cd "$ROOT" && cargo build --release --quiet -p detector --example passthrough) ||
     die "cargo build failed"
 export NO_BUILD=1
 if ! external_cluster && ! broker_answers "$LOCAL_BROKER"; then
@@ -158,18 +158,18 @@ latency() {
     latency_on "$run_id-lat-tx" "$run_id-lat-anomalies" "$run_id-dlq" lat 3
 }
 
-# The same on librdkafka's mock cluster (crates/detector/examples/mock_broker.rs): it keeps
+# The same on librdkafka's mock cluster (crates/devbroker, the development broker): it keeps
 # records in memory and answers a fetch as soon as it has records, so what is left is the
 # latency of our processes and the client path. It drops a partition's oldest records past
 # 5 MB (rdkafka_mock.c), hence more partitions, so that every record stays to be matched.
 mock_latency() {
     local fifo="$RUN_DIR/$run_id-mock$1.in" out="$RUN_DIR/$run_id-mock$1.out" mock
     mkfifo "$fifo"
-    "$(bin examples/mock_broker)" m-tx:6 m-anomalies:8 m-dlq <"$fifo" >"$out" 2>/dev/null &
+    "$(bin devbroker)" --stdin-close-stops m-tx:6 m-anomalies:8 m-dlq <"$fifo" >"$out" 2>/dev/null &
     mock=$!
     exec 7>"$fifo" # its stdin: it serves until this closes
-    until grep -q '^bootstrap=' "$out"; do sleep 0.1; done
-    KAFKA_BOOTSTRAP=$(sed -n 's/^bootstrap=//p' "$out") LATENCY_DETECTOR_ARGS="$LATENCY_DETECTOR_ARGS $2" \
+    until [ -n "$(devbroker_address "$out")" ]; do sleep 0.1; done
+    KAFKA_BOOTSTRAP=$(devbroker_address "$out") LATENCY_DETECTOR_ARGS="$LATENCY_DETECTOR_ARGS $2" \
         latency_on m-tx m-anomalies m-dlq "mock-lat$1" 6
     exec 7>&-
     wait "$mock"
@@ -207,8 +207,8 @@ if scripts/python-env.sh >/dev/null 2>&1; then
     log "reference Python detector ($PYTHON_RECORDS records)"
     python_model="$RUN_DIR/$run_id-model.joblib"
     scripts/inspector.sh create-topics "$run_id-anomalies-py" 2>/dev/null
-    .venv/bin/python ../shared/reference/python/seed_train.py --out "$python_model" >/dev/null
-    py=$(.venv/bin/python ../shared/reference/python/seed_detector.py --bootstrap "$KAFKA_BOOTSTRAP" \
+    .venv/bin/python reference/python/train.py --out "$python_model" >/dev/null
+    py=$(.venv/bin/python reference/python/detect.py --bootstrap "$KAFKA_BOOTSTRAP" \
         --input "$tx" --output "$run_id-anomalies-py" --group "$run_id-py" --model "$python_model" \
         --max-messages "$PYTHON_RECORDS" --idle-exit 10)
     py_rate=$(field rate "$py")

@@ -29,12 +29,19 @@ broker_answers() {
     ' "$host" "$port" 2>/dev/null
 }
 
-# Binaries of this workspace, in release mode unless BUILD_PROFILE=debug (the tests use the
-# debug build they already have). cargo skips up-to-date work.
+# Binaries of this workspace, in release mode unless BUILD_PROFILE names another cargo
+# profile: debug (the tests use the debug build they already have) or demo (the demo's
+# quicker first build, see Cargo.toml). cargo skips up-to-date work. `build_release
+# PACKAGE...` builds only those packages' binaries; with no argument, every binary of the
+# workspace.
 BUILD_PROFILE="${BUILD_PROFILE:-release}"
+# shellcheck disable=SC2120 # the packages come from the scripts that source this file
 build_release() {
-    local flags=(--workspace --bins --quiet)
-    [ "$BUILD_PROFILE" = debug ] || flags+=(--release)
+    local flags=(--bins --quiet) package
+    if [ $# -eq 0 ]; then flags+=(--workspace); fi
+    for package in "$@"; do flags+=(-p "$package"); done
+    # cargo calls the debug build's profile `dev`; the others go by their folder's name.
+    [ "$BUILD_PROFILE" = debug ] || flags+=(--profile "$BUILD_PROFILE")
     (cd "$ROOT" && cargo build "${flags[@]}") || die "cargo build failed"
 }
 bin() { printf '%s\n' "${CARGO_TARGET_DIR:-$ROOT/target}/$BUILD_PROFILE/$1"; }
@@ -50,3 +57,7 @@ run_process() {
     cd "$ROOT"
     exec "$(bin "$name")" "$@"
 }
+
+# The address in the development broker's ready line (crates/devbroker) written to FILE, once
+# it is there: `devbroker: listening on HOST:PORT (development broker: ...)`.
+devbroker_address() { sed -n 's/^devbroker: listening on \([^ ]*\) .*/\1/p' "$1" | head -n 1; }

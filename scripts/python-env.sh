@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv with what the reference Python pipeline (../shared/reference/python) needs,
+# Create .venv with what the reference Python pipeline (reference/python) needs,
 # unless it is already there. Used by the interoperability tests and the benchmarks.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"

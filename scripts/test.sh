@@ -44,7 +44,11 @@ export REFERENCE_PYTHON="$ROOT/.venv/bin/python"
 log "running the tests against $KAFKA_BOOTSTRAP"
 cargo test --workspace --locked "$@"
 
-# 4. The code as a reviewer reads it: formatted, and no clippy warning.
-log "checking formatting and lints"
+# 4. The code as a reviewer reads it: formatted, no clippy warning, documentation that builds
+#    without a warning (broken links, missing docs).
+log "checking formatting, lints and documentation"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+# 5. The workspace's shape: no crate leans on a process crate, no module cycle.
+python3 scripts/check-layout.py

@@ -1,29 +1,12 @@
 //! The shared Kafka glue against a real broker at `$KAFKA_BOOTSTRAP` (default
 //! 127.0.0.1:9092; start one with `scripts/broker.sh start`).
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use bus::ClientSettings;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
-
-fn args() -> ClientSettings {
-    let brokers = std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into());
-    let args = ClientSettings::new(brokers);
-    if let Err(error) = bus::wait_for_broker(&args, Duration::from_secs(15)) {
-        panic!("no Kafka broker: {error:#}; start one with scripts/broker.sh start");
-    }
-    args
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
+use testkit::{settings as args, unique};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn topics_are_created_once_and_a_group_member_sees_its_assignment() {

@@ -59,7 +59,7 @@ pub struct Cli {
     /// With --exactly-once: the producer's `transactional.id`. A restart with the same id
     /// aborts the transaction a crash left open at once (otherwise it times out after
     /// `transaction.timeout.ms`). Each running detector needs its own
-    /// [default: detector-<group>-<hostname>-<pid>]
+    /// [default: detector-GROUP-HOSTNAME-PID]
     #[arg(long, value_name = "ID", requires = "exactly_once")]
     pub transactional_id: Option<String>,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).

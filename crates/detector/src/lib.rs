@@ -9,44 +9,48 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the flags as typed; [`config`]: checked, with the model loaded
-//!   ([`Config::from_cli`]), so bad flags and bad models stop the detector before it connects.
-//! - [`scoring`]: the pure part, no Kafka: a batch of raw records in, the anomalies and dead
-//!   letters to write and the offsets that may then be stored out. Unit-tested.
-//! - [`pipeline`]: the Kafka loop around it ([`run`]): batching, sending, acknowledgements,
-//!   offsets, progress, and the clean stop (signal, `--max-records`, `--idle-exit`).
-//! - [`metrics`]: Prometheus metrics at `--metrics-addr`.
-//! - [`reload`]: the model's hot reload between batches (SIGHUP or a replaced file).
-//! - `transactional`: the `--exactly-once` loop, one Kafka transaction per batch.
+//! One way, top to bottom (a module uses only those below it):
+//!
+//! - `run` ([`run()`]: connect, learn the output limits, pick the delivery mode, shut down)
+//!   uses `at_least_once` and `exactly_once`, each one delivery mode's loop, which both use
+//!   `worker` (batch filling, scoring, enqueueing with refused outputs made smaller, totals).
+//! - `worker` uses [`config`] (checked settings: [`Config::builder`] for plain values,
+//!   [`Config::from_cli`] for the command line, which uses [`cli`]), [`metrics`]
+//!   (Prometheus, `--metrics-addr`), [`reload`] (the model's hot reload between batches) and
+//!   [`scoring`] (the pure part, no Kafka: a batch of raw records in, the anomalies and dead
+//!   letters to write and the offsets that may then be stored out).
+//! - [`scoring`] uses `fit` (each output whole when it fits its topic, reduced when not, and
+//!   the next smaller form of one refused), which uses [`limits`] (the largest record each
+//!   output topic takes, learned at start) and [`output`] (records in and out).
+//!
+//! # Records that do not fit
+//!
+//! No record stops the detector. An output larger than its topic takes is reduced before it
+//! is sent (schema's reduced anomaly and dead letter: the record's id or first bytes, its
+//! size and SHA-256, its partition and offset). A produce error about the record itself
+//! (too large, invalid) sends it again smaller, down to a minimal dead letter; only errors
+//! of the connection, the broker or the authorisation, or a refused minimal dead letter, stop
+//! the detector, with the offsets of the batch unstored.
+//!
+//! The binary (`main.rs`) parses the flags, installs the signal handlers (SIGINT and SIGTERM
+//! resolve the shutdown future it passes to [`run()`], SIGHUP pulls the config's
+//! [`ReloadTrigger`](reload::ReloadTrigger)) and maps the result to an exit code. The library
+//! installs no signal handler.
 
+mod at_least_once;
 pub mod cli;
 pub mod config;
+mod exactly_once;
+mod fit;
+pub mod limits;
 pub mod metrics;
-pub mod pipeline;
+pub mod output;
 pub mod reload;
+mod run;
 pub mod scoring;
-mod transactional;
+mod worker;
 
 pub use cli::Cli;
 pub use config::Config;
-pub use pipeline::{run, Stats, SHUTDOWN_DEADLINE};
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn termination_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut interrupt), Ok(mut terminate)) => {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-        }
-        _ => {
-            log::warn!("cannot listen for SIGTERM; only Ctrl-C stops the detector");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
+pub use run::run;
+pub use worker::{Stats, SHUTDOWN_DEADLINE};

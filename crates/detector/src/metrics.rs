@@ -20,6 +20,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::output::{Destination, Form};
 use crate::scoring::{BatchOutcome, Model};
 
 type Labels = Vec<(String, String)>;
@@ -41,8 +42,16 @@ pub struct Metrics {
     rebalances: Counter,
     transactions: Family<Labels, Counter>,
     in_flight: Gauge,
+    reduced: Counter,
+    refused: Family<Labels, Counter>,
     /// The model id shown, to notice a reload.
     shown_model: Arc<std::sync::Mutex<String>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
 }
 
 impl Default for Metrics {
@@ -70,6 +79,8 @@ impl Metrics {
             rebalances: Counter::default(),
             transactions: Family::default(),
             in_flight: Gauge::default(),
+            reduced: Counter::default(),
+            refused: Family::default(),
             shown_model: Arc::default(),
         };
         registry.register(
@@ -137,6 +148,17 @@ impl Metrics {
             "Batches whose outputs await the broker's acknowledgement",
             metrics.in_flight.clone(),
         );
+        registry.register(
+            "detector_outputs_reduced",
+            "Outputs reduced before sending because they would not fit their topic",
+            metrics.reduced.clone(),
+        );
+        registry.register(
+            "detector_outputs_refused",
+            "Outputs the broker or librdkafka refused for themselves, by topic and form; each \
+             was sent again in a smaller form",
+            metrics.refused.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             ..metrics
@@ -160,6 +182,7 @@ impl Metrics {
                 .inc_by(*count);
         }
         self.anomalies.inc_by(outcome.anomalies);
+        self.reduced.inc_by(outcome.reduced);
         self.scoring_seconds.observe(scoring.as_secs_f64());
         let now_ms = unix_ms(SystemTime::now());
         for &timestamp in record_timestamps_ms {
@@ -168,6 +191,40 @@ impl Metrics {
                     .observe((now_ms - timestamp).max(0) as f64 / 1000.0);
             }
         }
+    }
+
+    /// An output refused for itself (to be sent again smaller).
+    pub fn refused(&self, destination: Destination, form: Form) {
+        let topic = match destination {
+            Destination::Anomalies => "anomalies",
+            Destination::DeadLetters => "dead_letters",
+        };
+        let form = match form {
+            Form::Whole => "whole",
+            Form::Reduced => "reduced",
+            Form::Minimal => "minimal",
+        };
+        self.refused
+            .get_or_create(&vec![
+                ("topic".to_string(), topic.to_string()),
+                ("form".to_string(), form.to_string()),
+            ])
+            .inc();
+    }
+
+    /// Outputs refused so far (all topics and forms).
+    pub fn refused_total(&self) -> u64 {
+        let mut total = 0;
+        for topic in ["anomalies", "dead_letters"] {
+            for form in ["whole", "reduced", "minimal"] {
+                let labels = vec![
+                    ("topic".to_string(), topic.to_string()),
+                    ("form".to_string(), form.to_string()),
+                ];
+                total += self.refused.get_or_create(&labels).get();
+            }
+        }
+        total
     }
 
     /// A transaction ended (`committed` or `aborted`).
@@ -179,15 +236,22 @@ impl Metrics {
 
     /// Between batches: the model in use (and its file's age), rebalances so far, batches in
     /// flight.
-    pub fn state(&self, model: &Model, model_path: &Path, rebalances: u64, in_flight: usize) {
+    pub fn state(
+        &self,
+        model: &Model,
+        model_path: Option<&Path>,
+        rebalances: u64,
+        in_flight: usize,
+    ) {
         if let Ok(mut shown) = self.shown_model.lock() {
             if *shown != model.id {
                 self.model.clear();
                 self.model
                     .get_or_create(&vec![("model".to_string(), model.id.clone())])
                     .set(1);
-                let written = std::fs::metadata(model_path)
-                    .and_then(|metadata| metadata.modified())
+                let written = model_path
+                    .and_then(|path| std::fs::metadata(path).ok())
+                    .and_then(|metadata| metadata.modified().ok())
                     .map_or(0, |time| unix_ms(time) / 1000);
                 self.model_written.set(written);
                 shown.clone_from(&model.id);

@@ -1,7 +1,8 @@
-//! Hot reload of the model: on SIGHUP, or when the model file is replaced (the trainer
-//! replaces it atomically), the new file is loaded and validated; a valid model is swapped in
-//! between two batches, so no record is dropped or scored twice, and an invalid one is refused
-//! while the old one stays in use.
+//! Hot reload of the model: when asked through a [`ReloadTrigger`] (the binary sets it on
+//! SIGHUP), or when the model file is replaced (the trainer replaces it atomically), the new
+//! file is loaded and validated; a valid model is swapped in between two batches, so no record
+//! is dropped or scored twice, and an invalid one is refused while the old one stays in use.
+//! No signal handler is installed here.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,11 +29,40 @@ fn fingerprint(path: &Path) -> Option<Fingerprint> {
     })
 }
 
-/// Watches the model file and SIGHUP.
+/// A request to reload the model, made from outside the run (the binary makes one on
+/// SIGHUP); cheap to clone, every clone is the same request flag.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadTrigger(Arc<AtomicBool>);
+
+impl ReloadTrigger {
+    /// A trigger nobody has pulled.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks for a reload before the next batch.
+    pub fn request(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// The flag itself, for code that sets it directly (such as `signal_hook::flag::register`,
+    /// which may only store into an `AtomicBool` from a signal handler).
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.0)
+    }
+
+    /// Whether a reload was asked for since the last call.
+    fn take(&self) -> bool {
+        self.0.swap(false, Ordering::Relaxed)
+    }
+}
+
+/// Watches the model file and the reload trigger.
 pub struct ModelWatcher {
-    path: PathBuf,
+    /// None: the model was handed over in memory, there is no file to read again.
+    path: Option<PathBuf>,
     seen: Option<Fingerprint>,
-    requested: Arc<AtomicBool>,
+    requested: ReloadTrigger,
     last_check: Instant,
 }
 
@@ -40,19 +70,11 @@ pub struct ModelWatcher {
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 impl ModelWatcher {
-    /// Watches `path` (as loaded now) and listens for SIGHUP.
-    pub fn new(path: &Path) -> Self {
-        let requested = Arc::new(AtomicBool::new(false));
-        if let Err(error) =
-            signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&requested))
-        {
-            log::warn!(
-                "cannot listen for SIGHUP ({error}); the model reloads only when its file changes"
-            );
-        }
+    /// Watches `path` (as loaded now), if there is one, and `requested`.
+    pub fn new(path: Option<&Path>, requested: ReloadTrigger) -> Self {
         Self {
-            path: path.to_path_buf(),
-            seen: fingerprint(path),
+            path: path.map(Path::to_path_buf),
+            seen: path.and_then(fingerprint),
             requested,
             last_check: Instant::now(),
         }
@@ -61,22 +83,28 @@ impl ModelWatcher {
     /// Called between batches: reloads when asked or when the file changed, and swaps a valid
     /// new model into `scorer`. Returns true when the model changed.
     pub fn poll(&mut self, scorer: &mut Scorer) -> bool {
-        let signalled = self.requested.swap(false, Ordering::Relaxed);
+        let signalled = self.requested.take();
+        let Some(path) = &self.path else {
+            if signalled {
+                log::warn!("reload requested, but the model was not read from a file");
+            }
+            return false;
+        };
         if !signalled && self.last_check.elapsed() < CHECK_EVERY {
             return false;
         }
         self.last_check = Instant::now();
-        let now = fingerprint(&self.path);
+        let now = fingerprint(path);
         if !signalled && now == self.seen {
             return false;
         }
         self.seen = now;
         let reason = if signalled {
-            "SIGHUP"
+            "reload requested"
         } else {
             "the model file changed"
         };
-        match Model::load(&self.path) {
+        match Model::load(path) {
             Ok(model) if model.id == scorer.model().id => {
                 log::info!("{reason}: model {} is already in use", model.id);
                 false
@@ -87,8 +115,9 @@ impl ModelWatcher {
             }
             Err(error) => {
                 log::error!(
-                    "{reason}: new model refused, keeping {}: {error:#}",
-                    scorer.model().id
+                    "{reason}: new model refused, keeping {}: {:#}",
+                    scorer.model().id,
+                    anyhow::Error::new(error)
                 );
                 false
             }
@@ -112,4 +141,37 @@ fn swap(scorer: &mut Scorer, model: Model, reason: &str) {
         old.id,
         scorer.model().forest.threshold()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iforest::IsolationForestParams;
+    use schema::DecodeLimits;
+
+    #[test]
+    fn a_pulled_trigger_reloads_the_file_before_the_next_batch() {
+        let dir = std::env::temp_dir().join(format!("detector-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("model.bin");
+        crate::scoring::tests::model().save(&path).unwrap();
+        let mut scorer = Scorer::new(
+            Model::load(&path).unwrap(),
+            DecodeLimits::default(),
+            "transactions",
+        );
+        let trigger = ReloadTrigger::new();
+        let mut watcher = ModelWatcher::new(Some(&path), trigger.clone());
+        let data: Vec<f64> = (0..200).map(|i| f64::from(i % 17)).collect();
+        let other = IsolationForestParams::new().seed(99).fit(&data, 2).unwrap();
+        other.save(&path).unwrap();
+        trigger.request();
+        assert!(watcher.poll(&mut scorer), "the trigger reloads at once");
+        assert_eq!(scorer.model().id, Model::load(&path).unwrap().id);
+        assert!(!trigger.take(), "the request was used up");
+        // A model handed over in memory has no file: a request changes nothing.
+        let mut without_file = ModelWatcher::new(None, trigger.clone());
+        trigger.request();
+        assert!(!without_file.poll(&mut scorer));
+    }
 }

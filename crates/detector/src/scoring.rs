@@ -2,45 +2,15 @@
 //! offsets that may then be stored. No Kafka here, so it is unit-tested directly.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
 use chrono::Utc;
 use iforest::{IsolationForest, ScoreError};
-use schema::{encode_anomaly, DeadLetter, DecodeLimits, Rejection, Transaction, Verdict};
+use schema::{DecodeLimits, Rejection, Transaction, Verdict};
 
-/// One record as read from Kafka.
-#[derive(Debug, Clone, Copy)]
-pub struct Incoming<'a> {
-    /// Source partition.
-    pub partition: i32,
-    /// Source offset.
-    pub offset: i64,
-    /// Record key.
-    pub key: Option<&'a [u8]>,
-    /// Record value (a tombstone has none).
-    pub payload: Option<&'a [u8]>,
-}
+use crate::limits::OutputLimits;
 
-/// Where an output record goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Destination {
-    /// The anomalies topic.
-    Anomalies,
-    /// The dead-letter topic.
-    DeadLetters,
-}
-
-/// A record to write.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Output {
-    /// Which topic.
-    pub destination: Destination,
-    /// Its key.
-    pub key: Vec<u8>,
-    /// Its value.
-    pub payload: Vec<u8>,
-}
+pub use crate::output::{Destination, Form, Incoming, Output};
 
 /// What a batch produced.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -56,6 +26,8 @@ pub struct BatchOutcome {
     pub anomalies: u64,
     /// Records refused (dead letters).
     pub dead_letters: u64,
+    /// Outputs reduced to fit their topic (or written as a minimal dead letter).
+    pub reduced: u64,
     /// Dead letters by reason.
     pub reasons: BTreeMap<&'static str, u64>,
     /// Per source partition: records read, scored and dead-lettered (read = the other two).
@@ -91,13 +63,42 @@ impl std::fmt::Debug for Model {
     }
 }
 
+/// Why a model file cannot be used; the message names the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelLoadError {
+    /// The file cannot be read.
+    #[error("cannot read the model file {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid model.
+    #[error("{} is not a usable model", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: iforest::ModelError,
+    },
+}
+
 impl Model {
     /// Loads and checks a model file; the error names the file and the problem.
-    pub fn load(path: &Path) -> Result<Model> {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read the model file {}", path.display()))?;
-        let forest = IsolationForest::from_bytes(&bytes)
-            .with_context(|| format!("{} is not a usable model", path.display()))?;
+    pub fn load(path: &Path) -> Result<Model, ModelLoadError> {
+        let bytes = std::fs::read(path).map_err(|source| ModelLoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let forest =
+            IsolationForest::from_bytes(&bytes).map_err(|source| ModelLoadError::Invalid {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Ok(Model {
             forest,
             id: iforest::model_id(&bytes),
@@ -109,6 +110,7 @@ impl Model {
 pub struct Scorer {
     model: Model,
     limits: DecodeLimits,
+    output_limits: OutputLimits,
     source_topic: String,
     /// Reused across batches: the valid rows, flat and row-major, and their scores.
     rows: Vec<f64>,
@@ -121,10 +123,22 @@ impl Scorer {
         Self {
             model,
             limits,
+            output_limits: OutputLimits::default(),
             source_topic: source_topic.to_string(),
             rows: Vec::new(),
             scores: Vec::new(),
         }
+    }
+
+    /// Outputs larger than `limits` are reduced (default: librdkafka's default
+    /// `message.max.bytes` for both topics).
+    pub fn set_output_limits(&mut self, limits: OutputLimits) {
+        self.output_limits = limits;
+    }
+
+    /// The output limits in use.
+    pub fn output_limits(&self) -> &OutputLimits {
+        &self.output_limits
     }
 
     /// The model in use.
@@ -217,14 +231,18 @@ impl Scorer {
                 verdict.anomaly_score = anomaly_score;
                 verdict.partition = record.partition;
                 verdict.offset = record.offset;
-                outputs.push((
+                let output = crate::fit::anomaly(
+                    transaction,
+                    &verdict,
+                    record,
                     *index,
-                    Output {
-                        destination: Destination::Anomalies,
-                        key: transaction.key().into_bytes(),
-                        payload: encode_anomaly(transaction, &verdict),
-                    },
-                ));
+                    &self.source_topic,
+                    &self.output_limits,
+                );
+                if output.form != crate::output::Form::Whole {
+                    outcome.reduced += 1;
+                }
+                outputs.push((*index, output));
             }
         }
         for (index, rejection) in rejected {
@@ -236,29 +254,23 @@ impl Scorer {
                 .entry(record.partition)
                 .or_default()
                 .dead_lettered += 1;
-            let letter = DeadLetter::new(
-                &rejection,
-                &self.source_topic,
-                record.partition,
-                record.offset,
-                record.key,
-                record.payload.unwrap_or_default(),
-            );
             log::warn!(
-                "dead letter {}/{}: {} ({})",
+                "dead letter {}/{}: {} ({rejection})",
                 record.partition,
                 record.offset,
-                letter.reason,
-                letter.detail
+                rejection.reason()
             );
-            outputs.push((
+            let output = crate::fit::dead_letter(
+                &rejection,
+                record,
                 index,
-                Output {
-                    destination: Destination::DeadLetters,
-                    key: record.key.unwrap_or_default().to_vec(),
-                    payload: letter.encode(),
-                },
-            ));
+                &self.source_topic,
+                &self.output_limits,
+            );
+            if output.form != crate::output::Form::Whole {
+                outcome.reduced += 1;
+            }
+            outputs.push((index, output));
         }
         outputs.sort_by_key(|(index, _)| *index);
         outcome.outputs = outputs.into_iter().map(|(_, output)| output).collect();
@@ -270,6 +282,7 @@ impl Scorer {
 pub(crate) mod tests {
     use super::*;
     use iforest::{Contamination, IsolationForestParams};
+    use schema::DeadLetter;
 
     /// A small 2-feature model: two clusters around (2, 2) and (−2, −2).
     pub(crate) fn model() -> IsolationForest {
@@ -494,13 +507,17 @@ pub(crate) mod tests {
 
     #[test]
     fn a_missing_or_broken_model_file_is_named() {
-        let error = Model::load(Path::new("/nonexistent/model.bin")).unwrap_err();
+        let error =
+            anyhow::Error::new(Model::load(Path::new("/nonexistent/model.bin")).unwrap_err());
         assert!(format!("{error:#}").contains("/nonexistent/model.bin"));
         let dir = std::env::temp_dir().join(format!("detector-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let garbage = dir.join("garbage.bin");
         std::fs::write(&garbage, b"definitely not a model").unwrap();
-        let error = format!("{:#}", Model::load(&garbage).unwrap_err());
+        let error = format!(
+            "{:#}",
+            anyhow::Error::new(Model::load(&garbage).unwrap_err())
+        );
         assert!(error.contains("not a model file"), "{error}");
         assert!(error.contains("garbage.bin"), "{error}");
     }

@@ -9,54 +9,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use futures::executor::block_on;
-use futures::future::join_all;
 use iforest::{Contamination, IsolationForest, IsolationForestParams};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 use schema::{Anomaly, DeadLetter};
+use tempfile::TempDir;
+use testkit::{bootstrap, create_topics, unique, wait_until, Guard};
 
 // ---------------------------------------------------------------------------------------------
 // Broker, topics, processes
 // ---------------------------------------------------------------------------------------------
-
-fn bootstrap() -> String {
-    std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
-}
-
-fn client_config() -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", bootstrap());
-    config
-}
-
-/// `t-det-<pid>-<nanos>-<kind>`: never used by another test or run.
-fn unique(kind: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("t-det-{}-{nanos}-{kind}", std::process::id())
-}
-
-/// Polls `condition` every 50 ms until it holds; panics after `timeout` naming `what`.
-fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// One test's topics: transactions (3 partitions), anomalies and dead letters.
 struct Topics {
@@ -67,93 +34,17 @@ struct Topics {
 
 impl Topics {
     fn create() -> Topics {
-        let consumer: BaseConsumer = client_config().create().expect("consumer");
-        if let Err(error) = consumer.fetch_metadata(None, Duration::from_secs(10)) {
-            panic!(
-                "no Kafka broker answers at {} ({error}); start one with `scripts/broker.sh \
-                 start --storage sqlite` or run `scripts/test.sh`",
-                bootstrap()
-            );
-        }
         let topics = Topics {
-            transactions: unique("transactions"),
-            anomalies: unique("anomalies"),
-            dead_letters: unique("dlq"),
+            transactions: unique("t-det-transactions"),
+            anomalies: unique("t-det-anomalies"),
+            dead_letters: unique("t-det-dlq"),
         };
-        let wanted = [
+        create_topics(&[
             (&topics.transactions, 3),
             (&topics.anomalies, 1),
             (&topics.dead_letters, 1),
-        ];
-        let admin: AdminClient<DefaultClientContext> = client_config().create().expect("admin");
-        let new: Vec<NewTopic> = wanted
-            .iter()
-            .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
-            .collect();
-        for result in block_on(admin.create_topics(&new, &AdminOptions::new())).expect("create") {
-            result.unwrap_or_else(|(name, code)| panic!("cannot create {name}: {code}"));
-        }
-        for (name, partitions) in wanted {
-            wait_until(Duration::from_secs(30), &format!("topic {name}"), || {
-                consumer
-                    .fetch_metadata(Some(name), Duration::from_secs(5))
-                    .ok()
-                    .and_then(|m| m.topics().first().map(|t| t.partitions().len()))
-                    == Some(partitions as usize)
-            });
-        }
+        ]);
         topics
-    }
-}
-
-/// A scratch folder, removed at the end of the test.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        let path = std::env::temp_dir().join(unique("scratch"));
-        std::fs::create_dir_all(&path).expect("scratch folder");
-        Scratch(path)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A child process killed if the test ends first.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Guard {
-    fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill -TERM failed");
-    }
-
-    /// Waits (with a deadline) for the exit; returns the status and the summary (stdout).
-    fn finish(mut self, timeout: Duration, what: &str) -> (std::process::ExitStatus, String) {
-        let mut status = None;
-        wait_until(timeout, what, || {
-            status = self.0.try_wait().expect("try_wait");
-            status.is_some()
-        });
-        let mut stdout = String::new();
-        if let Some(mut pipe) = self.0.stdout.take() {
-            std::io::Read::read_to_string(&mut pipe, &mut stdout).expect("stdout");
-        }
-        (status.expect("exited"), stdout)
     }
 }
 
@@ -235,10 +126,10 @@ struct TrainedModel {
 }
 
 /// 1000 points of the two clusters, contamination 0.01, saved in `scratch`.
-fn train(scratch: &Scratch) -> TrainedModel {
+fn train(scratch: &TempDir) -> TrainedModel {
     let mut rng = Rng(2024);
     let data: Vec<f64> = (0..1000).flat_map(|_| rng.cluster_point()).collect();
-    let path = scratch.0.join("model.bin");
+    let path = scratch.path().join("model.bin");
     IsolationForestParams::new()
         .contamination(Contamination::Fraction(0.01))
         .seed(7)
@@ -303,34 +194,16 @@ fn flagged(model: &TrainedModel, records: &[Record]) -> BTreeSet<i64> {
 /// Produces (key, value, partition) all at once and waits for every acknowledgement;
 /// returns where each landed.
 fn produce(topic: &str, records: &[(Option<String>, Vec<u8>, Option<i32>)]) -> Vec<(i32, i64)> {
-    let producer: FutureProducer = client_config()
-        .set("linger.ms", "5")
-        .set("acks", "all")
-        .create()
-        .expect("producer");
-    let deliveries: Vec<_> = records
+    let records: Vec<testkit::Record> = records
         .iter()
-        .map(|(key, value, partition)| {
-            let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).payload(value);
-            if let Some(key) = key {
-                record = record.key(key.as_str());
-            }
-            if let Some(partition) = partition {
-                record = record.partition(*partition);
-            }
-            producer
-                .send_result(record)
-                .map_err(|(error, _)| error)
-                .expect("enqueue")
+        .map(|(key, value, partition)| testkit::Record {
+            partition: *partition,
+            key: key.clone().map(String::into_bytes),
+            value: value.clone(),
+            timestamp_ms: None,
         })
         .collect();
-    block_on(join_all(deliveries))
-        .into_iter()
-        .map(|delivery| {
-            let delivery = delivery.expect("producer alive").expect("delivered");
-            (delivery.partition, delivery.offset)
-        })
-        .collect()
+    testkit::produce(topic, &records)
 }
 
 /// Produces transactions keyed by id (the producer spreads them over the partitions).
@@ -345,38 +218,17 @@ fn produce_stream(topic: &str, records: &[Record]) -> Vec<(i32, i64)> {
 /// Reads every partition of `topic` from the beginning, handing each value to `done`, until
 /// it says so or `timeout` passes; returns every value read.
 fn read_topic(topic: &str, timeout: Duration, mut done: impl FnMut(&[u8]) -> bool) -> Vec<Vec<u8>> {
-    let consumer: BaseConsumer = client_config()
-        .set("group.id", unique("reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("reader");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
-    let mut assignment = TopicPartitionList::new();
-    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-        assignment
-            .add_partition_offset(topic, partition.id(), Offset::Beginning)
-            .expect("assignment");
-    }
-    consumer.assign(&assignment).expect("assign");
-    let deadline = Instant::now() + timeout;
-    let mut values = Vec::new();
-    while Instant::now() < deadline {
-        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-            let value = message
-                .expect("read")
-                .payload()
-                .unwrap_or_default()
-                .to_vec();
-            let finished = done(&value);
-            values.push(value);
-            if finished {
-                break;
-            }
+    let (mut handed, mut finished) = (0, false);
+    testkit::read_topic(topic, timeout, |got| {
+        for record in &got[handed..] {
+            finished = finished || done(&record.value);
         }
-    }
-    values
+        handed = got.len();
+        finished
+    })
+    .into_iter()
+    .map(|record| record.value)
+    .collect()
 }
 
 /// Reads `n` values of `topic` (fewer if `timeout` passes first).
@@ -417,25 +269,9 @@ fn tally(anomalies: &[Anomaly]) -> BTreeMap<i64, usize> {
 
 /// The group's committed offsets for the 3 partitions of `topic` (-1 = none).
 fn committed(group: &str, topic: &str) -> Vec<i64> {
-    let consumer: BaseConsumer = client_config()
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut partitions = TopicPartitionList::new();
-    for partition in 0..3 {
-        partitions.add_partition(topic, partition);
-    }
-    let offsets = consumer
-        .committed_offsets(partitions, Duration::from_secs(10))
-        .expect("committed offsets");
-    offsets
-        .elements()
-        .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(n) => n,
-            _ => -1,
-        })
+    testkit::committed(group, topic, 3)
+        .into_iter()
+        .map(|offset| offset.unwrap_or(-1))
         .collect()
 }
 
@@ -460,12 +296,12 @@ fn ends(landed: &[(i32, i64)]) -> Vec<i64> {
 fn anomalies_are_exactly_what_offline_scoring_flags() {
     const RECORDS: usize = 24_000;
     let topics = Topics::create();
-    let scratch = Scratch::new();
+    let scratch = tempfile::tempdir().expect("scratch folder");
     let model = train(&scratch);
     let records = stream(1, 0, RECORDS);
     let expected = flagged(&model, &records);
     let landed = produce_stream(&topics.transactions, &records);
-    let log = scratch.0.join("detector.log");
+    let log = scratch.path().join("detector.log");
 
     let child = detector(&model, &topics, &unique("group"), &log)
         .args(["--idle-exit", "3"])
@@ -535,11 +371,11 @@ fn anomalies_are_exactly_what_offline_scoring_flags() {
 fn two_detectors_share_the_partitions_and_hand_over_on_sigterm() {
     const HALF: usize = 10_000;
     let topics = Topics::create();
-    let scratch = Scratch::new();
+    let scratch = tempfile::tempdir().expect("scratch folder");
     let model = train(&scratch);
     let group = unique("group");
     let start = |name: &str| {
-        let log = scratch.0.join(format!("{name}.log"));
+        let log = scratch.path().join(format!("{name}.log"));
         let child = detector(&model, &topics, &group, &log)
             .spawn()
             .expect("start");
@@ -629,7 +465,7 @@ fn two_detectors_share_the_partitions_and_hand_over_on_sigterm() {
 #[test]
 fn bad_records_become_dead_letters_and_good_ones_around_them_are_scored() {
     let topics = Topics::create();
-    let scratch = Scratch::new();
+    let scratch = tempfile::tempdir().expect("scratch folder");
     let model = train(&scratch);
     let good = |id: i64, x: f64, y: f64| {
         (
@@ -676,7 +512,7 @@ fn bad_records_become_dead_letters_and_good_ones_around_them_are_scored() {
     }
     assert!(!model.forest.predict(&[2.0, 2.0]).unwrap());
 
-    let log = scratch.0.join("detector.log");
+    let log = scratch.path().join("detector.log");
     let child = detector(&model, &topics, &unique("group"), &log)
         .args(["--idle-exit", "2"])
         .spawn()
@@ -723,14 +559,14 @@ fn bad_records_become_dead_letters_and_good_ones_around_them_are_scored() {
 /// it connects (no broker needed), with one line naming the file and the problem; no panic.
 #[test]
 fn a_bad_model_file_stops_the_detector_at_start_with_a_message() {
-    let scratch = Scratch::new();
+    let scratch = tempfile::tempdir().expect("scratch folder");
     let model = train(&scratch);
-    let garbage = scratch.0.join("garbage.bin");
+    let garbage = scratch.path().join("garbage.bin");
     std::fs::write(&garbage, b"\x00\x01 definitely not a model").unwrap();
-    let truncated = scratch.0.join("truncated.bin");
+    let truncated = scratch.path().join("truncated.bin");
     let bytes = std::fs::read(&model.path).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    let missing = scratch.0.join("missing.bin");
+    let missing = scratch.path().join("missing.bin");
     for (path, problem) in [
         (&missing, "No such file"),
         (&garbage, "not a model file"),
@@ -776,14 +612,14 @@ fn a_bad_model_file_stops_the_detector_at_start_with_a_message() {
 fn sigterm_commits_and_a_restart_reads_only_the_rest() {
     const RECORDS: usize = 20_000;
     let topics = Topics::create();
-    let scratch = Scratch::new();
+    let scratch = tempfile::tempdir().expect("scratch folder");
     let model = train(&scratch);
     let records = stream(5, 0, RECORDS);
     let landed = produce_stream(&topics.transactions, &records);
     let group = unique("group");
     let start = |name: &str, extra: &[&str]| {
         // Small batches, one in flight: the detector is mid-stream when the signal comes.
-        let log = scratch.0.join(format!("{name}.log"));
+        let log = scratch.path().join(format!("{name}.log"));
         let child = detector(&model, &topics, &group, &log)
             .args(["--batch-size", "50", "--in-flight-batches", "1"])
             .args(extra)
@@ -840,12 +676,12 @@ fn sigterm_commits_and_a_restart_reads_only_the_rest() {
 fn exactly_once_is_refused_without_transactions_and_exact_with_them() {
     let versions = bus::api_versions::api_versions(&bootstrap(), Duration::from_secs(5))
         .expect("ApiVersions from the test broker");
-    let scratch = Scratch::new();
+    let scratch = tempfile::tempdir().expect("scratch folder");
     let model = train(&scratch);
     let topics = Topics::create();
     let group = unique("group");
     if !bus::api_versions::missing_transaction_apis(&versions).is_empty() {
-        let output = detector(&model, &topics, &group, &scratch.0.join("eos.log"))
+        let output = detector(&model, &topics, &group, &scratch.path().join("eos.log"))
             .arg("--exactly-once")
             .stderr(Stdio::piped())
             .output()
@@ -867,7 +703,7 @@ fn exactly_once_is_refused_without_transactions_and_exact_with_them() {
     let expected = flagged(&model, &records);
     let landed = produce_stream(&topics.transactions, &records);
     let start = |name: &str, extra: &[&str]| {
-        let log = scratch.0.join(format!("{name}.log"));
+        let log = scratch.path().join(format!("{name}.log"));
         let child = detector(&model, &topics, &group, &log)
             .args(["--exactly-once", "--transactional-id", &group])
             .args(["--batch-size", "100"])
@@ -905,7 +741,7 @@ fn exactly_once_is_refused_without_transactions_and_exact_with_them() {
 fn metrics_account_for_every_record() {
     const GOOD: usize = 2000;
     let topics = Topics::create();
-    let scratch = Scratch::new();
+    let scratch = tempfile::tempdir().expect("scratch folder");
     let model = train(&scratch);
     let records = stream(11, 0, GOOD);
     let expected = flagged(&model, &records);
@@ -922,7 +758,7 @@ fn metrics_account_for_every_record() {
     produce(&topics.transactions, &bad);
     let total = GOOD + bad.len();
 
-    let log = scratch.0.join("metrics.log");
+    let log = scratch.path().join("metrics.log");
     let detector = Guard(
         detector(&model, &topics, &unique("group"), &log)
             .args(["--metrics-addr", "127.0.0.1:0"])
@@ -1033,4 +869,187 @@ fn sum(text: &str, name: &str) -> f64 {
         })
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// Every (key, value) of partition 0 of `topic` from the start, read until `count` are in
+/// (or `timeout` passes).
+fn read_records(topic: &str, count: usize, timeout: Duration) -> Vec<(Vec<u8>, Vec<u8>)> {
+    testkit::read_topic(topic, timeout, |got| {
+        got.iter().filter(|record| record.partition == 0).count() >= count
+    })
+    .into_iter()
+    .filter(|record| record.partition == 0)
+    .map(|record| (record.key.unwrap_or_default().into_bytes(), record.value))
+    .collect()
+}
+
+/// Issue "no record can stop the pipeline", on a real broker: between good records, a
+/// 999,990-byte anomalous record, records of 1 MiB + 1, 3 MiB and 4 MiB (the largest Tansu
+/// 0.6.0 hands back to a consumer: it takes 20 MiB but does not return 8 MiB, measured with
+/// examples/broker_limits), and a not-JSON record whose key is 100 KiB. The dead-letter topic
+/// is created with max.message.bytes=150000, which the detector learns through
+/// DescribeConfigs (Tansu does not enforce it); the anomalies topic has none, so its limit is
+/// the producer's message.max.bytes (1,000,000). The detector (in-process, from
+/// Config::builder) keeps running, every good record is scored, each big one has exactly one
+/// output naming its source, reduced where the whole would not fit, every output fits its
+/// topic's limit, and consumed = scored + dead-lettered in the metrics.
+#[test]
+fn no_record_can_stop_the_pipeline() {
+    const DLQ_LIMIT: usize = 150_000;
+    let scratch = tempfile::tempdir().expect("scratch folder");
+    let model = train(&scratch);
+    let (transactions, anomalies, dead_letters) = (
+        unique("t-det-transactions"),
+        unique("t-det-anomalies"),
+        unique("t-det-dlq"),
+    );
+    let admin: AdminClient<DefaultClientContext> =
+        testkit::settings().client_config().create().expect("admin");
+    let limit = DLQ_LIMIT.to_string();
+    let new = [
+        NewTopic::new(&transactions, 1, TopicReplication::Fixed(1)),
+        NewTopic::new(&anomalies, 1, TopicReplication::Fixed(1)),
+        NewTopic::new(&dead_letters, 1, TopicReplication::Fixed(1))
+            .set("max.message.bytes", &limit),
+    ];
+    for result in block_on(admin.create_topics(&new, &AdminOptions::new())).expect("create") {
+        result.unwrap_or_else(|(name, code)| panic!("cannot create {name}: {code}"));
+    }
+
+    let producer: FutureProducer = testkit::settings()
+        .client_config()
+        .set("message.max.bytes", "25000000")
+        .create()
+        .expect("producer");
+    let send = |key: &[u8], value: &[u8]| {
+        let delivery = block_on(producer.send(
+            FutureRecord::to(&transactions).key(key).payload(value),
+            Duration::from_secs(60),
+        ))
+        .map_err(|(error, _)| error)
+        .expect("produced");
+        (delivery.partition, delivery.offset)
+    };
+    let padded = |id: i64, size: usize| {
+        let mut value = format!(r#"{{"id": {id}, "data": [[3.9, -3.9]], "pad": ""#).into_bytes();
+        value.resize(size - 2, b'p');
+        value.extend_from_slice(b"\"}");
+        value
+    };
+    assert!(model.forest.predict(&[3.9, -3.9]).unwrap());
+    let good = stream(21, 0, 500);
+    let expected = flagged(&model, &good);
+    // Key, value, and the reason of its dead letter (None: it is an anomaly). Each is reduced.
+    let bigs: Vec<(Vec<u8>, Vec<u8>, Option<&str>)> = vec![
+        (b"9001".to_vec(), padded(9001, 999_990), None),
+        (
+            b"9002".to_vec(),
+            padded(9002, (1 << 20) + 1),
+            Some("oversized"),
+        ),
+        (b"9003".to_vec(), padded(9003, 3 << 20), Some("oversized")),
+        (b"9004".to_vec(), padded(9004, 4 << 20), Some("oversized")),
+        (
+            vec![b'k'; 100 << 10],
+            b"not json".to_vec(),
+            Some("not_json"),
+        ),
+    ];
+    let mut big_sources = Vec::new();
+    for (n, chunk) in good.chunks(100).enumerate() {
+        for record in chunk {
+            send(record.id.to_string().as_bytes(), &record.json);
+        }
+        if let Some((key, value, _)) = bigs.get(n) {
+            big_sources.push(send(key, value));
+        }
+    }
+
+    let metrics = detector::metrics::Metrics::new();
+    let config = detector::Config::builder(model.path.clone())
+        .kafka(bus::ClientSettings::new(bootstrap()))
+        .group(unique("group"))
+        .input_topic(&transactions)
+        .output_topic(&anomalies)
+        .dead_letter_topic(&dead_letters)
+        .metrics(metrics.clone())
+        .idle_exit(Duration::from_secs(5))
+        .build()
+        .expect("config");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let stats = runtime
+        .block_on(detector::run(config, std::future::pending()))
+        .expect("no record may stop the detector");
+    println!("{stats:?}");
+    let total = (good.len() + bigs.len()) as u64;
+    assert_eq!(stats.consumed, total, "{stats:?}");
+    assert_eq!(stats.scored, good.len() as u64 + 1, "{stats:?}");
+    assert_eq!(stats.dead_letters, 4, "{stats:?}");
+    assert_eq!(stats.anomalies, expected.len() as u64 + 1, "{stats:?}");
+    let text = metrics.render();
+    let consumed = value(&text, "detector_records_consumed_total{partition=\"0\"}");
+    let scored = value(&text, "detector_records_scored_total{partition=\"0\"}");
+    let dead = value(
+        &text,
+        "detector_records_dead_lettered_total{partition=\"0\"}",
+    );
+    println!("metrics: consumed={consumed} scored={scored} dead_lettered={dead}");
+    assert_eq!((consumed, scored + dead), (total as f64, total as f64));
+
+    let outputs_of =
+        |topic: &str, count: usize| read_records(topic, count, Duration::from_secs(60));
+    let found_anomalies = outputs_of(&anomalies, expected.len() + 1);
+    let found_letters = outputs_of(&dead_letters, 4);
+    let mut seen: Vec<((i32, i64), bool, Option<String>)> = Vec::new();
+    for (key, value) in &found_anomalies {
+        assert!(
+            key.len() + value.len() + 97 <= 1_000_000,
+            "anomaly of {} bytes",
+            value.len()
+        );
+        let anomaly = Anomaly::decode(value).expect("an anomaly");
+        seen.push((
+            (anomaly.partition, anomaly.offset),
+            anomaly.truncated.is_some(),
+            None,
+        ));
+    }
+    for (key, value) in &found_letters {
+        assert!(
+            key.len() + value.len() + 97 <= DLQ_LIMIT,
+            "letter of {} bytes",
+            value.len()
+        );
+        let letter = DeadLetter::decode(value).expect("a dead letter");
+        assert_eq!(letter.source_topic, transactions);
+        seen.push((
+            (letter.partition, letter.offset),
+            letter.truncated.is_some(),
+            Some(letter.reason),
+        ));
+    }
+    for (source, (_, value, reason)) in big_sources.iter().zip(&bigs) {
+        let about: Vec<_> = seen.iter().filter(|(s, _, _)| s == source).collect();
+        println!("{} bytes at {source:?}: {about:?}", value.len());
+        assert_eq!(about.len(), 1, "{source:?}: {about:?}");
+        assert!(about[0].1, "{source:?} reduced");
+        assert_eq!(about[0].2.as_deref(), *reason, "{source:?}");
+    }
+    assert_eq!(
+        found_anomalies.len(),
+        expected.len() + 1,
+        "one anomaly per flagged record"
+    );
+    let ids: BTreeSet<i64> = found_anomalies
+        .iter()
+        .filter_map(|(_, value)| Anomaly::decode(value).ok()?.id.to_string().parse().ok())
+        .collect();
+    assert!(
+        expected.is_subset(&ids),
+        "every good flagged record has its anomaly"
+    );
 }

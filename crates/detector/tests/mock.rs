@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use detector::config::ConfigBuilder;
 use futures::future::join_all;
 use iforest::{Contamination, IsolationForestParams};
 use rdkafka::config::ClientConfig;
@@ -19,12 +19,16 @@ use rdkafka::{Offset, TopicPartitionList};
 const INPUT: &str = "transactions";
 const OUTPUT: &str = "anomalies";
 const DLQ: &str = "transactions.dlq";
+/// `--idle-exit` of the runs that read everything there is.
+const IDLE: Duration = Duration::from_secs(1);
 
 struct Setup {
     cluster: MockCluster<'static, DefaultProducerContext>,
     model: PathBuf,
     /// Ids of the records produced that the model flags.
     flagged: BTreeSet<i64>,
+    /// Where each record produced (by id) landed.
+    landed: BTreeMap<i64, (i32, i64)>,
 }
 
 impl Setup {
@@ -83,40 +87,31 @@ impl Setup {
                 Duration::from_secs(10),
             )
         });
-        for delivery in join_all(deliveries).await {
-            delivery.expect("delivered");
+        let mut landed = BTreeMap::new();
+        for (id, delivery) in (0..records).zip(join_all(deliveries).await) {
+            let delivery = delivery.expect("delivered");
+            landed.insert(id, (delivery.partition, delivery.offset));
         }
         assert!(!flagged.is_empty());
         Setup {
             cluster,
             model,
             flagged,
+            landed,
         }
     }
 
-    fn config(&self, group: &str, extra: &[&str]) -> detector::Config {
-        let bootstrap = self.cluster.bootstrap_servers();
-        let model = self.model.to_str().expect("utf-8 path");
-        let mut args = vec![
-            "detector",
-            "--model",
-            model,
-            "--brokers",
-            &bootstrap,
-            "--group",
-            group,
-            "--batch-size",
-            "100",
-            "--startup-timeout",
-            "10",
-            // The mock cluster hands a departed member's partitions over only after its
-            // session times out (45 s by default), even when it left the group.
-            "-X",
-            "session.timeout.ms=6000",
-        ];
-        args.extend_from_slice(extra);
-        detector::Config::from_cli(detector::Cli::try_parse_from(args).expect("flags"))
-            .expect("config")
+    /// Settings for a detector in `group` on this cluster, batches of 100.
+    fn config(&self, group: &str) -> ConfigBuilder {
+        // The mock cluster hands a departed member's partitions over only after its session
+        // times out (45 s by default), even when it left the group.
+        let kafka = bus::ClientSettings::new(self.cluster.bootstrap_servers())
+            .with("session.timeout.ms", "6000");
+        detector::Config::builder(self.model.clone())
+            .kafka(kafka)
+            .group(group)
+            .batch_size(100)
+            .startup_timeout(Duration::from_secs(10))
     }
 
     /// The ids in the anomalies topic (see [`Setup::anomaly_counts`]).
@@ -131,14 +126,14 @@ impl Setup {
 async fn a_clean_stop_commits_and_the_next_run_reads_only_the_rest() {
     let setup = Setup::new("stop", 3000).await;
     let first = detector::run(
-        setup.config("g", &["--max-records", "1200"]),
+        setup.config("g").max_records(1200).build().expect("config"),
         std::future::pending(),
     )
     .await
     .expect("first run");
     assert_eq!(first.consumed, 1200);
     let second = detector::run(
-        setup.config("g", &["--idle-exit", "1"]),
+        setup.config("g").idle_exit(IDLE).build().expect("config"),
         std::future::pending(),
     )
     .await
@@ -159,9 +154,12 @@ async fn a_clean_stop_commits_and_the_next_run_reads_only_the_rest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shutdown_future_stops_the_run() {
     let setup = Setup::new("shutdown", 10).await;
-    let stats = detector::run(setup.config("g", &[]), std::future::ready(()))
-        .await
-        .expect("run");
+    let stats = detector::run(
+        setup.config("g").build().expect("config"),
+        std::future::ready(()),
+    )
+    .await
+    .expect("run");
     assert_eq!(stats, detector::Stats::default());
 }
 
@@ -175,7 +173,7 @@ async fn a_failed_delivery_stops_the_run_and_its_records_are_read_again() {
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50],
     );
     let error = detector::run(
-        setup.config("g", &["--idle-exit", "1"]),
+        setup.config("g").idle_exit(IDLE).build().expect("config"),
         std::future::pending(),
     )
     .await
@@ -185,7 +183,7 @@ async fn a_failed_delivery_stops_the_run_and_its_records_are_read_again() {
     setup.cluster.clear_request_errors(RDKafkaApiKey::Produce);
 
     let second = detector::run(
-        setup.config("g", &["--idle-exit", "1"]),
+        setup.config("g").idle_exit(IDLE).build().expect("config"),
         std::future::pending(),
     )
     .await
@@ -274,16 +272,12 @@ impl Setup {
 async fn exactly_once_commits_one_transaction_per_batch() {
     let setup = Setup::new("eos-commit", 3000).await;
     let stats = detector::run(
-        setup.config(
-            "eos",
-            &[
-                "--exactly-once",
-                "--transactional-id",
-                "t-commit",
-                "--idle-exit",
-                "1",
-            ],
-        ),
+        setup
+            .config("eos")
+            .exactly_once(Some("t-commit".into()))
+            .idle_exit(IDLE)
+            .build()
+            .expect("config"),
         std::future::pending(),
     )
     .await
@@ -315,16 +309,12 @@ async fn an_abortable_failure_aborts_and_the_batch_is_processed_again() {
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
     );
     let stats = detector::run(
-        setup.config(
-            "eos",
-            &[
-                "--exactly-once",
-                "--transactional-id",
-                "t-abort",
-                "--idle-exit",
-                "1",
-            ],
-        ),
+        setup
+            .config("eos")
+            .exactly_once(Some("t-abort".into()))
+            .idle_exit(IDLE)
+            .build()
+            .expect("config"),
         std::future::pending(),
     )
     .await
@@ -484,7 +474,7 @@ async fn an_unwritable_dead_letter_topic_keeps_the_record_for_the_next_run() {
         )
         .expect("topic error");
     let error = detector::run(
-        setup.config("g", &["--idle-exit", "1"]),
+        setup.config("g").idle_exit(IDLE).build().expect("config"),
         std::future::pending(),
     )
     .await
@@ -499,7 +489,7 @@ async fn an_unwritable_dead_letter_topic_keeps_the_record_for_the_next_run() {
         .topic_error(DLQ, RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR)
         .expect("topic error cleared");
     let second = detector::run(
-        setup.config("g", &["--idle-exit", "1"]),
+        setup.config("g").idle_exit(IDLE).build().expect("config"),
         std::future::pending(),
     )
     .await
@@ -539,4 +529,288 @@ fn assert_ids(counts: &BTreeMap<i64, usize>, flagged: &BTreeSet<i64>) {
         &ids, flagged,
         "anomaly ids differ from the ids offline scoring flags"
     );
+}
+
+// Records too large for their outputs. librdkafka's mock cluster takes no topic configs and
+// does not serve DescribeConfigs (measured with examples/broker_limits: the request times
+// out), so here the limit is the producer's `message.max.bytes`, which librdkafka itself
+// enforces when a record is queued; and the broker's own refusal of a record is a
+// MSG_SIZE_TOO_LARGE answer injected into Produce.
+
+/// Every record of `topic` (key, value), read from the start until at least `expected` are in
+/// and then nothing more arrives for a second (or 60 s pass).
+fn read_all(setup: &Setup, topic: &str, expected: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", setup.cluster.bootstrap_servers())
+        .set("group.id", "reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("reader");
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("assignment");
+    consumer.assign(&assignment).expect("assign");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut records = Vec::new();
+    let mut last_seen = Instant::now();
+    while Instant::now() < deadline
+        && (records.len() < expected || last_seen.elapsed() < Duration::from_secs(1))
+    {
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message.expect("read");
+            records.push((
+                message.key().unwrap_or_default().to_vec(),
+                message.payload().unwrap_or_default().to_vec(),
+            ));
+            last_seen = Instant::now();
+        }
+    }
+    records
+}
+
+/// An output as the tests see it: the source record it names, and whether it was reduced.
+#[derive(Debug)]
+struct Seen {
+    source: (i32, i64),
+    truncated: bool,
+    reason: Option<String>,
+    bytes: usize,
+}
+
+/// Every output in the anomalies and dead-letter topics, by what it says of its source.
+fn outputs(setup: &Setup, expected: usize) -> Vec<Seen> {
+    let mut seen = Vec::new();
+    let anomalies = read_all(setup, OUTPUT, 0);
+    let letters = read_all(setup, DLQ, expected.saturating_sub(anomalies.len()));
+    for (key, value) in anomalies {
+        let anomaly = schema::Anomaly::decode(&value).expect("an anomaly");
+        seen.push(Seen {
+            source: (anomaly.partition, anomaly.offset),
+            truncated: anomaly.truncated.is_some(),
+            reason: None,
+            bytes: key.len() + value.len(),
+        });
+    }
+    for (key, value) in letters {
+        let letter = schema::DeadLetter::decode(&value).expect("a dead letter");
+        seen.push(Seen {
+            source: (letter.partition, letter.offset),
+            truncated: letter.truncated.is_some(),
+            reason: Some(letter.reason),
+            bytes: key.len() + value.len(),
+        });
+    }
+    seen
+}
+
+/// The value of the sample named exactly `name` in OpenMetrics `text` (0 when absent).
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Per input partition, consumed = scored + dead-lettered in the metrics, and their sums.
+fn accounting(metrics: &detector::metrics::Metrics) -> (f64, f64, f64) {
+    let text = metrics.render();
+    let mut totals = (0.0, 0.0, 0.0);
+    for partition in 0..3 {
+        let label = format!("{{partition=\"{partition}\"}}");
+        let consumed = sample(&text, &format!("detector_records_consumed_total{label}"));
+        let scored = sample(&text, &format!("detector_records_scored_total{label}"));
+        let dead = sample(
+            &text,
+            &format!("detector_records_dead_lettered_total{label}"),
+        );
+        assert_eq!(consumed, scored + dead, "partition {partition}:\n{text}");
+        totals = (totals.0 + consumed, totals.1 + scored, totals.2 + dead);
+    }
+    totals
+}
+
+/// With outputs limited to 10,000 bytes (the detector's `message.max.bytes`): a 999,990-byte
+/// anomalous record, records of 1 MiB + 1 byte and 3 MiB, and a record with a 100 KiB key,
+/// between good records. The detector keeps running, every good record is scored, each big
+/// one has exactly one output, reduced, naming its source, and every output fits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_are_reduced_to_fit_a_small_limit() {
+    const LIMIT: usize = 10_000;
+    let setup = Setup::new("sizes", 300).await;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", setup.cluster.bootstrap_servers())
+        .set("message.max.bytes", "8000000")
+        .create()
+        .expect("producer");
+    let padded = |id: i64, size: usize| {
+        let head = format!(r#"{{"id": {id}, "data": [[3.9, -3.9]], "pad": ""#);
+        let mut value = head.into_bytes();
+        value.resize(size - 2, b'p');
+        value.extend_from_slice(b"\"}");
+        value
+    };
+    let big_key = vec![b'k'; 100 << 10];
+    let bigs: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (b"9001".to_vec(), padded(9001, 999_990)),
+        (b"9002".to_vec(), padded(9002, (1 << 20) + 1)),
+        (b"9003".to_vec(), padded(9003, 3 << 20)),
+        (big_key, b"not json".to_vec()),
+    ];
+    let mut big_sources = Vec::new();
+    // The mock keeps about 5 MiB of each partition and drops the oldest records past that:
+    // the big records go to different partitions.
+    for (n, (key, value)) in bigs.iter().enumerate() {
+        let partition = [0, 1, 2, 2][n];
+        let delivery = producer
+            .send(
+                FutureRecord::to(INPUT)
+                    .key(key)
+                    .payload(value)
+                    .partition(partition),
+                Duration::from_secs(30),
+            )
+            .await
+            .expect("big record produced");
+        big_sources.push((delivery.partition, delivery.offset));
+        let good = format!(r#"{{"id": {}, "data": [[2.0, 2.0]]}}"#, 9100 + n);
+        producer
+            .send(
+                FutureRecord::to(INPUT)
+                    .key("good")
+                    .payload(&good)
+                    .partition(0),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("good record produced");
+    }
+    let metrics = detector::metrics::Metrics::new();
+    let kafka = bus::ClientSettings::new(setup.cluster.bootstrap_servers())
+        .with("session.timeout.ms", "6000")
+        .with("message.max.bytes", LIMIT.to_string());
+    let stats = detector::run(
+        setup
+            .config("sizes")
+            .kafka(kafka)
+            .metrics(metrics.clone())
+            // The mock hands a large record over slowly (~0.5 s for 1 MiB).
+            .idle_exit(Duration::from_secs(5))
+            .build()
+            .expect("config"),
+        std::future::pending(),
+    )
+    .await
+    .expect("big records must not stop the detector");
+    let records = 300 + 2 * bigs.len() as u64;
+    assert_eq!(stats.consumed, records, "{stats:?}\n{}", metrics.render());
+    assert_eq!(stats.scored, 300 + 1 + bigs.len() as u64, "{stats:?}");
+    assert_eq!(stats.dead_letters, 3, "{stats:?}");
+    assert_eq!(stats.reduced, 4, "{stats:?}");
+    assert_eq!(
+        accounting(&metrics),
+        (records as f64, stats.scored as f64, 3.0)
+    );
+
+    let seen = outputs(&setup, setup.flagged.len() + bigs.len());
+    for output in &seen {
+        assert!(output.bytes + 97 <= LIMIT, "{output:?} does not fit");
+    }
+    for (source, reason) in
+        big_sources
+            .iter()
+            .zip([None, Some("oversized"), Some("oversized"), Some("not_json")])
+    {
+        let about: Vec<&Seen> = seen.iter().filter(|s| s.source == *source).collect();
+        assert_eq!(about.len(), 1, "{source:?}: {about:?}");
+        assert!(about[0].truncated, "{source:?} reduced: {about:?}");
+        assert_eq!(about[0].reason.as_deref(), reason, "{source:?}");
+    }
+    // Every good record flagged has its anomaly, whole.
+    for id in &setup.flagged {
+        let source = setup.landed[id];
+        assert!(
+            seen.iter().any(|s| s.source == source && !s.truncated),
+            "no anomaly for {id} at {source:?}"
+        );
+    }
+}
+
+/// The broker refuses produce requests as too large (MSG_SIZE_TOO_LARGE, three times): the
+/// refused outputs are sent again smaller, the detector keeps running, and every flagged
+/// record still has an output naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_the_broker_refuses_are_sent_again_smaller() {
+    let setup = Setup::new("refused", 1000).await;
+    setup.cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE; 3],
+    );
+    let metrics = detector::metrics::Metrics::new();
+    let stats = detector::run(
+        setup
+            .config("refused")
+            .metrics(metrics.clone())
+            .idle_exit(IDLE)
+            .build()
+            .expect("config"),
+        std::future::pending(),
+    )
+    .await
+    .expect("a refused output must not stop the detector");
+    assert_eq!(stats.consumed, 1000, "{stats:?}");
+    assert!(stats.refused >= 1, "nothing was refused: {stats:?}");
+    assert_eq!(accounting(&metrics).0, 1000.0);
+    let seen = outputs(&setup, setup.flagged.len());
+    let reduced = seen.iter().filter(|s| s.truncated).count();
+    println!("{stats:?}; {reduced} reduced outputs of {}", seen.len());
+    assert!(reduced >= 1, "no output was sent smaller");
+    for id in &setup.flagged {
+        let source = setup.landed[id];
+        assert!(
+            seen.iter().any(|s| s.source == source),
+            "no output for {id} at {source:?}"
+        );
+    }
+}
+
+/// The same under --exactly-once: the refusal aborts the transaction, the batch is read again
+/// and the refused outputs go out smaller in a committed transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_sends_a_refused_output_smaller_in_a_new_transaction() {
+    let setup = Setup::new("eos-refused", 1000).await;
+    setup.cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
+    );
+    let stats = detector::run(
+        setup
+            .config("eos")
+            .exactly_once(Some("t-refused".into()))
+            .idle_exit(IDLE)
+            .build()
+            .expect("config"),
+        std::future::pending(),
+    )
+    .await
+    .expect("a refused output must not stop the detector");
+    assert_eq!(
+        stats.consumed, 1000,
+        "counted once, in committed transactions: {stats:?}"
+    );
+    assert!(stats.aborted >= 1 && stats.refused >= 1, "{stats:?}");
+    // The mock shows aborted transactions' records too (see above): the reduced outputs are
+    // there beside the refused ones' first attempts.
+    let seen = outputs(&setup, setup.flagged.len());
+    assert!(
+        seen.iter().any(|s| s.truncated),
+        "no output was sent smaller"
+    );
+    for id in &setup.flagged {
+        let source = setup.landed[id];
+        assert!(
+            seen.iter().any(|s| s.source == source),
+            "no output for {id}"
+        );
+    }
 }

@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{
-    bin, client_config, read_topic, run_ok, tally, unique, wait_until, Guard, Pipeline, Received,
-};
+use testkit::{read_topic, run_ok, tally, unique, wait_until, workspace_bin, Guard, Received};
+
+use crate::Pipeline;
 
 /// A disturbance applied while the stream flows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -449,7 +449,7 @@ pub fn run_scenario(broker: &mut Broker, scenario: Scenario, settings: &Settings
         .work_dir
         .join(format!("{}-generator.log", scenario.slug()));
     let mut generator = Guard(
-        Command::new(bin("generator"))
+        Command::new(workspace_bin("generator"))
             .args(["--topic", &run.pipeline.transactions])
             .args(["--count", &settings.records.to_string()])
             .args(["--rate", &settings.rate.to_string()])
@@ -643,7 +643,8 @@ pub fn run_scenario(broker: &mut Broker, scenario: Scenario, settings: &Settings
 /// The group's committed offset per partition of `topic` (partitions without one left out).
 fn committed_offsets(group: &str, topic: &str) -> HashMap<i32, i64> {
     use rdkafka::consumer::{BaseConsumer, Consumer as _};
-    let consumer: BaseConsumer = match client_config()
+    let consumer: BaseConsumer = match bus::ClientSettings::new(testkit::bootstrap())
+        .client_config()
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .create()

@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn compose() -> Yaml {
-    let text = std::fs::read_to_string(e2e::repo_root().join("docker-compose.yml")).unwrap();
+    let text = std::fs::read_to_string(testkit::repo_root().join("docker-compose.yml")).unwrap();
     YamlLoader::load_from_str(&text).unwrap().remove(0)
 }
 
 /// `NAME:PARTITIONS` specs as written in scripts/topics.sh's `TOPICS=(…)` line.
 fn script_topics() -> BTreeMap<String, i32> {
-    let text = std::fs::read_to_string(e2e::repo_root().join("scripts/topics.sh")).unwrap();
+    let text = std::fs::read_to_string(testkit::repo_root().join("scripts/topics.sh")).unwrap();
     let line = text
         .lines()
         .find(|l| l.starts_with("TOPICS=("))
@@ -92,7 +92,7 @@ fn topics_and_partitions_match_the_scripts_and_the_schema() {
 #[test]
 fn processes_run_with_flags_they_accept_and_the_detector_scales() {
     let compose = compose();
-    let demo = std::fs::read_to_string(e2e::repo_root().join("scripts/demo.sh")).unwrap();
+    let demo = std::fs::read_to_string(testkit::repo_root().join("scripts/demo.sh")).unwrap();
     for name in ["trainer", "detector", "generator", "inspector"] {
         let service = service(&compose, name);
         let command = command(service);
@@ -112,7 +112,9 @@ fn processes_run_with_flags_they_accept_and_the_detector_scales() {
             .map(String::as_str)
             .collect();
         help_args.push("--help");
-        let help = e2e::run_ok(std::process::Command::new(e2e::bin(name)).args(&help_args));
+        let help = testkit::run_ok(
+            std::process::Command::new(testkit::workspace_bin(name)).args(&help_args),
+        );
         let help = String::from_utf8_lossy(&help.stdout);
         for flag in command.iter().filter(|arg| arg.starts_with("--")) {
             assert!(

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use e2e::{produce_raw, read_topic, run_ok, unique, Pipeline};
+use e2e::Pipeline;
+use testkit::{produce, read_topic, run_ok, unique, Record};
 
 #[test]
 fn every_kind_of_bad_record_is_a_dead_letter_with_its_reason() {
@@ -76,7 +77,14 @@ fn every_kind_of_bad_record_is_a_dead_letter_with_its_reason() {
         &pipeline.anomalies,
         &pipeline.dead_letters,
     );
-    produce_raw(transactions, &records);
+    let records: Vec<Record> = records
+        .into_iter()
+        .map(|(key, value)| Record {
+            partition: Some(0),
+            ..Record::keyed(key, value)
+        })
+        .collect();
+    produce(transactions, &records);
 
     let output = run_ok(pipeline.detector(&unique("dlq-group")).args([
         "--max-record-bytes",

@@ -4,7 +4,7 @@
 use std::net::TcpStream;
 use std::process::Command;
 
-use e2e::{bin, repo_root, run_ok};
+use testkit::{repo_root, run_ok, workspace_bin};
 
 /// Processes whose command line mentions `needle`.
 fn processes_mentioning(needle: &str) -> Vec<String> {
@@ -25,7 +25,7 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 
 #[test]
 fn demo_shows_anomalies_and_leaves_nothing_running() {
-    bin("detector"); // the debug binaries the demo will use are built and current
+    workspace_bin("detector"); // the debug binaries the demo will use are built and current
     let run_dir = tempfile::tempdir().unwrap();
     let model = run_dir.path().join("demo-model.bin");
     let port = 20_000 + std::process::id() % 1000;

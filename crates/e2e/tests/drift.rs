@@ -8,9 +8,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use dataset::Shift;
-use e2e::{bin, read_topic, run_ok, unique, wait_until, Guard, Pipeline};
+use e2e::Pipeline;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
+use testkit::{read_topic, run_ok, unique, wait_until, workspace_bin, Guard};
 
 const BATCH: u64 = 2_000;
 const SHIFT: [f64; 2] = [4.0, -4.0];
@@ -29,7 +30,7 @@ fn shifted(seed: u64, first_id: u64) -> Vec<schema::Transaction> {
 }
 
 fn produce_shifted(pipeline: &Pipeline, seed: u64, first_id: u64) {
-    run_ok(Command::new(bin("generator")).args([
+    run_ok(Command::new(workspace_bin("generator")).args([
         "--topic",
         &pipeline.transactions,
         "--count",
@@ -56,9 +57,9 @@ fn flagged_ids(model: &iforest::IsolationForest, records: &[schema::Transaction]
 }
 
 /// Every record of a one-partition topic (to its high watermark).
-fn read_all(topic: &str) -> Vec<e2e::Received> {
+fn read_all(topic: &str) -> Vec<testkit::Received> {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", e2e::bootstrap())
+        .set("bootstrap.servers", testkit::bootstrap())
         .create()
         .unwrap();
     let (_, high) = consumer
@@ -106,13 +107,13 @@ fn after_a_shift_the_following_trainer_refits_and_the_anomaly_share_returns_to_n
     let trainer_out = pipeline.dir.path().join("trainer.out");
     let trainer_log = pipeline.dir.path().join("trainer.log");
     let mut trainer = Guard(
-        Command::new(bin("trainer"))
+        Command::new(workspace_bin("trainer"))
             .args(["fit", "--topic", &pipeline.transactions, "--follow"])
             .args(["--window", &BATCH.to_string()])
             .args(["--contamination", "0.01", "--trees", "50", "--seed", "7"])
             .arg("--out")
             .arg(&pipeline.model_path)
-            .args(["--brokers", &e2e::bootstrap()])
+            .args(["--brokers", &testkit::bootstrap()])
             .env("RUST_LOG", "info")
             .stdout(std::fs::File::create(&trainer_out).unwrap())
             .stderr(std::fs::File::create(&trainer_log).unwrap())
@@ -185,8 +186,8 @@ fn after_a_shift_the_following_trainer_refits_and_the_anomaly_share_returns_to_n
     // detector flagged it or the new model does.
     let picture = pipeline.dir.path().join("after.svg");
     let output = run_ok(
-        Command::new(bin("inspector"))
-            .args(["--brokers", &e2e::bootstrap(), "plot", "--model"])
+        Command::new(workspace_bin("inspector"))
+            .args(["--brokers", &testkit::bootstrap(), "plot", "--model"])
             .arg(&pipeline.model_path)
             .args(["--topic", &pipeline.anomalies])
             .args(["--transactions-topic", &pipeline.transactions])

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use e2e::{bin, create_topics, read_topic, run_ok, unique, wait_until, Guard};
+use testkit::{create_topics, read_topic, run_ok, unique, wait_until, workspace_bin, Guard};
 
 const BATCH: u64 = 2_000;
 
@@ -27,7 +27,7 @@ fn a_replaced_model_is_used_from_the_next_batch_and_a_bad_one_is_refused() {
     let model_path = dir.path().join("model.bin");
     let fit = |seed: &str, contamination: &str| {
         run_ok(
-            Command::new(bin("trainer"))
+            Command::new(workspace_bin("trainer"))
                 .args([
                     "fit",
                     "--seed",
@@ -48,7 +48,7 @@ fn a_replaced_model_is_used_from_the_next_batch_and_a_bad_one_is_refused() {
 
     let log = dir.path().join("detector.log");
     let mut detector = Guard(
-        Command::new(bin("detector"))
+        Command::new(workspace_bin("detector"))
             .arg("--model")
             .arg(&model_path)
             .args(["--input-topic", &transactions, "--output-topic", &anomalies])
@@ -69,7 +69,7 @@ fn a_replaced_model_is_used_from_the_next_batch_and_a_bad_one_is_refused() {
     });
 
     let produce = |first_id: u64| {
-        run_ok(Command::new(bin("generator")).args([
+        run_ok(Command::new(workspace_bin("generator")).args([
             "--topic",
             &transactions,
             "--count",

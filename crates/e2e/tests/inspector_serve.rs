@@ -14,7 +14,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use e2e::{bin, bootstrap, produce_raw, repo_root, unique, Guard, Pipeline};
+use e2e::Pipeline;
+use testkit::{bootstrap, now_ms, produce, repo_root, unique, workspace_bin as bin, Guard, Record};
 
 /// The browser window's width (the screenshot's).
 const WIDTH: u32 = 1440;
@@ -37,7 +38,6 @@ const SHOWN: &str = r#"JSON.stringify({
 /// An anomaly with an explanation (as detectors will write them), stamped a few seconds
 /// ahead so it stays among the newest rows while the detector adds more.
 fn explained_anomaly(topic: &str, model: &str) {
-    use rdkafka::producer::{FutureProducer, FutureRecord};
     let value = serde_json::json!({
         "id": 900_001, "data": [[3.9, 3.8]], "score": [-0.75], "anomaly_score": 0.75,
         "threshold": 0.65, "model": model, "detected_at": "2026-01-01T00:00:00Z",
@@ -46,26 +46,12 @@ fn explained_anomaly(topic: &str, model: &str) {
             {"feature": "x", "value": 3.9, "direction": "high", "share": 0.58},
             {"feature": "y", "value": 3.8, "direction": "high", "share": 0.42},
         ],
-    })
-    .to_string();
-    let ahead = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-        + 8_000;
-    let producer: FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .create()
-        .unwrap();
-    let record = FutureRecord::to(topic)
-        .key("900001")
-        .payload(&value)
-        .timestamp(ahead);
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(producer.send(record, Duration::from_secs(30)))
-        .map_err(|(error, _)| error)
-        .unwrap();
+    });
+    let record = Record {
+        timestamp_ms: Some(now_ms() + 8_000),
+        ..Record::keyed("900001", value.to_string())
+    };
+    produce(topic, &[record]);
 }
 
 fn shown(page: &mut browser::Page) -> serde_json::Value {
@@ -132,14 +118,11 @@ fn the_live_page_shows_a_running_pipeline_in_a_real_browser() {
             .spawn()
             .unwrap(),
     );
-    produce_raw(
+    produce(
         &pipeline.transactions,
         &[
-            ("bad-1".into(), b"not json at all".to_vec()),
-            (
-                "bad-2".into(),
-                br#"{"id": 7, "data": [[1.0, 2.0, 3.0]]}"#.to_vec(),
-            ),
+            Record::keyed("bad-1", "not json at all"),
+            Record::keyed("bad-2", r#"{"id": 7, "data": [[1.0, 2.0, 3.0]]}"#),
         ],
     );
 

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use e2e::{bin, create_topics, read_topic, repo_root, run_ok, unique, Pipeline};
+use e2e::Pipeline;
+use testkit::{create_topics, read_topic, repo_root, run_ok, unique, workspace_bin};
 
 fn python() -> PathBuf {
     let python = std::env::var_os("REFERENCE_PYTHON")
@@ -22,7 +23,7 @@ fn python() -> PathBuf {
 }
 
 fn reference(script: &str) -> PathBuf {
-    let path = repo_root().join("../shared/reference/python").join(script);
+    let path = repo_root().join("reference/python").join(script);
     assert!(
         path.exists(),
         "the reference pipeline is missing: {}",
@@ -37,23 +38,19 @@ fn reference_producer_feeds_our_detector() {
     let pipeline = Pipeline::new("interop", 3);
     let (transactions, anomalies) = (&pipeline.transactions, &pipeline.anomalies);
 
-    run_ok(
-        Command::new(python())
-            .arg(reference("seed_producer.py"))
-            .args([
-                "--bootstrap",
-                &e2e::bootstrap(),
-                "--topic",
-                transactions,
-                "--count",
-                &RECORDS.to_string(),
-                "--delay",
-                "0",
-                "--seed",
-                "11",
-                "--no-flush-each",
-            ]),
-    );
+    run_ok(Command::new(python()).arg(reference("produce.py")).args([
+        "--bootstrap",
+        &testkit::bootstrap(),
+        "--topic",
+        transactions,
+        "--count",
+        &RECORDS.to_string(),
+        "--delay",
+        "0",
+        "--seed",
+        "11",
+        "--batch",
+    ]));
     // The records exactly as Python wrote them, scored offline with our model.
     let model = pipeline.model();
     let written = read_topic(transactions, Duration::from_secs(30), |got| {
@@ -103,12 +100,12 @@ fn our_generator_feeds_the_reference_detector() {
     let joblib = dir.path().join("isolation_forest.joblib");
     run_ok(
         Command::new(python())
-            .arg(reference("seed_train.py"))
+            .arg(reference("train.py"))
             .arg("--out")
             .arg(&joblib),
     );
 
-    run_ok(Command::new(bin("generator")).args([
+    run_ok(Command::new(workspace_bin("generator")).args([
         "--topic",
         &transactions,
         "--count",
@@ -120,12 +117,12 @@ fn our_generator_feeds_the_reference_detector() {
     ]));
     let output = run_ok(
         Command::new(python())
-            .arg(reference("seed_detector.py"))
+            .arg(reference("detect.py"))
             .arg("--model")
             .arg(&joblib)
             .args([
                 "--bootstrap",
-                &e2e::bootstrap(),
+                &testkit::bootstrap(),
                 "--input",
                 &transactions,
                 "--output",

@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use e2e::{read_topic, run_ok, tally, unique, Pipeline};
+use e2e::Pipeline;
+use testkit::{read_topic, run_ok, tally, unique};
 
 const RECORDS: usize = 20_000;
 const SEED: u64 = 7;

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use e2e::{read_topic, run_ok, tally, unique, wait_until, Guard, Pipeline};
+use e2e::Pipeline;
+use testkit::{read_topic, run_ok, tally, unique, wait_until, Guard};
 
 const HALF: u64 = 5_000;
 

@@ -6,7 +6,8 @@ use std::process::{Command, Stdio};
 
 use std::time::{Duration, Instant};
 
-use e2e::{read_topic, run_ok, unique, wait_until, Guard, Pipeline};
+use e2e::Pipeline;
+use testkit::{read_topic, run_ok, unique, wait_until, Guard};
 
 const RECORDS: u64 = 100_000;
 

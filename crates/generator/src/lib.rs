@@ -1,6 +1,6 @@
 //! The generator: produces transactions into Kafka, either the original pipeline's synthetic
-//! stream (seeded, so tests know every record in advance: [`synthetic_records`]) or a replayed
-//! CSV table with its labels ([`csv_records`]).
+//! stream (seeded, so tests know every record in advance: [`dataset::synthetic_records`]) or a replayed
+//! CSV table with its labels ([`dataset::csv_records`]).
 //!
 //! Records are keyed by id and sent asynchronously in batches (never a flush per record),
 //! paced by a schedule rather than a pause per record, and counted from the broker's
@@ -10,8 +10,9 @@
 //! # Layout
 //!
 //! - [`cli`]: the command line as typed. [`config`]: checked and resolved ([`Config`]).
-//! - [`records`]: the synthetic stream and CSV rows.
+//! - the records themselves come from the `dataset` crate.
 //! - [`emit`]: the producer loop, its schedule and its [`Summary`].
+#![deny(missing_docs)]
 
 pub mod cli;
 pub mod config;
@@ -20,22 +21,15 @@ pub mod emit;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 pub use cli::Cli;
 pub use config::{Config, Source};
 pub use emit::Summary;
 
-/// Runs the generator as the command line asks, stopping cleanly on SIGINT or SIGTERM (a
-/// second signal exits at once, without waiting for the flush).
-pub fn run(cli: &Cli) -> Result<Summary> {
+/// Runs the generator as the command line asks, until it has sent everything or `stop` is
+/// set (the binary sets it on SIGINT or SIGTERM); either way it flushes before returning.
+pub fn run(cli: &Cli, stop: &Arc<AtomicBool>) -> Result<Summary> {
     let config = Config::from_cli(cli)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // Registered first, so it sees the flag as the previous signal left it.
-        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))
-            .context("cannot handle signals")?;
-        signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot handle signals")?;
-    }
-    emit::run(&config, &stop)
+    emit::run(&config, stop)
 }

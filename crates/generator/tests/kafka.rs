@@ -4,39 +4,20 @@
 
 use std::collections::BTreeMap;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use bus::ClientSettings;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use schema::{DecodeLimits, Transaction};
+use testkit::{create_topics, unique};
 
 const GENERATOR: &str = env!("CARGO_BIN_EXE_generator");
 
-fn brokers() -> String {
-    std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
 /// A fresh topic with `partitions` partitions on the test broker.
 fn topic(prefix: &str, partitions: i32) -> String {
-    let args = ClientSettings::new(brokers());
-    if let Err(error) = bus::wait_for_broker(&args, Duration::from_secs(15)) {
-        panic!("no Kafka broker: {error:#}; start one with scripts/broker.sh start");
-    }
     let name = unique(prefix);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime
-        .block_on(bus::ensure_topics(&args, &[(&name, partitions)]))
-        .unwrap();
+    create_topics(&[(&name, partitions)]);
     name
 }
 
@@ -50,7 +31,7 @@ struct Read {
 /// Reads `topic` from the beginning until `expected` records arrived or `timeout` passed;
 /// then keeps reading for a moment more so that extra records would be seen.
 fn read_back(topic: &str, expected: usize, timeout: Duration) -> Vec<Read> {
-    let consumer = ClientSettings::new(brokers()).base_consumer().unwrap();
+    let consumer = testkit::settings().base_consumer().unwrap();
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .unwrap();
@@ -89,7 +70,7 @@ fn read_back(topic: &str, expected: usize, timeout: Duration) -> Vec<Read> {
 
 fn generator(topic: &str, args: &[&str]) -> Output {
     let output = Command::new(GENERATOR)
-        .args(["--brokers", &brokers(), "--topic", topic])
+        .args(["--brokers", &testkit::bootstrap(), "--topic", topic])
         .args(args)
         .output()
         .unwrap();
@@ -246,13 +227,13 @@ fn the_rate_is_held() {
 fn sigterm_stops_cleanly_with_everything_sent_acknowledged() {
     let topic = topic("t-gen-stop", 3);
     let child = Command::new(GENERATOR)
-        .args(["--brokers", &brokers(), "--topic", &topic])
+        .args(["--brokers", &testkit::bootstrap(), "--topic", &topic])
         .args(["--count", "0", "--rate", "500"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let consumer = ClientSettings::new(brokers()).base_consumer().unwrap();
+    let consumer = testkit::settings().base_consumer().unwrap();
     let in_topic = || -> i64 {
         (0..3)
             .map(|p| {

@@ -2,9 +2,10 @@
 //! × 256 samples, on the synthetic 2-D data and on http, shuttle and satellite.
 //!
 //! `cargo run --release -p iforest --example speed -- [ODDS_DIR] [--reps N] [--extended]
-//! [--tables http,shuttle,…]`
+//! [--tables http,shuttle,…] [--range-check on|off]`
 //!
-//! Each figure is the median over `--reps` repetitions (default 7); the synthetic table (1000
+//! `ODDS_DIR` defaults to the environment variable of that name, else `bench/data/odds` in the
+//! repository (`bench/fetch-data.sh` fetches the tables there). Each figure is the median over `--reps` repetitions (default 7); the synthetic table (1000
 //! rows) is batch-scored tiled to 100 000 rows. Prints tab-separated
 //! `dataset rows features fit_ms single_us batch_us_per_row` lines after a header.
 
@@ -14,7 +15,7 @@ mod common;
 use std::hint::black_box;
 use std::time::Instant;
 
-use iforest::{IsolationForestParams, SplitRule};
+use iforest::{IsolationForestParams, RangeCheck, SplitRule};
 
 /// Rows scored one at a time per repetition of the latency measurement.
 const SINGLE_ROWS: usize = 20_000;
@@ -37,6 +38,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.drain(at..at + 2);
     }
     let reps = reps.max(1);
+    let mut range_check = RangeCheck::default();
+    if let Some(at) = args.iter().position(|a| a == "--range-check") {
+        range_check = args
+            .get(at + 1)
+            .ok_or("--range-check needs on or off")?
+            .parse()?;
+        args.drain(at..at + 2);
+    }
     let mut names = "http,shuttle,satellite".to_string();
     if let Some(at) = args.iter().position(|a| a == "--tables") {
         names = args.get(at + 1).ok_or("--tables needs names")?.clone();
@@ -62,7 +71,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .sample_size(256)
             .seed(1)
             .threads(1)
-            .split_rule(rule);
+            .split_rule(rule)
+            .range_check(range_check);
         let fit_ms = median(
             (0..reps)
                 .map(|_| {

@@ -144,12 +144,12 @@ pub enum ModelError {
     Truncated,
     /// Written by a newer (or unknown) format version.
     #[error(
-        "model format version {found} is not supported (this build reads version {supported})"
+        "model format version {found} is not supported (this build reads versions 1 to {supported})"
     )]
     UnsupportedVersion {
         /// Version in the file.
         found: u32,
-        /// Version this build reads.
+        /// The newest version this build reads (it reads every version from 1 up to it).
         supported: u32,
     },
     /// The checksum does not match the contents: the file was damaged.

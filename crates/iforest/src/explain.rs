@@ -2,7 +2,8 @@
 //!
 //! In the spirit of DIFFI (Carletti et al.) and of random cut forest's `WITH_EXPLANATION`: each
 //! split on the point's path in each tree isolates it by `log2((n + 1) / (m + 1))` bits, where
-//! `n` training samples reached the node and `m` reached the child the point went to. A split
+//! `n` training samples reached the node and `m` reached the child the point went to (0 at a
+//! split whose range check ends the path: the point left all `n` behind). A split
 //! that sends the point into a near-empty side early counts most; one that leaves it with the
 //! crowd counts nothing. The bits are credited to the split's feature (extended forest: to
 //! each feature in proportion to its coefficient's size) and normalised to shares summing to
@@ -14,7 +15,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ScoreError;
-use crate::IsolationForest;
+use crate::model::IsolationForest;
 
 /// Whether a feature's value was unusually high or low.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,31 +61,43 @@ impl IsolationForest {
     /// Scores `row` and attributes its isolation to the features.
     pub fn explain(&self, row: &[f64]) -> Result<Explanation, ScoreError> {
         let score = self.score(row)?;
-        let width = self.n_features;
+        let arena = &self.arena;
+        let width = arena.n_features;
         let mut bits = vec![0.0; width];
         let mut lean = vec![0.0; width]; // > 0: high, < 0: low
-        for tree in &self.trees {
-            let mut path = self.path(tree, row).peekable();
+        for tree in &arena.trees {
+            let mut path = arena.path(tree, row).peekable();
             while let Some(node_index) = path.next() {
-                let Some(&child) = path.peek() else { break };
-                let node = self.nodes[node_index];
-                let went_right = child == node.left as usize + 1;
+                let node = arena.nodes[node_index];
+                if node.is_leaf() {
+                    break;
+                }
+                let reached = f64::from(arena.node_size[node_index]);
+                let (went_right, kept) = match path.peek() {
+                    Some(&child) => (
+                        child == node.left as usize + 1,
+                        f64::from(arena.node_size[child]),
+                    ),
+                    // The range check ended the path here: the split isolates the point
+                    // from all of the node's samples.
+                    None => (arena.goes_right(node_index, row), 0.0),
+                };
                 let side = if went_right { 1.0 } else { -1.0 };
-                let reached = f64::from(self.node_size[node_index]);
-                let kept = f64::from(self.node_size[child]);
                 let gain = ((reached + 1.0) / (kept + 1.0)).log2();
-                if self.normals.is_empty() {
-                    let feature = node.feature as usize;
-                    bits[feature] += gain;
-                    lean[feature] += gain * side;
-                } else {
-                    let normal = &self.normals[node_index * width..(node_index + 1) * width];
-                    let weight: f64 = normal.iter().map(|c| c.abs()).sum();
-                    if weight > 0.0 {
-                        for (feature, coefficient) in normal.iter().enumerate() {
-                            let part = gain * coefficient.abs() / weight;
-                            bits[feature] += part;
-                            lean[feature] += part * side * coefficient.signum();
+                match arena.coefficients(node_index) {
+                    None => {
+                        let feature = node.feature as usize;
+                        bits[feature] += gain;
+                        lean[feature] += gain * side;
+                    }
+                    Some(normal) => {
+                        let weight: f64 = normal.iter().map(|c| c.abs()).sum();
+                        if weight > 0.0 {
+                            for (feature, coefficient) in normal.iter().enumerate() {
+                                let part = gain * coefficient.abs() / weight;
+                                bits[feature] += part;
+                                lean[feature] += part * side * coefficient.signum();
+                            }
                         }
                     }
                 }

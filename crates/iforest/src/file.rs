@@ -3,25 +3,44 @@
 //! ```text
 //! magic "IFOREST\0" (8) | format version u32 LE (4) | body length u64 LE (8) | body | FNV-1a 64 LE (8)
 //! ```
-//! The body is the whole [`IsolationForest`] (parameters, feature names, threshold, training
-//! summary, trees) in bincode 2's standard configuration. The checksum covers everything before
-//! it; FNV-1a is a chain of bijections, so any single changed byte changes it. Loading checks
-//! magic, version, length, checksum, then decodes with a size limit and validates the forest's
-//! structure, so a damaged file gives a typed error and never a panic or a huge allocation.
+//! The body is the whole [`IsolationForest`] in bincode 2's standard configuration, field by
+//! field:
+//!
+//! ```text
+//! version 2: params (with range_check after split_rule), n_features, threshold, summary,
+//!            training_rows, sample_size, trees, nodes, path_value, node_size, normals,
+//!            ranges (per node min, max; empty unless range-aware), metadata (string map)
+//! version 1: the same without range_check, ranges and metadata
+//! ```
+//!
+//! The checksum covers everything before it; FNV-1a is a chain of bijections, so any single
+//! changed byte changes it. Loading checks magic, version, length, checksum, then decodes with
+//! a size limit and validates the forest's structure, so a damaged file gives a typed error
+//! and never a panic or a huge allocation. This build writes version 2 and reads versions 1
+//! and 2; a version-1 model loads as range-unaware with no metadata and scores as it did.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+
+use crate::arena::{Arena, Node, SplitRange, Tree};
 use crate::error::ModelError;
-use crate::forest::{IsolationForest, StoredForest, LEAF_SPLIT};
+use crate::model::IsolationForest;
+use crate::params::{Contamination, RangeCheck, SplitRule, ValidParams};
+use crate::summary::FeatureSummary;
 
 /// First bytes of every model file.
 pub const MAGIC: [u8; 8] = *b"IFOREST\0";
-/// The format version this build writes and reads. Bumped on any change to the body.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes (and the newest it reads). Bumped on any change to
+/// the body.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 const HEADER_LEN: usize = 8 + 4 + 8;
-/// At most this many bytes of feature names (in total) in a model file.
+/// At most this many bytes of strings (feature names and metadata, in total) in a model file.
 const NAME_BYTES_LIMIT: usize = 1 << 26;
 const CHECKSUM_LEN: usize = 8;
 
@@ -70,7 +89,7 @@ impl IsolationForest {
         }
         let version =
             u32::from_le_bytes(bytes[8..12].try_into().map_err(|_| ModelError::Truncated)?);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(ModelError::UnsupportedVersion {
                 found: version,
                 supported: FORMAT_VERSION,
@@ -100,16 +119,11 @@ impl IsolationForest {
             return Err(ModelError::ChecksumMismatch);
         }
         let body = &content[HEADER_LEN..];
-        // Through serde, bincode counts only byte strings against the limit (the feature
-        // names), and allocates a string's claimed length before reading it; other sequences
-        // grow as their elements arrive (serde preallocates at most 1 MiB). So the limit is
-        // what bounds the allocation a forged length field can cause.
-        let config = bincode::config::standard().with_limit::<NAME_BYTES_LIMIT>();
-        let (stored, used): (StoredForest, usize) = bincode::serde::decode_from_slice(body, config)
-            .map_err(|error| ModelError::Corrupt(format!("cannot decode the body: {error}")))?;
-        if used != body.len() {
-            return Err(ModelError::Corrupt("the body has trailing bytes".into()));
-        }
+        let stored = if version == 1 {
+            StoredForest::from(decode::<StoredForestV1>(body)?)
+        } else {
+            decode::<StoredForest>(body)?
+        };
         IsolationForest::try_from(stored).map_err(ModelError::Corrupt)
     }
 
@@ -152,133 +166,189 @@ impl IsolationForest {
         })?;
         Self::from_bytes(&bytes)
     }
+}
 
-    /// Structural checks that make scoring safe: every index in bounds and pointing forward
-    /// inside its own tree, every walk reaching a leaf within the tree's depth, finite values.
-    pub(crate) fn validate(&self) -> Result<(), String> {
-        let width = self.n_features;
-        let count = self.nodes.len();
-        if width == 0 {
-            return Err("no features".into());
+/// Decodes a whole body.
+fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ModelError> {
+    // Through serde, bincode counts only byte strings against the limit (the feature names
+    // and metadata), and allocates a string's claimed length before reading it; other
+    // sequences grow as their elements arrive (serde preallocates at most 1 MiB). So the
+    // limit is what bounds the allocation a forged length field can cause.
+    let config = bincode::config::standard().with_limit::<NAME_BYTES_LIMIT>();
+    let (stored, used) = bincode::serde::decode_from_slice(body, config)
+        .map_err(|error| ModelError::Corrupt(format!("cannot decode the body: {error}")))?;
+    if used != body.len() {
+        return Err(ModelError::Corrupt("the body has trailing bytes".into()));
+    }
+    Ok(stored)
+}
+
+/// The body of a model file (version 2), field by field in file order, borrowed from a model.
+#[derive(Serialize)]
+struct StoredForestRef<'a> {
+    params: &'a ValidParams,
+    n_features: usize,
+    threshold: f64,
+    summary: &'a [FeatureSummary],
+    training_rows: usize,
+    sample_size: usize,
+    trees: &'a [Tree],
+    nodes: &'a [Node],
+    path_value: &'a [f64],
+    node_size: &'a [u32],
+    normals: &'a [f64],
+    ranges: &'a [SplitRange],
+    metadata: &'a BTreeMap<String, String>,
+}
+
+/// The body of a model file as decoded (version 2), before validation; the same fields as
+/// [`StoredForestRef`].
+#[derive(Deserialize)]
+struct StoredForest {
+    params: ValidParams,
+    n_features: usize,
+    threshold: f64,
+    summary: Vec<FeatureSummary>,
+    training_rows: usize,
+    sample_size: usize,
+    trees: Vec<Tree>,
+    nodes: Vec<Node>,
+    path_value: Vec<f64>,
+    node_size: Vec<u32>,
+    normals: Vec<f64>,
+    ranges: Vec<SplitRange>,
+    metadata: BTreeMap<String, String>,
+}
+
+/// The body of a version-1 model file: no range check, no ranges, no metadata.
+#[derive(Deserialize)]
+struct StoredForestV1 {
+    params: ParamsV1,
+    n_features: usize,
+    threshold: f64,
+    summary: Vec<FeatureSummary>,
+    training_rows: usize,
+    sample_size: usize,
+    trees: Vec<Tree>,
+    nodes: Vec<Node>,
+    path_value: Vec<f64>,
+    node_size: Vec<u32>,
+    normals: Vec<f64>,
+}
+
+/// [`ValidParams`] as version 1 stored them (before `range_check`).
+#[derive(Deserialize)]
+struct ParamsV1 {
+    n_trees: usize,
+    sample_size: usize,
+    max_depth: Option<usize>,
+    contamination: Contamination,
+    seed: u64,
+    split_rule: SplitRule,
+    threads: usize,
+    feature_names: Option<Vec<String>>,
+}
+
+impl From<StoredForestV1> for StoredForest {
+    /// A version-1 model is range-unaware and has no metadata.
+    fn from(v1: StoredForestV1) -> Self {
+        let p = v1.params;
+        StoredForest {
+            params: ValidParams {
+                n_trees: p.n_trees,
+                sample_size: p.sample_size,
+                max_depth: p.max_depth,
+                contamination: p.contamination,
+                seed: p.seed,
+                split_rule: p.split_rule,
+                range_check: RangeCheck::Off,
+                threads: p.threads,
+                feature_names: p.feature_names,
+            },
+            n_features: v1.n_features,
+            threshold: v1.threshold,
+            summary: v1.summary,
+            training_rows: v1.training_rows,
+            sample_size: v1.sample_size,
+            trees: v1.trees,
+            nodes: v1.nodes,
+            path_value: v1.path_value,
+            node_size: v1.node_size,
+            normals: v1.normals,
+            ranges: Vec::new(),
+            metadata: BTreeMap::new(),
         }
-        if self.summary.len() != width {
-            return Err(format!(
-                "{} feature summaries for {width} features",
-                self.summary.len()
-            ));
+    }
+}
+
+impl Serialize for IsolationForest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let arena = &self.arena;
+        StoredForestRef {
+            params: &self.params,
+            n_features: arena.n_features,
+            threshold: self.threshold,
+            summary: &self.summary,
+            training_rows: self.training_rows,
+            sample_size: self.sample_size,
+            trees: &arena.trees,
+            nodes: &arena.nodes,
+            path_value: &arena.path_value,
+            node_size: &arena.node_size,
+            normals: &arena.normals,
+            ranges: &arena.ranges,
+            metadata: &self.metadata,
         }
-        self.params
-            .recheck()
-            .map_err(|error| format!("invalid parameters: {error}"))?;
-        if self.params.n_trees() != self.trees.len() {
-            return Err(format!(
-                "{} trees, the parameters say {}",
-                self.trees.len(),
-                self.params.n_trees()
-            ));
-        }
-        if self.sample_size > self.params.sample_size() || self.sample_size > self.training_rows {
-            return Err(format!(
-                "sample size {} is above the one asked ({}) or the training rows ({})",
-                self.sample_size,
-                self.params.sample_size(),
-                self.training_rows
-            ));
-        }
-        if let Some(names) = self.params.feature_names() {
-            if names.len() != width {
-                return Err(format!(
-                    "{} feature names for {width} features",
-                    names.len()
-                ));
-            }
-        }
-        if !self.threshold.is_finite() {
-            return Err("the threshold is not finite".into());
-        }
-        if self.sample_size == 0 || self.trees.is_empty() {
-            return Err("an empty forest".into());
-        }
-        if self.path_value.len() != count || self.node_size.len() != count {
-            return Err("per-node arrays of different lengths".into());
-        }
-        let extended = !self.normals.is_empty();
-        if extended && self.normals.len() != count * width {
-            return Err("hyperplane coefficients do not match the nodes".into());
-        }
-        if extended != matches!(self.params.split_rule(), crate::SplitRule::Extended { .. }) {
-            return Err("the split rule does not match the nodes".into());
-        }
-        for (index, tree) in self.trees.iter().enumerate() {
-            let start = tree.root as usize;
-            let end = self
-                .trees
-                .get(index + 1)
-                .map_or(count, |next| next.root as usize);
-            let expected_start = if index == 0 {
-                0
-            } else {
-                self.trees[index - 1].root as usize
-            };
-            if start >= end || start < expected_start || (index == 0 && start != 0) {
-                return Err(format!("tree {index} has no nodes of its own"));
-            }
-            let mut deepest = 0;
-            let mut visits = 0;
-            let mut stack = vec![(start, 0u32)];
-            while let Some((at, depth)) = stack.pop() {
-                // A tree visits each of its nodes once; more means shared children (a graph
-                // that could take exponential time to walk).
-                visits += 1;
-                if visits > end - start {
-                    return Err(format!("tree {index} shares nodes"));
-                }
-                let node = self.nodes[at];
-                if node.feature as usize >= width {
-                    return Err(format!(
-                        "node {at} splits on feature {} of {width}",
-                        node.feature
-                    ));
-                }
-                if node.split == LEAF_SPLIT {
-                    if node.left as usize != at || !self.path_value[at].is_finite() {
-                        return Err(format!("leaf {at} is malformed"));
-                    }
-                    deepest = deepest.max(depth);
-                } else {
-                    let left = node.left as usize;
-                    if !node.split.is_finite() || left <= at || left + 1 >= end {
-                        return Err(format!("node {at} has children out of place"));
-                    }
-                    if depth >= tree.depth {
-                        return Err(format!("tree {index} is deeper than it says"));
-                    }
-                    stack.push((left, depth + 1));
-                    stack.push((left + 1, depth + 1));
-                }
-            }
-            if deepest != tree.depth {
-                return Err(format!(
-                    "tree {index} says depth {}, is {deepest}",
-                    tree.depth
-                ));
-            }
-        }
-        if self.normals.iter().any(|c| !c.is_finite()) {
-            return Err("a hyperplane coefficient is not finite".into());
-        }
-        Ok(())
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for IsolationForest {
+    /// Decodes, then validates: a forest that decodes but is inconsistent is an error, never
+    /// a model.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let stored = StoredForest::deserialize(deserializer)?;
+        IsolationForest::try_from(stored).map_err(serde::de::Error::custom)
+    }
+}
+
+impl TryFrom<StoredForest> for IsolationForest {
+    type Error = String;
+
+    /// Validates the parts, then derives the scoring layout.
+    fn try_from(stored: StoredForest) -> Result<Self, String> {
+        let arena = Arena {
+            n_features: stored.n_features,
+            trees: stored.trees,
+            nodes: stored.nodes,
+            path_value: stored.path_value,
+            node_size: stored.node_size,
+            normals: stored.normals,
+            ranges: stored.ranges,
+        };
+        IsolationForest::checked(
+            stored.params,
+            stored.threshold,
+            stored.summary,
+            stored.training_rows,
+            stored.sample_size,
+            arena,
+            stored.metadata,
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::{Contamination, IsolationForest, IsolationForestParams, ModelError};
+    use super::SplitRange;
+    use crate::{Contamination, IsolationForest, IsolationForestParams, ModelError, RangeCheck};
 
+    /// A range-unaware model.
     fn model() -> IsolationForest {
         let data: Vec<f64> = (0..200).map(|i| f64::from(i % 17) * 0.5).collect();
         IsolationForestParams::new()
             .n_trees(10)
+            .range_check(RangeCheck::Off)
             .fit(&data, 2)
             .unwrap()
     }
@@ -304,16 +374,51 @@ mod tests {
     }
 
     #[test]
+    fn a_file_whose_split_ranges_are_broken_is_corrupt() {
+        let ranged = || {
+            let data: Vec<f64> = (0..200).map(|i| f64::from(i % 17) * 0.5).collect();
+            IsolationForestParams::new()
+                .n_trees(10)
+                .range_check(RangeCheck::On)
+                .fit(&data, 2)
+                .unwrap()
+        };
+        assert!(!refused(&ranged()));
+        let mut broken = ranged();
+        broken.arena.ranges[0] = SplitRange { min: 2.0, max: 1.0 };
+        assert!(refused(&broken));
+        let mut broken = ranged();
+        broken.arena.ranges[0].max = f64::NAN;
+        assert!(refused(&broken));
+        let mut broken = ranged();
+        broken.arena.ranges[3].min = f64::NEG_INFINITY;
+        assert!(refused(&broken));
+        let mut broken = ranged();
+        broken.arena.ranges.pop();
+        assert!(refused(&broken));
+        // The parameters and the nodes must agree on the range check, either way.
+        let mut broken = ranged();
+        broken.arena.ranges.clear();
+        assert!(refused(&broken));
+        let mut broken = ranged();
+        broken.params.range_check = RangeCheck::Off;
+        assert!(refused(&broken));
+        let mut broken = model();
+        broken.params.range_check = RangeCheck::On;
+        assert!(refused(&broken));
+    }
+
+    #[test]
     fn a_file_whose_trees_are_out_of_place_is_corrupt() {
         let mut broken = model();
-        let root = broken.trees[1].root as usize;
-        broken.nodes[root].left = root as u32; // a split whose children are itself
+        let root = broken.arena.trees[1].root as usize;
+        broken.arena.nodes[root].left = root as u32; // a split whose children are itself
         assert!(refused(&broken));
         let mut broken = model();
-        broken.nodes[0].feature = 2;
+        broken.arena.nodes[0].feature = 2;
         assert!(refused(&broken));
         let mut broken = model();
-        broken.trees[0].depth += 1;
+        broken.arena.trees[0].depth += 1;
         assert!(refused(&broken));
         let mut broken = model();
         broken.threshold = f64::NAN;

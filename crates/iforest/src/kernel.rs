@@ -1,7 +1,7 @@
 //! The scoring kernel of the axis-parallel forest: the trees re-laid as complete binary trees,
 //! eight trees interleaved, walked eight at a time.
 //!
-//! The stored forest ([`crate::forest`]) is compact: only the nodes that exist, children
+//! The stored forest ([`crate::arena`]) is compact: only the nodes that exist, children
 //! adjacent. For scoring, each tree is expanded into a complete tree of the forest's depth `D`
 //! (`2^D − 1` split slots, `2^D` leaf slots), so a step is `i = 2i + 1 + (x[f] >= t)` with no
 //! child index to load and no leaf test: a leaf above depth `D` becomes splits at +∞ (always
@@ -18,8 +18,11 @@
 //! The kernel is derived from the stored forest when a model is fitted or loaded (after the
 //! forest is validated), never read from a file, so its invariants hold by construction: every
 //! walk stays inside its group's slots and every feature index is below the feature count.
+//! The entry points check, with `assert!` once per row or block of rows, that each row has
+//! exactly that many values. These two facts are what every `unsafe` read here relies on;
+//! this module holds all of the crate's `unsafe`.
 
-use crate::forest::{IsolationForest, LEAF_SPLIT};
+use crate::arena::{ended_path_length, Arena, LEAF_SPLIT};
 
 /// Trees walked side by side: one AVX-512 vector of `f64`.
 pub(crate) const LANES: usize = 8;
@@ -30,6 +33,19 @@ const MAX_DEPTH: u32 = 12;
 /// a group's slots stay in the L1 cache.
 pub(crate) const BLOCK_ROWS: usize = 32;
 
+/// A range-aware split slot: `feature` and `reach` in one word.
+fn pack(feature: u32, reach: f32) -> u64 {
+    u64::from(feature) | (u64::from(reach.to_bits()) << 32)
+}
+
+/// The feature and reach of a range-aware split slot.
+fn unpack(word: u64) -> (usize, f64) {
+    (
+        (word as u32) as usize,
+        f64::from(f32::from_bits((word >> 32) as u32)),
+    )
+}
+
 /// The complete, interleaved layout of an axis-parallel forest.
 #[derive(Clone, PartialEq)]
 pub(crate) struct Complete {
@@ -39,8 +55,13 @@ pub(crate) struct Complete {
     groups: usize,
     /// Split slot `i` of lane `l` in group `g`: `(g · (2^D − 1) + i) · LANES + l`.
     thresholds: Vec<f64>,
-    /// Feature of each split slot, same indexing (`i32` for the SIMD gathers).
+    /// Feature of each split slot, same indexing (`i32` for the SIMD gathers); empty in a
+    /// range-aware forest, whose `checked` holds the features.
     features: Vec<i32>,
+    /// Range-aware forests only, same indexing: the split slot's feature in the low 32 bits
+    /// and the bits of its reach (`SplitRange::reach`, an `f32`) in the high 32 bits, so one
+    /// 64-bit gather fetches both; padding slots have reach +∞ (never out of range).
+    checked: Vec<u64>,
     /// Leaf slot `j` of lane `l` in group `g`: `(g · 2^D + j) · LANES + l`; the path value
     /// (depth + c(samples)) of the leaf, 0 for padding.
     leaves: Vec<f64>,
@@ -59,8 +80,8 @@ impl std::fmt::Debug for Complete {
 
 impl Complete {
     /// Lays out a validated axis-parallel forest; `None` if its trees are too deep.
-    pub(crate) fn build(forest: &IsolationForest) -> Option<Self> {
-        if !forest.normals.is_empty() || forest.n_features > i32::MAX as usize {
+    pub(crate) fn build(forest: &Arena) -> Option<Self> {
+        if forest.is_extended() || forest.n_features > i32::MAX as usize {
             return None;
         }
         let depth = forest.trees.iter().map(|tree| tree.depth).max()?;
@@ -69,11 +90,18 @@ impl Complete {
         }
         let internal = (1usize << depth) - 1;
         let groups = forest.trees.len().div_ceil(LANES);
+        let slots = groups * internal * LANES;
+        let ranged = forest.is_range_aware();
         let mut kernel = Complete {
             depth,
             groups,
-            thresholds: vec![LEAF_SPLIT; groups * internal * LANES],
-            features: vec![0; groups * internal * LANES],
+            thresholds: vec![LEAF_SPLIT; slots],
+            features: if ranged { Vec::new() } else { vec![0; slots] },
+            checked: if ranged {
+                vec![pack(0, f32::INFINITY); slots]
+            } else {
+                Vec::new()
+            },
             leaves: vec![0.0; groups * (internal + 1) * LANES],
             n_features: forest.n_features,
         };
@@ -85,7 +113,7 @@ impl Complete {
             let mut stack = vec![(tree.root as usize, 0usize, 0u32)];
             while let Some((node, mut slot, at_depth)) = stack.pop() {
                 let stored = forest.nodes[node];
-                if stored.split == LEAF_SPLIT {
+                if stored.is_leaf() {
                     // Splits at +∞ (already there) send the walk left down to depth D.
                     for _ in at_depth..depth {
                         slot = 2 * slot + 1;
@@ -93,7 +121,12 @@ impl Complete {
                     kernel.leaves[leaf_slot(slot - internal)] = forest.path_value[node];
                 } else {
                     kernel.thresholds[split_slot(slot)] = stored.split;
-                    kernel.features[split_slot(slot)] = stored.feature as i32;
+                    if ranged {
+                        let reach = forest.ranges[node].reach(stored.split);
+                        kernel.checked[split_slot(slot)] = pack(stored.feature, reach);
+                    } else {
+                        kernel.features[split_slot(slot)] = stored.feature as i32;
+                    }
                     let left = stored.left as usize;
                     stack.push((left, 2 * slot + 1, at_depth + 1));
                     stack.push((left + 1, 2 * slot + 2, at_depth + 1));
@@ -103,35 +136,74 @@ impl Complete {
         Some(kernel)
     }
 
-    /// Adds the leaf values of every tree to the per-lane sums of each row of `rows` (flat,
-    /// row-major, already checked: whole rows of `n_features` finite values, one `sums` entry
-    /// per row).
+    /// Complete-tree slots per group: `2^D − 1` splits (and `2^D` leaves).
+    fn internal(&self) -> usize {
+        (1usize << self.depth) - 1
+    }
+
+    /// Whether the walks check split ranges.
+    fn is_range_aware(&self) -> bool {
+        !self.checked.is_empty()
+    }
+
+    /// Adds every tree's leaf value to the lane sums of one row of `n_features` values.
+    ///
+    /// # Panics
+    /// When the row's length is not the feature count (callers check rows first).
     pub(crate) fn accumulate_row(&self, row: &[f64], sum: &mut [f64; LANES]) {
-        debug_assert_eq!(row.len(), self.n_features);
-        #[cfg(target_arch = "x86_64")]
-        if avx512::available() {
-            // SAFETY: as in `accumulate`.
-            unsafe { avx512::accumulate_row(self, row, sum) };
-            return;
-        }
-        self.accumulate_portable(row, std::slice::from_mut(sum));
+        self.accumulate_row_with(Backend::chosen(), row, sum);
     }
 
+    /// [`accumulate_row`](Self::accumulate_row) with a given backend.
+    pub(crate) fn accumulate_row_with(
+        &self,
+        backend: Backend,
+        row: &[f64],
+        sum: &mut [f64; LANES],
+    ) {
+        assert_eq!(row.len(), self.n_features, "a row of the kernel's width");
+        match backend {
+            Backend::Portable => self.accumulate_portable(row, std::slice::from_mut(sum)),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512(cpu) => cpu.accumulate_row(self, row, sum),
+        }
+    }
+
+    /// Adds every tree's leaf value to the lane sums of each row of `rows` (flat, row-major,
+    /// one `sums` entry per row).
+    ///
+    /// # Panics
+    /// When `rows` is not `sums.len()` whole rows (checked once per block of rows).
     pub(crate) fn accumulate(&self, rows: &[f64], sums: &mut [[f64; LANES]]) {
-        debug_assert_eq!(rows.len(), sums.len() * self.n_features);
-        #[cfg(target_arch = "x86_64")]
-        if avx512::available() {
-            // SAFETY: the CPU has the features (checked just above); the kernel's invariants
-            // (module doc) and the caller's row checks keep every access in bounds.
-            unsafe { avx512::accumulate(self, rows, sums) };
-            return;
-        }
-        self.accumulate_portable(rows, sums);
+        self.accumulate_with(Backend::chosen(), rows, sums);
     }
 
+    /// [`accumulate`](Self::accumulate) with a given backend.
+    pub(crate) fn accumulate_with(
+        &self,
+        backend: Backend,
+        rows: &[f64],
+        sums: &mut [[f64; LANES]],
+    ) {
+        assert_eq!(
+            rows.len(),
+            sums.len() * self.n_features,
+            "one sum per whole row"
+        );
+        match backend {
+            Backend::Portable => self.accumulate_portable(rows, sums),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512(cpu) => cpu.accumulate(self, rows, sums),
+        }
+    }
+
+    /// The reference walk of the layout, one tree per lane, any CPU.
     fn accumulate_portable(&self, rows: &[f64], sums: &mut [[f64; LANES]]) {
+        if self.is_range_aware() {
+            return self.accumulate_portable_ranged(rows, sums);
+        }
         let width = self.n_features;
-        let internal = (1usize << self.depth) - 1;
+        let internal = self.internal();
         for group in 0..self.groups {
             let splits = group * internal * LANES..(group + 1) * internal * LANES;
             let thresholds = &self.thresholds[splits.clone()];
@@ -142,9 +214,10 @@ impl Complete {
                 for _ in 0..self.depth {
                     for (lane, at) in at.iter_mut().enumerate() {
                         let slot = *at * LANES + lane;
-                        // SAFETY: before the last step a walk is in a split slot (below
-                        // `internal`), and split features are below the row's width (module
-                        // doc): every index is in bounds.
+                        // SAFETY: before step k (k < D) a walk is in slot 2^k − 1 ..= 2^(k+1) − 2,
+                        // below `internal`, so `slot` is inside this group's split slots; split
+                        // features are below `width` (module doc), the length of `row`
+                        // (`chunks_exact`): every index is in bounds.
                         let (value, threshold) = unsafe {
                             let feature = *features.get_unchecked(slot) as usize;
                             (*row.get_unchecked(feature), *thresholds.get_unchecked(slot))
@@ -158,6 +231,100 @@ impl Complete {
             }
         }
     }
+
+    /// [`accumulate_portable`](Self::accumulate_portable) with the range check. A lane whose
+    /// row is out of a split's range keeps walking to a leaf (as the vector walk must) and
+    /// keeps the smallest ended path length it met, which is its first; it adds the smaller
+    /// of that and its leaf's value. A leaf lies below every split on its path, so its path
+    /// value is at least any length ended on the way: the smaller one is the ended length
+    /// when there is one, the leaf's value otherwise.
+    fn accumulate_portable_ranged(&self, rows: &[f64], sums: &mut [[f64; LANES]]) {
+        let width = self.n_features;
+        let internal = self.internal();
+        for group in 0..self.groups {
+            let splits = group * internal * LANES..(group + 1) * internal * LANES;
+            let thresholds = &self.thresholds[splits.clone()];
+            let checked = &self.checked[splits];
+            let leaves = &self.leaves[group * (internal + 1) * LANES..][..(internal + 1) * LANES];
+            for (row, sum) in rows.chunks_exact(width).zip(sums.iter_mut()) {
+                let mut at = [0usize; LANES];
+                let mut ended = [f64::INFINITY; LANES];
+                for depth in 0..self.depth {
+                    let length = ended_path_length(depth);
+                    for (lane, (at, ended)) in at.iter_mut().zip(&mut ended).enumerate() {
+                        let slot = *at * LANES + lane;
+                        // SAFETY: as in `accumulate_portable`: `slot` is inside this group's
+                        // split slots, and every feature is below `width`, `row`'s length.
+                        let (value, threshold, reach) = unsafe {
+                            let (feature, reach) = unpack(*checked.get_unchecked(slot));
+                            (
+                                *row.get_unchecked(feature),
+                                *thresholds.get_unchecked(slot),
+                                reach,
+                            )
+                        };
+                        // Branch-free: the first length met is the smallest.
+                        let out = (value - threshold).abs() > reach;
+                        *ended = if out && length < *ended {
+                            length
+                        } else {
+                            *ended
+                        };
+                        *at = 2 * *at + 1 + usize::from(value >= threshold);
+                    }
+                }
+                for (lane, ((sum, at), ended)) in sum.iter_mut().zip(at).zip(ended).enumerate() {
+                    *sum += leaves[(at - internal) * LANES + lane].min(ended);
+                }
+            }
+        }
+    }
+}
+
+/// A way to walk the layout. Every backend reaches the same leaves and adds in the same order,
+/// so the scores' bits do not depend on the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    /// Scalar code, one tree per lane; any CPU.
+    Portable,
+    /// Eight trees per AVX-512 vector; holds the proof that this CPU has AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    Avx512(avx512::Avx512),
+}
+
+impl Backend {
+    /// Every backend this CPU runs, portable first.
+    pub(crate) fn supported() -> Vec<Backend> {
+        #[allow(unused_mut)] // no other backend outside x86-64
+        let mut backends = vec![Backend::Portable];
+        #[cfg(target_arch = "x86_64")]
+        backends.extend(avx512::Avx512::detect().map(Backend::Avx512));
+        backends
+    }
+
+    /// The backend scoring uses: the fastest this CPU runs, or the portable one when the
+    /// environment variable `IFOREST_PORTABLE` is set (to measure it; scores are the same).
+    /// Decided once per process.
+    pub(crate) fn chosen() -> Backend {
+        static CHOSEN: std::sync::OnceLock<Backend> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            if std::env::var_os("IFOREST_PORTABLE").is_some() {
+                Backend::Portable
+            } else {
+                *Backend::supported().last().unwrap_or(&Backend::Portable)
+            }
+        })
+    }
+
+    /// A short name, for reports.
+    #[cfg(test)]
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Backend::Portable => "portable",
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512(_) => "avx512",
+        }
+    }
 }
 
 /// The canonical sum of the eight lane sums.
@@ -167,283 +334,7 @@ pub(crate) fn reduce(sums: &[f64; LANES]) -> f64 {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
-    //! The walk of [`Complete::accumulate_portable`], eight trees per vector. The top three
-    //! levels of a group are plain loads and blends (every walk starts at slot 0, then is in
-    //! slot 1 or 2, then in 3..=6); deeper splits and features are gathered. A row of up to
-    //! 64 features sits in registers and its values are looked up with permutes; a wider row
-    //! is gathered from memory. One compare gives the eight directions. Several independent
-    //! walks are interleaved, since one walk alone would wait on each gather's latency.
-
-    use std::arch::x86_64::*;
-
-    use super::{Complete, LANES};
-
-    /// Independent walks interleaved in one loop.
-    const CHAINS: usize = 4;
-
-    /// Whether to run the AVX-512 walk: the CPU has AVX-512F and AVX-512VL and the
-    /// environment variable `IFOREST_PORTABLE` is unset (set it to measure the portable walk;
-    /// scores are the same either way). Decided once per process.
-    pub(super) fn available() -> bool {
-        static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *AVAILABLE.get_or_init(|| {
-            is_x86_feature_detected!("avx512f")
-                && is_x86_feature_detected!("avx512vl")
-                && std::env::var_os("IFOREST_PORTABLE").is_none()
-        })
-    }
-
-    /// Adds every tree's leaf value to the lane sums of each row.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F and AVX-512VL; `rows` must hold `sums.len()` whole rows of
-    /// `kernel.n_features` values.
-    #[target_feature(enable = "avx512f,avx512vl")]
-    pub(super) unsafe fn accumulate(kernel: &Complete, rows: &[f64], sums: &mut [[f64; LANES]]) {
-        // Group after group (a group's slots stay in L1), several rows side by side. Rows
-        // of up to 32 features are looked up in registers; wider ones are gathered (eight
-        // registers a row, for several rows, measured slower than the gathers).
-        match kernel.n_features {
-            0..=8 => by_groups::<1>(kernel, rows, sums),
-            9..=16 => by_groups::<2>(kernel, rows, sums),
-            17..=32 => by_groups::<4>(kernel, rows, sums),
-            _ => by_groups::<0>(kernel, rows, sums),
-        }
-    }
-
-    /// Adds every tree's leaf value to the lane sums of one row.
-    ///
-    /// # Safety
-    /// As [`accumulate`], with one row.
-    #[target_feature(enable = "avx512f,avx512vl")]
-    pub(super) unsafe fn accumulate_row(kernel: &Complete, row: &[f64], sum: &mut [f64; LANES]) {
-        match kernel.n_features {
-            0..=8 => one_row::<1>(kernel, row, sum),
-            9..=16 => one_row::<2>(kernel, row, sum),
-            17..=32 => one_row::<4>(kernel, row, sum),
-            33..=64 => one_row::<8>(kernel, row, sum),
-            _ => one_row::<0>(kernel, row, sum),
-        }
-    }
-
-    #[target_feature(enable = "avx512f,avx512vl")]
-    unsafe fn by_groups<const R: usize>(
-        kernel: &Complete,
-        rows: &[f64],
-        sums: &mut [[f64; LANES]],
-    ) {
-        let width = kernel.n_features;
-        for group in 0..kernel.groups {
-            let group = Group::new(kernel, group);
-            let mut row_chunks = rows.chunks_exact(width * CHAINS);
-            let mut sum_chunks = sums.chunks_exact_mut(CHAINS);
-            for (block, sums) in (&mut row_chunks).zip(&mut sum_chunks) {
-                let mut walks = [Walk::<R>::new(group, block, width); CHAINS];
-                for (k, walk) in walks.iter_mut().enumerate().skip(1) {
-                    *walk = Walk::new(group, &block[k * width..], width);
-                }
-                let leaves = walk_chains(kernel, &walks);
-                for (sum, leaf) in sums.iter_mut().zip(leaves) {
-                    add(sum, leaf);
-                }
-            }
-            let rest = row_chunks.remainder().chunks_exact(width);
-            for (row, sum) in rest.zip(sum_chunks.into_remainder()) {
-                let [leaf] = walk_chains(kernel, &[Walk::<R>::new(group, row, width)]);
-                add(sum, leaf);
-            }
-        }
-    }
-
-    /// One row through every group, several groups side by side; the lane sums are added
-    /// group after group, as in [`by_groups`].
-    #[target_feature(enable = "avx512f,avx512vl")]
-    unsafe fn one_row<const R: usize>(kernel: &Complete, row: &[f64], sum: &mut [f64; LANES]) {
-        let width = kernel.n_features;
-        let first = Walk::<R>::new(Group::new(kernel, 0), row, width);
-        let mut next = 0;
-        while next + CHAINS <= kernel.groups {
-            let mut walks = [first; CHAINS];
-            for (k, walk) in walks.iter_mut().enumerate() {
-                walk.group = Group::new(kernel, next + k);
-            }
-            for leaf in walk_chains(kernel, &walks) {
-                add(sum, leaf);
-            }
-            next += CHAINS;
-        }
-        for group in next..kernel.groups {
-            let walk = Walk {
-                group: Group::new(kernel, group),
-                ..first
-            };
-            let [leaf] = walk_chains(kernel, &[walk]);
-            add(sum, leaf);
-        }
-    }
-
-    /// One group's slots.
-    #[derive(Clone, Copy)]
-    struct Group {
-        thresholds: *const f64,
-        features: *const i32,
-        leaves: *const f64,
-    }
-
-    impl Group {
-        #[inline(always)]
-        unsafe fn new(kernel: &Complete, group: usize) -> Self {
-            let internal = (1usize << kernel.depth) - 1;
-            Group {
-                thresholds: kernel.thresholds.as_ptr().add(group * internal * LANES),
-                features: kernel.features.as_ptr().add(group * internal * LANES),
-                leaves: kernel.leaves.as_ptr().add(group * (internal + 1) * LANES),
-            }
-        }
-    }
-
-    /// A row walking a group: the row in `R` registers of eight values (zeros past its
-    /// width; no split asks for them), or with `R = 0` only in memory.
-    #[derive(Clone, Copy)]
-    struct Walk<const R: usize> {
-        group: Group,
-        row: *const f64,
-        registers: [__m512d; R],
-    }
-
-    impl<const R: usize> Walk<R> {
-        #[inline(always)]
-        unsafe fn new(group: Group, row: &[f64], width: usize) -> Self {
-            let mut registers = [_mm512_setzero_pd(); R];
-            for (i, register) in registers.iter_mut().enumerate() {
-                let present = width.saturating_sub(8 * i).min(8);
-                let mask = ((1u16 << present) - 1) as u8;
-                *register = _mm512_maskz_loadu_pd(mask, row.as_ptr().add(8 * i));
-            }
-            Walk {
-                group,
-                row: row.as_ptr(),
-                registers,
-            }
-        }
-
-        /// Per lane, whether the row goes right: its value of `feature` is `>= threshold`.
-        #[inline(always)]
-        unsafe fn goes_right(&self, threshold: __m512d, feature: __m256i) -> __mmask8 {
-            let r = &self.registers;
-            let index = _mm512_cvtepi32_epi64(feature);
-            // `permutex2var` picks by the index's low four bits; bits 4 and 5 pick the pair.
-            macro_rules! pair {
-                ($low:expr, $high:expr) => {
-                    _mm512_permutex2var_pd($low, index, $high)
-                };
-            }
-            macro_rules! bit {
-                ($b:expr) => {
-                    _mm512_test_epi64_mask(index, _mm512_set1_epi64($b))
-                };
-            }
-            let value = match R {
-                0 => _mm512_i32gather_pd::<8>(feature, self.row),
-                1 => _mm512_permutexvar_pd(index, r[0]),
-                2 => pair!(r[0], r[1]),
-                4 => _mm512_mask_blend_pd(bit!(16), pair!(r[0], r[1]), pair!(r[2], r[3])),
-                _ => {
-                    let low = _mm512_mask_blend_pd(bit!(16), pair!(r[0], r[1]), pair!(r[2], r[3]));
-                    let high = _mm512_mask_blend_pd(bit!(16), pair!(r[4], r[5]), pair!(r[6], r[7]));
-                    _mm512_mask_blend_pd(bit!(32), low, high)
-                }
-            };
-            _mm512_cmp_pd_mask::<_CMP_GE_OQ>(value, threshold)
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn add(sum: &mut [f64; LANES], leaf: __m512d) {
-        let total = _mm512_add_pd(_mm512_loadu_pd(sum.as_ptr()), leaf);
-        _mm512_storeu_pd(sum.as_mut_ptr(), total);
-    }
-
-    /// Split slot `slot` of a group's eight trees: thresholds and features.
-    #[inline(always)]
-    unsafe fn split(group: Group, slot: usize) -> (__m512d, __m256i) {
-        (
-            _mm512_loadu_pd(group.thresholds.add(slot * LANES)),
-            _mm256_loadu_si256(group.features.add(slot * LANES).cast()),
-        )
-    }
-
-    /// Per lane, the second split where `right` is set, else the first.
-    #[inline(always)]
-    unsafe fn pick(
-        right: __mmask8,
-        (t0, f0): (__m512d, __m256i),
-        (t1, f1): (__m512d, __m256i),
-    ) -> (__m512d, __m256i) {
-        (
-            _mm512_mask_blend_pd(right, t0, t1),
-            _mm256_mask_blend_epi32(right, f0, f1),
-        )
-    }
-
-    /// Walks `K` rows-in-groups side by side and returns each walk's eight leaf values.
-    #[inline(always)]
-    unsafe fn walk_chains<const K: usize, const R: usize>(
-        kernel: &Complete,
-        walks: &[Walk<R>; K],
-    ) -> [__m512d; K] {
-        let internal = (1usize << kernel.depth) - 1;
-        let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        let one = _mm256_set1_epi32(1);
-        let mut at = [_mm256_setzero_si256(); K];
-        let mut taken = 0;
-        if kernel.depth >= 3 {
-            let mut root = [0; K];
-            for (k, walk) in walks.iter().enumerate() {
-                let (threshold, feature) = split(walk.group, 0);
-                root[k] = walk.goes_right(threshold, feature);
-            }
-            let mut second = [0; K];
-            for (k, walk) in walks.iter().enumerate() {
-                let group = walk.group;
-                let (threshold, feature) = pick(root[k], split(group, 1), split(group, 2));
-                second[k] = walk.goes_right(threshold, feature);
-            }
-            for (k, walk) in walks.iter().enumerate() {
-                let group = walk.group;
-                let left = pick(second[k], split(group, 3), split(group, 4));
-                let right = pick(second[k], split(group, 5), split(group, 6));
-                let (threshold, feature) = pick(root[k], left, right);
-                let third = walk.goes_right(threshold, feature);
-                // Slot 7 + 4·root + 2·second + third.
-                let slot = _mm256_set1_epi32(7);
-                let slot = _mm256_mask_add_epi32(slot, root[k], slot, _mm256_set1_epi32(4));
-                let slot = _mm256_mask_add_epi32(slot, second[k], slot, _mm256_set1_epi32(2));
-                at[k] = _mm256_mask_add_epi32(slot, third, slot, one);
-            }
-            taken = 3;
-        }
-        for _ in taken..kernel.depth {
-            for (at, walk) in at.iter_mut().zip(walks) {
-                let slot = _mm256_add_epi32(_mm256_slli_epi32::<3>(*at), lane);
-                let threshold = _mm512_i32gather_pd::<8>(slot, walk.group.thresholds);
-                let feature = _mm256_i32gather_epi32::<4>(walk.group.features, slot);
-                let right = walk.goes_right(threshold, feature);
-                let next = _mm256_add_epi32(_mm256_add_epi32(*at, *at), one);
-                *at = _mm256_mask_add_epi32(next, right, next, one);
-            }
-        }
-        let first_leaf = _mm256_set1_epi32(internal as i32);
-        let mut leaves = [_mm512_setzero_pd(); K];
-        for k in 0..K {
-            let leaf = _mm256_sub_epi32(at[k], first_leaf);
-            let slot = _mm256_add_epi32(_mm256_slli_epi32::<3>(leaf), lane);
-            leaves[k] = _mm512_i32gather_pd::<8>(slot, walks[k].group.leaves);
-        }
-        leaves
-    }
-}
+mod avx512;
 
 #[cfg(test)]
 mod tests {
@@ -452,7 +343,7 @@ mod tests {
     use rand_distr::StandardNormal;
 
     use super::*;
-    use crate::IsolationForestParams;
+    use crate::{IsolationForestParams, RangeCheck};
 
     fn gaussian(rows: usize, features: usize, seed: u64) -> Vec<f64> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -462,7 +353,7 @@ mod tests {
     }
 
     /// The canonical lane sums, from the stored trees' own walk.
-    fn lane_sums(forest: &IsolationForest, row: &[f64]) -> [f64; LANES] {
+    fn lane_sums(forest: &Arena, row: &[f64]) -> [f64; LANES] {
         let mut sums = [0.0; LANES];
         for (index, tree) in forest.trees.iter().enumerate() {
             let mut total = [0.0];
@@ -472,13 +363,39 @@ mod tests {
         sums
     }
 
+    /// Says which backends a test checked, on the test's output even when the harness
+    /// captures it (a write to the process's stderr, not `eprintln!`), so a run on a CPU
+    /// without AVX-512 says so.
+    fn report_backends(test: &str, checked: &[Backend]) {
+        use std::io::Write;
+        let names: Vec<_> = checked.iter().map(|backend| backend.name()).collect();
+        let missing = if cfg!(target_arch = "x86_64") && checked.len() < 2 {
+            "; avx512 not checked: this CPU lacks AVX-512F/VL"
+        } else if !cfg!(target_arch = "x86_64") {
+            "; avx512 not checked: not an x86-64 build"
+        } else {
+            ""
+        };
+        let line = format!(
+            "{test}: kernel backends checked: {}{missing}\n",
+            names.join(", ")
+        );
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
+
     #[test]
-    fn every_walk_reaches_the_stored_trees_leaves_and_adds_in_the_same_order() {
+    fn every_backend_reaches_the_stored_trees_leaves_and_adds_in_the_same_order() {
+        let backends = Backend::supported();
+        let shapes = [(1, None), (13, Some(2)), (9, Some(3)), (20, Some(12))];
         for features in [1, 2, 3, 8, 9, 16, 17, 32, 33, 36, 64, 65] {
-            for (n_trees, max_depth) in [(1, None), (13, Some(2)), (9, Some(3)), (20, Some(12))] {
+            for ((n_trees, max_depth), check) in shapes
+                .into_iter()
+                .flat_map(|shape| [(shape, RangeCheck::Off), (shape, RangeCheck::On)])
+            {
                 let forest = IsolationForestParams::new()
                     .n_trees(n_trees)
                     .max_depth(max_depth)
+                    .range_check(check)
                     .fit(&gaussian(300, features, 1), features)
                     .unwrap();
                 let kernel = forest.kernel.as_ref().expect("a complete layout");
@@ -486,21 +403,24 @@ mod tests {
                 rows.extend_from_slice(&forest_rows(features));
                 let expected: Vec<_> = rows
                     .chunks_exact(features)
-                    .map(|row| lane_sums(&forest, row))
+                    .map(|row| lane_sums(&forest.arena, row))
                     .collect();
-                let mut portable = vec![[0.0; LANES]; expected.len()];
-                kernel.accumulate_portable(&rows, &mut portable);
-                assert_eq!(portable, expected, "{features} features, {n_trees} trees");
-                let mut batch = vec![[0.0; LANES]; expected.len()];
-                kernel.accumulate(&rows, &mut batch);
-                assert_eq!(batch, expected, "{features} features, {n_trees} trees");
-                for (row, expected) in rows.chunks_exact(features).zip(&expected) {
-                    let mut single = [0.0; LANES];
-                    kernel.accumulate_row(row, &mut single);
-                    assert_eq!(&single, expected);
+                for &backend in &backends {
+                    let case = format!(
+                        "{backend:?}, {features} features, {n_trees} trees, range check {check}"
+                    );
+                    let mut batch = vec![[0.0; LANES]; expected.len()];
+                    kernel.accumulate_with(backend, &rows, &mut batch);
+                    assert_eq!(batch, expected, "{case}");
+                    for (row, expected) in rows.chunks_exact(features).zip(&expected) {
+                        let mut single = [0.0; LANES];
+                        kernel.accumulate_row_with(backend, row, &mut single);
+                        assert_eq!(&single, expected, "{case}");
+                    }
                 }
             }
         }
+        report_backends("stored-tree walk", &backends);
     }
 
     /// Rows on and far outside the training range, and exactly on split values.
@@ -515,21 +435,90 @@ mod tests {
     fn rows_exactly_on_a_threshold_go_right_in_every_walk() {
         let forest = IsolationForestParams::new()
             .n_trees(16)
+            .range_check(RangeCheck::Off)
             .fit(&gaussian(200, 3, 3), 3)
             .unwrap();
         let kernel = forest.kernel.as_ref().unwrap();
         // Rows whose values are the roots' thresholds.
         let mut rows = Vec::new();
-        for tree in &forest.trees {
-            let root = forest.nodes[tree.root as usize];
+        for tree in &forest.arena.trees {
+            let root = forest.arena.nodes[tree.root as usize];
             let mut row = vec![0.5; 3];
             row[root.feature as usize] = root.split;
             rows.extend(row);
         }
-        let mut batch = vec![[0.0; LANES]; forest.trees.len()];
-        kernel.accumulate(&rows, &mut batch);
-        for (row, sums) in rows.chunks_exact(3).zip(&batch) {
-            assert_eq!(*sums, lane_sums(&forest, row));
+        let backends = Backend::supported();
+        for &backend in &backends {
+            let mut batch = vec![[0.0; LANES]; forest.arena.trees.len()];
+            kernel.accumulate_with(backend, &rows, &mut batch);
+            for (row, sums) in rows.chunks_exact(3).zip(&batch) {
+                assert_eq!(*sums, lane_sums(&forest.arena, row), "{backend:?}");
+            }
+        }
+        report_backends("rows on thresholds", &backends);
+    }
+
+    #[test]
+    fn a_value_at_the_reach_walks_on_and_one_beyond_ends_the_path_in_every_walk() {
+        let forest = IsolationForestParams::new()
+            .n_trees(16)
+            .range_check(RangeCheck::On)
+            .fit(&gaussian(200, 3, 5), 3)
+            .unwrap();
+        let arena = &forest.arena;
+        let kernel = forest.kernel.as_ref().unwrap();
+        let mut rows = Vec::new();
+        for tree in &arena.trees {
+            let root = tree.root as usize;
+            let node = arena.nodes[root];
+            let reach = f64::from(arena.ranges[root].reach(node.split));
+            for value in [
+                node.split + reach,
+                node.split - reach,
+                (node.split + reach).next_up(),
+                (node.split - reach).next_down(),
+            ] {
+                let mut row = vec![0.0; 3];
+                row[node.feature as usize] = value;
+                // The stored trees' path ends at the root exactly when |x − t| > reach.
+                let ends = (value - node.split).abs() > reach;
+                assert_eq!(
+                    arena.path(tree, &row).count() == 1,
+                    ends,
+                    "{value} vs {reach}"
+                );
+                rows.extend(row);
+            }
+        }
+        let backends = Backend::supported();
+        let expected: Vec<_> = rows
+            .chunks_exact(3)
+            .map(|row| lane_sums(arena, row))
+            .collect();
+        for &backend in &backends {
+            let mut batch = vec![[0.0; LANES]; expected.len()];
+            kernel.accumulate_with(backend, &rows, &mut batch);
+            assert_eq!(batch, expected, "{backend:?}");
+        }
+        report_backends("rows at the reach", &backends);
+    }
+
+    #[test]
+    fn rows_of_the_wrong_length_are_refused_by_every_backend() {
+        let forest = IsolationForestParams::new()
+            .n_trees(8)
+            .fit(&gaussian(100, 3, 4), 3)
+            .unwrap();
+        let kernel = forest.kernel.as_ref().unwrap();
+        for backend in Backend::supported() {
+            let short_row = std::panic::catch_unwind(|| {
+                kernel.accumulate_row_with(backend, &[0.0; 2], &mut [0.0; LANES]);
+            });
+            assert!(short_row.is_err(), "{backend:?}");
+            let short_batch = std::panic::catch_unwind(|| {
+                kernel.accumulate_with(backend, &[0.0; 5], &mut [[0.0; LANES]; 2]);
+            });
+            assert!(short_batch.is_err(), "{backend:?}");
         }
     }
 }

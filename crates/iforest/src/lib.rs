@@ -44,21 +44,51 @@
 //! ```
 //!
 //! # Layout
+//! One job per module; `A → B` means A uses B, and nothing points back (no cycles):
+//!
+//! ```text
+//! fit     → model, arena, params, summary     (fitting makes models)
+//! file    → model, arena, params, summary     (the format reads and writes them)
+//! explain → model, arena
+//! model   → kernel, arena, params, summary
+//! kernel  → arena
+//! arena, params, summary: no other module     (every module may use error)
+//! ```
+//!
 //! - `params`: [`IsolationForestParams`] (by-value setters) → `check()` → [`ValidParams`]
-//!   (getters, `fit`), as in linfa; one [`ParamsError`] variant per rule. Defaults are listed
-//!   once, on [`IsolationForestParams::new`].
-//! - `forest`: fitting, and [`IsolationForest`] as stored: all trees' nodes in one flat
-//!   `Vec` of 16-byte nodes (feature, left child, split) with adjacent children and `u32`
-//!   indices; a leaf stores its depth + c(size), so scoring only adds. Trees are built
-//!   depth-first with an explicit stack, in a build-time representation of their own.
-//! - `kernel`: the scoring layout, derived from the stored forest at fit and load time (never
-//!   stored): each axis-parallel tree re-laid as a complete tree of the forest's depth, eight
-//!   trees interleaved, so a step is `i = 2i + 1 + (x[f] >= t)`. With AVX-512 (detected at
-//!   run time) one vector walks eight trees, the row's values in registers; a portable walk
-//!   gives bit-identical scores elsewhere. Extended forests, and depth limits above 12, walk
-//!   the stored nodes.
+//!   (getters), as in linfa; one [`ParamsError`] variant per rule. Defaults are listed once,
+//!   on [`IsolationForestParams::new`].
+//! - `summary`: [`FeatureSummary`] and [`summarise`], the per-feature statistics a model
+//!   keeps of its training data (for drift checks).
+//! - `arena`: the trees as stored: all trees' nodes in one flat `Vec` of 16-byte nodes
+//!   (feature, left child, split) with adjacent children and `u32` indices; a leaf stores its
+//!   depth + c(size), so scoring only adds. Its structural validation, and the reference
+//!   walk.
+//! - `fit`: `fit` on the parameters: checks the data and grows the trees depth-first with an
+//!   explicit stack, in a build-time representation of their own, then joins them into an
+//!   arena.
+//! - `kernel` (and `kernel::avx512`): the scoring layout, derived from the arena at fit and
+//!   load time (never stored): each axis-parallel tree re-laid as a complete tree of the
+//!   forest's depth, eight trees interleaved, so a step is `i = 2i + 1 + (x[f] >= t)`. With
+//!   AVX-512 (detected at run time) one vector walks eight trees, the row's values in
+//!   registers; a portable walk gives bit-identical scores elsewhere. All of the crate's
+//!   `unsafe` is here. Extended forests, and depth limits above 12, walk the arena.
+//! - `model`: [`IsolationForest`]: what a fitted model knows, and scoring.
 //! - `explain`: [`Explanation`], the per-feature share of a point's isolation.
-//! - `file`: the model file (magic, version, length, bincode body, checksum), [`model_id`].
+//! - `file`: the model file (magic, version, length, bincode body, checksum), [`model_id`];
+//!   writes format version 2, reads 1 and 2.
+//!
+//! # Range-aware isolation
+//! With [`RangeCheck::On`], each split also keeps the range of its split value among its
+//! training samples, and a row too far outside it ends its path at that split: an unseen
+//! category, an hour never seen or an amount far past the largest is isolated at once
+//! instead of with the training extreme (the rule is on [`RangeCheck`]). The trees are the
+//! same either way; a model stores its mode.
+//!
+//! # Metadata
+//! A model carries a string map ([`IsolationForest::metadata`],
+//! [`IsolationForest::with_metadata`]) saved in its file, for what callers keep beside the
+//! forest, such as the specification of named features as JSON under `"features"`.
 //!
 //! # Performance
 //! One thread, 100 trees × 256 samples, on a 2.6 GHz Xeon with AVX-512 (`bench/iforest.sh`
@@ -67,7 +97,9 @@
 //! 2–5 ms; scikit-learn 1.9.1 takes 2.4–4.1 µs per row in a batch and ≈ 5 ms per single row.
 //! Without AVX-512 (or with the environment variable `IFOREST_PORTABLE` set) batch scoring
 //! takes ≈ 0.65 µs per row. The extended forest computes a dot product per step and is
-//! several times slower.
+//! several times slower. The range check ([`RangeCheck::On`]) makes the AVX-512 walk about
+//! 1.15–1.3× as slow per batch row and the portable walk about 1.7–1.9× (the crate's README
+//! has the measurements).
 //!
 //! # Determinism
 //! Tree `t` draws from ChaCha8 seeded with the seed, on stream `t`: the same data and seed give
@@ -81,33 +113,26 @@
 //! wrong length and damaged model files are typed errors ([`FitError`], [`ScoreError`],
 //! [`ModelError`]).
 #![deny(missing_docs)]
+// `unsafe` lives in the kernel alone, and every unsafe operation says why it is sound.
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
+mod arena;
 mod error;
 mod explain;
 mod file;
-mod forest;
+mod fit;
+#[allow(unsafe_code)]
 mod kernel;
+mod model;
 mod params;
+mod summary;
 
+pub use arena::average_path_length;
 pub use error::{FitError, ModelError, ParamsError, ScoreError};
 pub use explain::{Direction, Explanation, FeatureContribution};
-pub use file::{model_id, FORMAT_VERSION, MAGIC};
-pub use forest::{FeatureSummary, IsolationForest};
-pub use params::{Contamination, IsolationForestParams, SplitRule, ValidParams};
-
-/// Euler–Mascheroni constant, for the harmonic-number approximation.
-const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
-
-/// `c(n)`: the average path length of an unsuccessful search in a binary search tree of `n`
-/// nodes, `2H(n−1) − 2(n−1)/n` with `H(i) ≈ ln(i) + γ`; `c(1) = 0`, `c(2) = 1`. It normalises
-/// path lengths, and is added at a leaf that still holds `n` samples.
-pub fn average_path_length(n: usize) -> f64 {
-    match n {
-        0 | 1 => 0.0,
-        2 => 1.0,
-        _ => {
-            let n = n as f64;
-            2.0 * ((n - 1.0).ln() + EULER_GAMMA) - 2.0 * (n - 1.0) / n
-        }
-    }
-}
+pub use file::{model_id, FORMAT_VERSION, MAGIC, OLDEST_FORMAT_VERSION};
+pub use model::IsolationForest;
+pub use params::{Contamination, IsolationForestParams, RangeCheck, SplitRule, ValidParams};
+pub use summary::{summarise, FeatureSummary};

@@ -1,13 +1,12 @@
 //! Hyper-parameters: set on [`IsolationForestParams`], validated once by `check()` into
-//! [`ValidParams`], the only type that fits.
+//! [`ValidParams`], the only type that fits (fitting itself is `crate::fit`'s job).
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{FitError, ParamsError};
-use crate::IsolationForest;
+use crate::error::ParamsError;
 
 /// How the decision threshold is set.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -88,6 +87,57 @@ impl FromStr for SplitRule {
     }
 }
 
+/// Whether splits keep the range of their training values, so that a value outside that
+/// range ends its path at the split (range-aware isolation, after isotree's
+/// `penalize_range`).
+///
+/// An isolation tree sends a value beyond what a node saw in training down the same branch
+/// as the training extreme, so an unseen category, a payment at an hour never seen, or an
+/// amount far past the largest is isolated no faster than the most extreme training record.
+/// With the check on, each split keeps the smallest and largest value of its split feature
+/// (extended forest: of the projection on its hyperplane) among the node's training samples.
+/// A row whose value `x` is farther from the split `t` than the split's reach,
+/// `|x − t| > max(t − min, max − t) + (max − min) / 2` (the reach rounded up to an `f32`),
+/// ends its path there, and the path counts as that split's depth + 1, as if the split had
+/// isolated it. Rows within reach walk exactly as without the check; the trees themselves
+/// are the same either way.
+///
+/// It is the default because on the ODDS tables it moves ROC AUC by less than ±0.002 (less
+/// than the seed-to-seed spread of any table), while on event data, where values outside the
+/// training range are the common anomaly, it multiplies precision at a fixed flagged share
+/// (the crate's README has the figures). `RangeCheck::Off` gives plain isolation forests,
+/// as in scikit-learn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum RangeCheck {
+    /// Plain isolation: every value walks down to a leaf.
+    Off,
+    /// Range-aware isolation (see the type's documentation); the default.
+    #[default]
+    On,
+}
+
+impl fmt::Display for RangeCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RangeCheck::Off => "off",
+            RangeCheck::On => "on",
+        })
+    }
+}
+
+impl FromStr for RangeCheck {
+    type Err = String;
+
+    /// `on` or `off` (also `true`/`false`, `yes`/`no`).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.to_ascii_lowercase().as_str() {
+            "on" | "true" | "yes" => Ok(RangeCheck::On),
+            "off" | "false" | "no" => Ok(RangeCheck::Off),
+            _ => Err(format!("expected `on` or `off`, not {text:?}")),
+        }
+    }
+}
+
 /// Validated hyper-parameters; read them with the getters. Made by
 /// [`IsolationForestParams::check`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,6 +148,7 @@ pub struct ValidParams {
     pub(crate) contamination: Contamination,
     pub(crate) seed: u64,
     pub(crate) split_rule: SplitRule,
+    pub(crate) range_check: RangeCheck,
     pub(crate) threads: usize,
     pub(crate) feature_names: Option<Vec<String>>,
 }
@@ -125,6 +176,7 @@ impl IsolationForestParams {
     /// | `contamination` | [`Contamination::Auto`]: threshold 0.5 |
     /// | `seed` | 0 |
     /// | `split_rule` | [`SplitRule::Axis`] |
+    /// | `range_check` | [`RangeCheck::On`] |
     /// | `threads` | 1 |
     /// | `feature_names` | none |
     pub fn new() -> Self {
@@ -135,6 +187,7 @@ impl IsolationForestParams {
             contamination: Contamination::Auto,
             seed: 0,
             split_rule: SplitRule::Axis,
+            range_check: RangeCheck::default(),
             threads: 1,
             feature_names: None,
         })
@@ -173,6 +226,12 @@ impl IsolationForestParams {
     /// Axis-parallel or extended (hyperplane) splits.
     pub fn split_rule(mut self, split_rule: SplitRule) -> Self {
         self.0.split_rule = split_rule;
+        self
+    }
+
+    /// Range-aware isolation on or off (see [`RangeCheck`]).
+    pub fn range_check(mut self, range_check: RangeCheck) -> Self {
+        self.0.range_check = range_check;
         self
     }
 
@@ -218,16 +277,6 @@ impl IsolationForestParams {
         } else {
             Ok(params)
         }
-    }
-
-    /// Validates, then fits on flat row-major `data` of `n_features` columns.
-    pub fn fit(self, data: &[f64], n_features: usize) -> Result<IsolationForest, FitError> {
-        self.check()?.fit(data, n_features)
-    }
-
-    /// Validates, then fits on rows of equal length.
-    pub fn fit_rows<R: AsRef<[f64]>>(self, rows: &[R]) -> Result<IsolationForest, FitError> {
-        self.check()?.fit_rows(rows)
     }
 }
 
@@ -296,6 +345,11 @@ impl ValidParams {
         self.split_rule
     }
 
+    /// Range-aware isolation on or off.
+    pub fn range_check(&self) -> RangeCheck {
+        self.range_check
+    }
+
     /// Threads used to fit (0 = all cores).
     pub fn threads(&self) -> usize {
         self.threads
@@ -305,28 +359,13 @@ impl ValidParams {
     pub fn feature_names(&self) -> Option<&[String]> {
         self.feature_names.as_deref()
     }
+}
 
-    /// Fits on flat row-major `data` of `n_features` columns.
-    pub fn fit(&self, data: &[f64], n_features: usize) -> Result<IsolationForest, FitError> {
-        crate::forest::fit(self, data, n_features)
-    }
-
-    /// Fits on rows of equal length.
-    pub fn fit_rows<R: AsRef<[f64]>>(&self, rows: &[R]) -> Result<IsolationForest, FitError> {
-        let n_features = rows.first().ok_or(FitError::EmptyData)?.as_ref().len();
-        let mut data = Vec::with_capacity(rows.len() * n_features);
-        for (row, values) in rows.iter().enumerate() {
-            let values = values.as_ref();
-            if values.len() != n_features {
-                return Err(FitError::RaggedRow {
-                    row,
-                    expected: n_features,
-                    found: values.len(),
-                });
-            }
-            data.extend_from_slice(values);
-        }
-        self.fit(&data, n_features)
+/// A thread count where 0 means all cores.
+pub(crate) fn resolve_threads(threads: usize) -> usize {
+    match threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
     }
 }
 
@@ -421,6 +460,12 @@ mod tests {
         );
         assert_eq!("axis".parse(), Ok(SplitRule::Axis));
         assert!("diagonal".parse::<SplitRule>().is_err());
+        assert_eq!("on".parse(), Ok(RangeCheck::On));
+        assert_eq!("OFF".parse(), Ok(RangeCheck::Off));
+        assert!("sometimes".parse::<RangeCheck>().is_err());
+        for check in [RangeCheck::On, RangeCheck::Off] {
+            assert_eq!(check.to_string().parse(), Ok(check));
+        }
     }
 
     #[test]
@@ -431,5 +476,6 @@ mod tests {
         assert_eq!(params.max_depth(), None);
         assert_eq!(params.contamination(), Contamination::Auto);
         assert_eq!(params.split_rule(), SplitRule::Axis);
+        assert_eq!(params.range_check(), RangeCheck::On);
     }
 }

@@ -2,7 +2,7 @@
 
 use iforest::{
     average_path_length, Contamination, Direction, FitError, IsolationForest,
-    IsolationForestParams, ParamsError, ScoreError, SplitRule,
+    IsolationForestParams, ParamsError, RangeCheck, ScoreError, SplitRule,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -98,16 +98,18 @@ fn parallel_batch_scores_are_identical_to_one_thread() {
 #[test]
 fn same_seed_same_model_on_any_number_of_threads() {
     let data = gaussian(2000, 4, 4);
-    for rule in [
-        SplitRule::Axis,
-        SplitRule::Extended {
-            extension_level: None,
-        },
-    ] {
+    let extended = SplitRule::Extended {
+        extension_level: None,
+    };
+    for (rule, check) in [SplitRule::Axis, extended]
+        .into_iter()
+        .flat_map(|rule| [(rule, RangeCheck::Off), (rule, RangeCheck::On)])
+    {
         let fit = |threads| {
             IsolationForestParams::new()
                 .seed(9)
                 .split_rule(rule)
+                .range_check(check)
                 .contamination(Contamination::Fraction(0.05))
                 .threads(threads)
                 .fit(&data, 4)
@@ -118,7 +120,7 @@ fn same_seed_same_model_on_any_number_of_threads() {
             let many = fit(threads);
             assert!(
                 one.to_bytes() == many.to_bytes(),
-                "{threads} threads, {rule}"
+                "{threads} threads, {rule}, range check {check}"
             );
             assert_eq!(one.score_batch(&data), many.score_batch(&data));
         }
@@ -185,6 +187,10 @@ fn training_summary_is_kept() {
         (summary[1].min, summary[1].max, summary[1].mean),
         (10.0, 20.0, 15.0)
     );
+    // The public summary function computes exactly what the model keeps.
+    let data = gaussian(1000, 3, 13);
+    let model = IsolationForestParams::new().fit(&data, 3).unwrap();
+    assert_eq!(model.summary(), iforest::summarise(&data, 3));
 }
 
 #[test]

@@ -31,6 +31,7 @@
 //!
 //! Signals are the binary's: `main.rs` cancels the shutdown token that [`run`] hands to the
 //! long-running commands.
+#![deny(missing_docs)]
 
 pub mod alert;
 pub mod cli;

@@ -15,6 +15,13 @@
 //! ([`encode_anomaly`], read back with [`Anomaly::decode`]); a [`DeadLetter`] carries the
 //! [`Rejection`], where the record came from and its original bytes.
 //!
+//! An output too large for its topic is reduced, never dropped: [`encode_reduced_anomaly`]
+//! keeps `id`, `data` and every verdict field and replaces the transaction's other fields by
+//! `truncated: true` with its size and SHA-256 ([`Digest`]); [`DeadLetter::reduced_to_fit`]
+//! keeps the reason, the source and the first bytes of the original with the whole
+//! original's size and SHA-256. Anyone can still read the whole record at its partition and
+//! offset, and check it against the digest.
+//!
 //! ```
 //! use schema::{encode_anomaly, Anomaly, DecodeLimits, Transaction, Verdict};
 //!
@@ -39,21 +46,40 @@
 //!
 //! # Layout
 //!
+//! One way, top to bottom (a module uses only those below it):
+//!
+//! - `dead_letter`: [`DeadLetter`]; `anomaly`: [`Verdict`], [`encode_anomaly`], [`Anomaly`];
+//!   both use `digest` ([`Digest`], [`reduced_key`]) for what they reduce.
+//! - `transaction`: [`Transaction`], [`DecodeLimits`], encoding; it reads with `fast_read`
+//!   (the common shape, straight into typed fields) or else `full_read` (through a `Value`
+//!   tree, with the exact reason for every refusal).
+//! - `full_read`, `fast_read`; below them `time` (reading `current_time`), `id`
+//!   ([`RecordId`]), `fields` (the names an anomaly adds, which both readers know so that a
+//!   re-scored anomaly gets one verdict, not two) and `error` ([`DecodeError`],
+//!   [`Rejection`]).
 //! - [`topics`]: topic names, partitions, the detectors' group.
-//! - records: [`Transaction`], [`Anomaly`], [`DeadLetter`] and their errors.
 //!
 //! serde_json is built with `float_roundtrip`, so features and scores cross the JSON hop bit
 //! for bit.
 #![deny(missing_docs)]
 
+mod anomaly;
 mod dead_letter;
+mod digest;
+mod error;
 mod fast_read;
-mod record;
+mod fields;
+mod full_read;
+mod id;
+mod time;
+mod transaction;
 
-pub use dead_letter::DeadLetter;
-pub use record::{
-    encode_anomaly, Anomaly, DecodeError, DecodeLimits, RecordId, Rejection, Transaction, Verdict,
-};
+pub use anomaly::{encode_anomaly, encode_reduced_anomaly, Anomaly, Verdict};
+pub use dead_letter::{DeadLetter, SourceRecord, Truncation, ORIGINAL_PREFIX_BYTES};
+pub use digest::{reduced_key, Digest, KEY_PREFIX_BYTES};
+pub use error::{DecodeError, Rejection};
+pub use id::RecordId;
+pub use transaction::{DecodeLimits, Transaction};
 
 /// Topic names and the consumer group, as the scripts and docker-compose.yml create them.
 pub mod topics {

@@ -378,8 +378,8 @@ impl Follower {
         drift(reference, &summarise(&self.window.data(), width))
     }
 
-    /// At most every [`CHECK_EVERY`]: decides, and refits and writes the model when it is
-    /// time. Returns what was written.
+    /// At most every half second: decides, and refits and writes the model when it is time.
+    /// Returns what was written.
     pub fn poll(&mut self, now: Instant) -> Result<Option<Refit>> {
         if self
             .last_check

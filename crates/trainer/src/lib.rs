@@ -12,6 +12,7 @@
 //! Layout: [`cli`] holds the raw arguments, [`topic`] reading training records from Kafka,
 //! [`follow`] the drift-following refits; tables and metrics come from the `dataset` crate;
 //! this file wires them.
+#![deny(missing_docs)]
 
 pub mod cli;
 pub mod follow;
@@ -36,10 +37,11 @@ pub const DEFAULT_MODEL_PATH: &str = "models/model.bin";
 /// Rows scored per progress-bar step.
 const SCORE_CHUNK_ROWS: usize = 16_384;
 
-/// Runs one command.
-pub fn run(cli: cli::Cli) -> Result<()> {
+/// Runs one command. `stop`, once set, ends `fit --follow` cleanly (the binary sets it on
+/// SIGINT or SIGTERM); the other commands finish on their own.
+pub fn run(cli: cli::Cli, stop: &Arc<AtomicBool>) -> Result<()> {
     match cli.command {
-        Command::Fit(args) => fit(&args),
+        Command::Fit(args) => fit(&args, stop),
         Command::Score(args) => score(&args),
         Command::Eval(args) => eval(&args),
         Command::Show(args) => show(&args),
@@ -51,9 +53,9 @@ const SYNTHETIC_TREES: usize = 50;
 const SYNTHETIC_SAMPLE_SIZE: usize = 500;
 const SYNTHETIC_CONTAMINATION: f64 = 0.01;
 
-fn fit(args: &FitArgs) -> Result<()> {
+fn fit(args: &FitArgs, stop: &Arc<AtomicBool>) -> Result<()> {
     if args.follow.follow {
-        return fit_following(args);
+        return fit_following(args, stop);
     }
     let source = &args.source;
     let (table, synthetic) = if let Some(path) = &source.csv {
@@ -126,8 +128,8 @@ fn fit(args: &FitArgs) -> Result<()> {
     Ok(())
 }
 
-/// `fit --topic T --follow`: refits until SIGINT or SIGTERM.
-fn fit_following(args: &FitArgs) -> Result<()> {
+/// `fit --topic T --follow`: refits until `stop` is set.
+fn fit_following(args: &FitArgs, stop: &Arc<AtomicBool>) -> Result<()> {
     let topic = args
         .source
         .topic
@@ -149,14 +151,7 @@ fn fit_following(args: &FitArgs) -> Result<()> {
     };
     let params = build_params(&args.params, false, Vec::new());
     let mut follower = follow::Follower::new(policy, params, &args.out)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal exits at once.
-        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))
-            .context("cannot handle signals")?;
-        signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot handle signals")?;
-    }
-    follow::follow(&args.source.kafka.settings()?, topic, &mut follower, &stop)?;
+    follow::follow(&args.source.kafka.settings()?, topic, &mut follower, stop)?;
     Ok(())
 }
 

@@ -1,10 +1,7 @@
-//! Shared by the examples: reading the ODDS tables and the synthetic two-cluster data.
+//! Shared by the examples: the ODDS tables and the synthetic two-cluster data, read through
+//! the `dataset` crate (the one CSV reader and the one ROC AUC of the workspace).
 
 use std::path::{Path, PathBuf};
-
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use rand_distr::StandardNormal;
 
 /// A table of features (flat, row-major) and 0/1 labels (1 = anomaly).
 pub struct Table {
@@ -15,7 +12,7 @@ pub struct Table {
     /// Columns per row.
     pub n_features: usize,
     /// One label per row, when the table has a `label` column.
-    pub labels: Vec<bool>,
+    pub labels: Vec<u8>,
 }
 
 impl Table {
@@ -25,92 +22,47 @@ impl Table {
     }
 }
 
-/// Reads `f0,…,fN,label` CSV (header line first).
+/// Reads `f0,…,fN,label` CSV (header line first); without a `label` column, no labels.
 pub fn read_table(path: &Path) -> Result<Table, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .ok_or_else(|| format!("{}: empty", path.display()))?
-        .split(',')
-        .collect();
-    let label_column = header.iter().position(|h| h.trim() == "label");
-    let n_features = header.len() - usize::from(label_column.is_some());
-    let mut data = Vec::new();
-    let mut labels = Vec::new();
-    for (number, line) in lines.enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        for (column, field) in line.split(',').enumerate() {
-            let value: f64 = field
-                .trim()
-                .parse()
-                .map_err(|_| format!("{}:{}: bad number {field:?}", path.display(), number + 2))?;
-            if Some(column) == label_column {
-                labels.push(value != 0.0);
-            } else {
-                data.push(value);
-            }
-        }
-    }
+    let labelled = dataset::CsvSelection {
+        label_column: Some("label"),
+        columns: None,
+    };
+    let table = dataset::read_csv(path, &labelled)
+        .or_else(|_| dataset::read_csv(path, &dataset::CsvSelection::default()))
+        .map_err(|error| error.to_string())?;
     Ok(Table {
         name: path
             .file_stem()
             .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
-        data,
-        n_features,
-        labels,
+        n_features: table.n_features(),
+        labels: table.labels.unwrap_or_default(),
+        data: table.data,
     })
 }
 
 /// The original pipeline's training data: two clusters of 500 points, 0.3·N(0, 1) around
-/// (2, 2) and (−2, −2).
+/// (2, 2) and (−2, −2), rounded to 3 decimals.
 pub fn two_clusters() -> Table {
-    let mut rng = ChaCha8Rng::seed_from_u64(42);
-    let mut data = Vec::with_capacity(2000);
-    for centre in [2.0, -2.0] {
-        for _ in 0..1000 {
-            let noise: f64 = rng.sample(StandardNormal);
-            data.push(centre + 0.3 * noise);
-        }
-    }
+    let table = dataset::synthetic_training_data(42);
     Table {
         name: "synthetic-2d".into(),
-        data,
-        n_features: 2,
+        n_features: table.n_features(),
+        data: table.data,
         labels: Vec::new(),
     }
 }
 
-/// The ODDS folder: the first argument, else `../shared/data/odds` beside the repository.
+/// The ODDS folder: the first argument, else the environment variable `ODDS_DIR`, else
+/// `bench/data/odds` in the repository (where `bench/fetch-data.sh` puts the tables).
 pub fn odds_dir(argument: Option<String>) -> PathBuf {
     argument
+        .or_else(|| std::env::var("ODDS_DIR").ok().filter(|dir| !dir.is_empty()))
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/odds"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/data/odds"))
 }
 
-/// ROC AUC by the rank-sum (Mann–Whitney) formula, ties given their average rank.
-pub fn roc_auc(scores: &[f64], labels: &[bool]) -> f64 {
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let mut rank_sum_positive = 0.0;
-    let mut start = 0;
-    while start < order.len() {
-        let mut end = start + 1;
-        while end < order.len() && scores[order[end]] == scores[order[start]] {
-            end += 1;
-        }
-        // Ranks start..end (1-based start+1..=end) share their mean.
-        let mean_rank = (start + 1 + end) as f64 / 2.0;
-        for &index in &order[start..end] {
-            if labels[index] {
-                rank_sum_positive += mean_rank;
-            }
-        }
-        start = end;
-    }
-    let positives = labels.iter().filter(|&&l| l).count() as f64;
-    let negatives = labels.len() as f64 - positives;
-    (rank_sum_positive - positives * (positives + 1.0) / 2.0) / (positives * negatives)
+/// ROC AUC (ties given their average rank); NaN with a single class.
+pub fn roc_auc(scores: &[f64], labels: &[u8]) -> f64 {
+    dataset::roc_auc(scores, labels).unwrap_or(f64::NAN)
 }

@@ -9,6 +9,14 @@
 //! transactional id over) stops the detector. The consumer never commits by itself
 //! (`enable.auto.commit=false`) and reads with `isolation.level=read_committed`.
 //!
+//! An output refused for itself (too large, an invalid record) cannot be sent again inside
+//! the transaction, which is then abortable. So outputs are reduced before sending to fit the
+//! limits learned at start, and the rare refusal that still comes (a limit the broker did not
+//! tell) aborts the transaction; the batch is read again and the refused record's output is
+//! sent in its next smaller form (whole → reduced → minimal dead letter), never dropped. The
+//! outputs' deliveries are awaited before the offsets join the transaction, so a refusal is
+//! known before anything is committed.
+//!
 //! The transaction calls block (they wait for the coordinator), so they run on the runtime's
 //! worker thread through `block_in_place`.
 
@@ -22,11 +30,12 @@ use rdkafka::consumer::Consumer as _;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::producer::{FutureProducer, Producer as _};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::pipeline::{consumer_error, enqueue, Stop, Worker, TICK};
+use crate::fit::{self, Refused};
+use crate::output::Form;
 use crate::scoring::Output;
+use crate::worker::{consumer_error, incoming_one, Enqueued, Fitting, Stop, Worker, TICK};
 
 /// How long one transaction call may wait for the coordinator.
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -117,6 +126,14 @@ pub(crate) async fn run(
 ) -> Result<Stop> {
     tokio::pin!(shutdown);
     let mut aborted_in_a_row = 0u32;
+    let fitting = Fitting {
+        topics: worker.topics.clone(),
+        limits: *worker.scorer.output_limits(),
+        metrics: worker.metrics.clone(),
+    };
+    // Records whose output was refused, with the form refused and why: when they are read
+    // again, their output is sent smaller than that.
+    let mut refused: BTreeMap<(i32, i64), (Form, KafkaError)> = BTreeMap::new();
     loop {
         worker.between_batches(consumer, 0);
         if let Some(stop) = worker.limit_reached() {
@@ -142,18 +159,28 @@ pub(crate) async fn run(
         };
         let messages = worker.fill_batch(consumer, first).await?;
         worker.last_record = Instant::now();
-        let (outcome, scoring) = worker.score(&messages)?;
+        let (mut outcome, scoring) = worker.score(&messages)?;
+        if !refused.is_empty() {
+            make_smaller(&mut outcome.outputs, &messages, &refused, &fitting);
+        }
         match transact(
             producer,
             consumer,
-            worker,
-            &outcome.outputs,
+            &fitting,
+            &messages,
+            std::mem::take(&mut outcome.outputs),
             &outcome.last_offsets,
         )
         .await
         {
             Ok(()) => {
                 aborted_in_a_row = 0;
+                refused.retain(|(partition, offset), _| {
+                    outcome
+                        .last_offsets
+                        .get(partition)
+                        .is_none_or(|last| offset > last)
+                });
                 worker.count(&messages, &outcome, scoring);
                 worker.metrics.transaction("committed");
                 worker.stats.transactions += 1;
@@ -179,6 +206,30 @@ pub(crate) async fn run(
                 // A failure that lasts (a topic refusing writes) is not retried in a tight loop.
                 tokio::time::sleep(ABORT_BACKOFF * aborted_in_a_row).await;
             }
+            Err(Failed::Refused(records)) => {
+                log::warn!(
+                    "{} outputs of a transaction of {} records were refused for themselves; \
+                     aborting it and sending them smaller",
+                    records.len(),
+                    messages.len()
+                );
+                abort(producer)?;
+                worker.metrics.transaction("aborted");
+                worker.stats.aborted += 1;
+                rewind(consumer, &worker.topics.input, &messages);
+                for (source, form, error) in records {
+                    if form == Form::Minimal {
+                        bail!(
+                            "{} refused the minimal dead letter of {}/{} ({error}); stopping \
+                             (nothing of its transaction was committed)",
+                            worker.topics.dead_letters,
+                            source.0,
+                            source.1
+                        );
+                    }
+                    refused.insert(source, (form, error));
+                }
+            }
             Err(Failed::Fatal(error)) => return Err(error),
         }
         worker.progress.tick(&worker.stats, 0);
@@ -189,6 +240,9 @@ pub(crate) async fn run(
 enum Failed {
     /// Abort it and process the batch again.
     Abortable(KafkaError),
+    /// Outputs were refused for themselves: abort, and process the batch again with each of
+    /// these records' outputs smaller than the form refused.
+    Refused(Vec<((i32, i64), Form, KafkaError)>),
     /// Stop the detector.
     Fatal(anyhow::Error),
 }
@@ -204,36 +258,99 @@ fn classify(error: KafkaError, call: &str) -> Failed {
     }
 }
 
-/// Begins a transaction, writes the outputs, adds the offsets after the batch and commits.
+/// Replaces each output about a record in `refused` by a form smaller than the one refused.
+fn make_smaller(
+    outputs: &mut [Output],
+    messages: &[BorrowedMessage<'_>],
+    refused: &BTreeMap<(i32, i64), (Form, KafkaError)>,
+    fitting: &Fitting,
+) {
+    for output in outputs {
+        let record = incoming_one(&messages[output.source]);
+        let Some((form, error)) = refused.get(&(record.partition, record.offset)) else {
+            continue;
+        };
+        while output.form <= *form {
+            let refusal = Refused {
+                destination: output.destination,
+                form: output.form,
+                payload: &output.payload,
+                error,
+            };
+            let source_topic = &fitting.topics.input;
+            match fit::smaller(
+                refusal,
+                &record,
+                output.source,
+                source_topic,
+                &fitting.limits,
+            ) {
+                Some(smaller) => *output = smaller,
+                None => break,
+            }
+        }
+    }
+}
+
+/// Begins a transaction, writes the outputs, waits for their deliveries, adds the offsets
+/// after the batch and commits.
 async fn transact(
     producer: &Producer,
     consumer: &bus::LoggingConsumer,
-    worker: &Worker,
-    outputs: &[Output],
+    fitting: &Fitting,
+    messages: &[BorrowedMessage<'_>],
+    outputs: Vec<Output>,
     last_offsets: &BTreeMap<i32, i64>,
 ) -> Result<(), Failed> {
     producer
         .begin_transaction()
         .map_err(|error| classify(error, "begin_transaction"))?;
     let mut deliveries = Vec::with_capacity(outputs.len());
+    let mut sent = Vec::with_capacity(outputs.len());
     for output in outputs {
+        let record = incoming_one(&messages[output.source]);
+        let mut waiting = output;
         loop {
-            match enqueue(producer, &worker.topics, output) {
-                Ok(delivery) => {
+            match fitting.enqueue(producer, waiting, &record) {
+                Enqueued::Queued(delivery, what) => {
                     deliveries.push(delivery);
+                    sent.push(what);
                     break;
                 }
-                Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
+                Enqueued::QueueFull(full) => {
+                    waiting = full;
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                Err(error) => return Err(Failed::Abortable(error)),
+                Enqueued::Failed(error, _) => return Err(Failed::Abortable(error)),
+                Enqueued::Stop(error) => return Err(Failed::Fatal(error)),
             }
         }
+    }
+    // Every output acknowledged (or refused) before the offsets join the transaction.
+    let mut refused = Vec::new();
+    for (delivery, what) in join_all(deliveries).await.into_iter().zip(sent) {
+        match delivery {
+            Ok(Ok(_)) => {}
+            Ok(Err((error, _))) if fit::is_record_level(&error) => {
+                fitting.metrics.refused(what.destination, what.form);
+                let record = &messages[what.source];
+                refused.push(((record.partition(), record.offset()), what.form, error));
+            }
+            Ok(Err((error, _))) => return Err(Failed::Abortable(error)),
+            Err(_) => {
+                return Err(Failed::Fatal(anyhow::anyhow!(
+                    "the producer went away during a transaction"
+                )))
+            }
+        }
+    }
+    if !refused.is_empty() {
+        return Err(Failed::Refused(refused));
     }
     let mut offsets = TopicPartitionList::new();
     for (&partition, &offset) in last_offsets {
         offsets
-            .add_partition_offset(&worker.topics.input, partition, Offset::Offset(offset + 1))
+            .add_partition_offset(&fitting.topics.input, partition, Offset::Offset(offset + 1))
             .map_err(Failed::Abortable)?;
     }
     let group = consumer.group_metadata().ok_or_else(|| {
@@ -261,12 +378,6 @@ async fn transact(
         }
     }
     committed.map_err(|error| classify(error, "commit_transaction"))?;
-    // All delivered (the commit waited for them); a failure here would have failed the commit.
-    for delivery in join_all(deliveries).await {
-        if let Ok(Err((error, _))) = delivery {
-            return Err(Failed::Abortable(error));
-        }
-    }
     Ok(())
 }
 
