@@ -35,6 +35,22 @@ pub enum Command {
     /// line and the points on top; for more, the histogram of the points' scores with the
     /// threshold. SVG or PNG by the extension of --out.
     Plot(PlotArgs),
+    /// Serve a live page (updated every second, no reload) with the figures of `stats`, the
+    /// group's members and lag, the score histogram (and contour for a 2-feature model), the
+    /// latest anomalies with their top reason, the dead letters by reason and the model.
+    Serve(ServeArgs),
+}
+
+impl Command {
+    /// Whether the command runs until it is told to stop (so a signal should ask it to
+    /// finish cleanly rather than end the process at once).
+    pub fn runs_until_stopped(&self) -> bool {
+        match self {
+            Command::Tail(_) | Command::Alert(_) | Command::Serve(_) => true,
+            Command::Stats(args) => !args.once,
+            Command::Topics(_) | Command::CreateTopics(_) | Command::Plot(_) => false,
+        }
+    }
 }
 
 /// `inspector tail`.
@@ -80,9 +96,9 @@ pub struct CreateTopicsArgs {
     pub replication_factor: i32,
 }
 
-/// `inspector stats`.
+/// The pipeline's topics and the detectors' group, as `stats` and `serve` read them.
 #[derive(Debug, Clone, clap::Args)]
-pub struct StatsArgs {
+pub struct PipelineArgs {
     /// The transactions topic.
     #[arg(long, default_value = schema::topics::TRANSACTIONS)]
     pub input_topic: String,
@@ -95,6 +111,14 @@ pub struct StatsArgs {
     /// The detectors' consumer group, whose lag is shown (it is not joined).
     #[arg(long, default_value = schema::topics::DEFAULT_GROUP)]
     pub group: String,
+}
+
+/// `inspector stats`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatsArgs {
+    /// Topics and group.
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
     /// Read what is there now (from the beginning, or the last `--last` records of each
     /// partition), print one summary and exit.
     #[arg(long)]
@@ -210,4 +234,35 @@ pub struct PlotArgs {
     /// Histogram bins (more features).
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub bins: usize,
+}
+
+/// `inspector serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Topics and group.
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    /// Address to listen on (port 0: any free port; the address is logged).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "HOST:PORT")]
+    pub addr: std::net::SocketAddr,
+    /// The model file, for its feature names, the score histogram of every transaction and
+    /// (2 features) the score contour; reread when it changes. Without it, the page shows the
+    /// model the anomalies name, and the histogram of the anomalies' scores.
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// Read the topics from the beginning instead of from now.
+    #[arg(long)]
+    pub from_beginning: bool,
+    /// Latency percentiles over this many seconds of anomalies.
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    pub window: f64,
+    /// Seconds of rates and latency the page's charts show.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub history: u32,
+    /// Most open connections (event streams included); more are answered 503.
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub max_connections: usize,
+    /// Stop after this many seconds (default: at SIGINT or SIGTERM).
+    #[arg(long, value_name = "SECONDS")]
+    pub seconds: Option<f64>,
 }

@@ -11,6 +11,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use schema::{Anomaly, DeadLetter, DecodeLimits, Transaction};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::TailArgs;
 
@@ -26,12 +27,13 @@ pub struct TailSummary {
     pub skipped: u64,
 }
 
-/// Prints `args.topic`'s records to `out` until `--max-messages` were printed or none came for
-/// `--timeout` seconds (or forever).
+/// Prints `args.topic`'s records to `out` until `--max-messages` were printed, none came for
+/// `--timeout` seconds, or `stop` is cancelled.
 pub fn tail(
     kafka: &bus::ClientSettings,
     args: &TailArgs,
     out: &mut dyn Write,
+    stop: &CancellationToken,
 ) -> Result<TailSummary> {
     if let Some(timeout) = args.timeout {
         if !(timeout >= 0.0 && timeout.is_finite()) {
@@ -79,7 +81,7 @@ pub fn tail(
         printed: 0,
         skipped: 0,
     };
-    while args.max_messages.is_none_or(|max| summary.printed < max) {
+    while args.max_messages.is_none_or(|max| summary.printed < max) && !stop.is_cancelled() {
         if idle.is_some_and(|idle| last.elapsed() >= idle) {
             log::info!("no record for {:?}: stopping", idle.unwrap_or_default());
             break;

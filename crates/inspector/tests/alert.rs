@@ -7,15 +7,18 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::{args, brokers, create, now_ms, produce, unique, wait_until, Record};
+use common::{
+    args, brokers, create, now_ms, produce, terminate, unique, wait_exit, wait_until, Record,
+};
 use inspector::alert::{self, AlertCounters, AlertOptions};
 use schema::{encode_anomaly, Transaction, Verdict};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 const INSPECTOR: &str = env!("CARGO_BIN_EXE_inspector");
 
@@ -206,17 +209,17 @@ fn options(topic: &str, webhook: &Webhook) -> AlertOptions {
 
 /// `alert` running on a thread until [`Running::stop`].
 struct Running {
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
     counters: Arc<AlertCounters>,
     thread: std::thread::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Running {
     fn start(options: AlertOptions) -> Running {
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = CancellationToken::new();
         let counters = Arc::new(AlertCounters::default());
         let thread = {
-            let (stop, counters) = (Arc::clone(&stop), Arc::clone(&counters));
+            let (stop, counters) = (stop.clone(), Arc::clone(&counters));
             std::thread::spawn(move || alert::alert(&args(), &options, &stop, &counters))
         };
         Running {
@@ -233,7 +236,7 @@ impl Running {
     /// Stops it; returns how long it took to return.
     fn stop(self) -> (Duration, Arc<AlertCounters>) {
         let asked = Instant::now();
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.cancel();
         self.thread.join().unwrap().unwrap();
         (asked.elapsed(), self.counters)
     }
@@ -402,4 +405,50 @@ fn the_command_posts_without_a_model_and_stops_after_its_seconds() {
     assert_eq!(texts.len(), 2, "{texts:#?}\n{stderr}");
     assert_eq!((ids(&texts[0]), ids(&texts[1])), (vec![4, 5], vec![6]));
     assert!(!texts[0].contains("top feature"), "{}", texts[0]);
+}
+
+#[test]
+fn sigterm_posts_the_open_incident_and_exits_cleanly() {
+    // Two bursts a minute apart (event time): the second closes the first, and stays open for
+    // the 30 s group window unless the process is stopped.
+    let base = now_ms() - 120_000;
+    let topic = topic_with(&[(1, base), (2, base + 100), (3, base + 60_000)]);
+    let webhook = Webhook::start(Behaviour::Answer);
+    let mut child = Command::new(INSPECTOR)
+        .args(["--brokers", &brokers(), "alert", "--webhook", &webhook.url])
+        .args([
+            "--topic",
+            &topic,
+            "--from-beginning",
+            "--group-window",
+            "30",
+        ])
+        .args(["--model", "/nonexistent/model.bin"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "the first incident", || {
+        webhook.bodies().len() == 1
+    });
+    let asked = Instant::now();
+    terminate(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    let took = asked.elapsed();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("SIGTERM: stopping"), "{stderr}");
+    assert!(took < Duration::from_secs(15), "stopping took {took:?}");
+    let texts = webhook.texts();
+    assert_eq!(
+        texts.len(),
+        2,
+        "the open incident went out at the stop: {texts:#?}"
+    );
+    assert_eq!((ids(&texts[0]), ids(&texts[1])), (vec![1, 2], vec![3]));
 }

@@ -81,3 +81,27 @@ pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> 
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Sends SIGTERM to a child process.
+pub fn terminate(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -TERM {}", child.id());
+}
+
+/// Waits for a child to exit, at most `timeout`; kills it and panics if it does not.
+pub fn wait_exit(child: &mut std::process::Child, timeout: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!("the process did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
