@@ -2,8 +2,6 @@
 //! answers 200, one that fails a few times first, one that accepts and never answers.
 //! Anomalies are produced with chosen Kafka timestamps, so the bursts are known.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
@@ -12,12 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::{
-    args, brokers, create, now_ms, produce, terminate, unique, wait_exit, wait_until, Record,
-};
 use inspector::alert::{self, AlertCounters, AlertOptions};
 use schema::{encode_anomaly, Transaction, Verdict};
 use serde_json::Value;
+use testkit::{
+    bootstrap, create_topics, now_ms, produce, settings, sigterm, unique, wait_exit, wait_until,
+    Record,
+};
 use tokio_util::sync::CancellationToken;
 
 const INSPECTOR: &str = env!("CARGO_BIN_EXE_inspector");
@@ -145,7 +144,7 @@ fn anomaly(id: i64) -> Vec<u8> {
 /// A fresh one-partition anomalies topic holding `(id, timestamp_ms)` anomalies in order.
 fn topic_with(anomalies: &[(i64, i64)]) -> String {
     let topic = unique("t-alert");
-    create(&[(&topic, 1)]);
+    create_topics(&[(&topic, 1)]);
     add(&topic, anomalies);
     topic
 }
@@ -153,12 +152,7 @@ fn topic_with(anomalies: &[(i64, i64)]) -> String {
 fn add(topic: &str, anomalies: &[(i64, i64)]) {
     let records: Vec<Record> = anomalies
         .iter()
-        .map(|&(id, ms)| Record {
-            partition: 0,
-            key: id.to_string(),
-            value: anomaly(id),
-            timestamp_ms: ms,
-        })
+        .map(|&(id, ms)| Record::at(0, id.to_string(), anomaly(id), ms))
         .collect();
     produce(topic, &records);
 }
@@ -220,7 +214,7 @@ impl Running {
         let counters = Arc::new(AlertCounters::default());
         let thread = {
             let (stop, counters) = (stop.clone(), Arc::clone(&counters));
-            std::thread::spawn(move || alert::alert(&args(), &options, &stop, &counters))
+            std::thread::spawn(move || alert::alert(&settings(), &options, &stop, &counters))
         };
         Running {
             stop,
@@ -393,7 +387,13 @@ fn the_command_posts_without_a_model_and_stops_after_its_seconds() {
     let webhook = Webhook::start(Behaviour::Answer);
     let missing_model = std::env::temp_dir().join(unique("no-model"));
     let output = Command::new(INSPECTOR)
-        .args(["--brokers", &brokers(), "alert", "--webhook", &webhook.url])
+        .args([
+            "--brokers",
+            &bootstrap(),
+            "alert",
+            "--webhook",
+            &webhook.url,
+        ])
         .args(["--topic", &topic, "--from-beginning", "--group-window", "1"])
         .args(["--model", missing_model.to_str().unwrap(), "--seconds", "4"])
         .output()
@@ -415,7 +415,13 @@ fn sigterm_posts_the_open_incident_and_exits_cleanly() {
     let topic = topic_with(&[(1, base), (2, base + 100), (3, base + 60_000)]);
     let webhook = Webhook::start(Behaviour::Answer);
     let mut child = Command::new(INSPECTOR)
-        .args(["--brokers", &brokers(), "alert", "--webhook", &webhook.url])
+        .args([
+            "--brokers",
+            &bootstrap(),
+            "alert",
+            "--webhook",
+            &webhook.url,
+        ])
         .args([
             "--topic",
             &topic,
@@ -431,7 +437,7 @@ fn sigterm_posts_the_open_incident_and_exits_cleanly() {
         webhook.bodies().len() == 1
     });
     let asked = Instant::now();
-    terminate(&child);
+    sigterm(&child);
     let status = wait_exit(&mut child, Duration::from_secs(20));
     let took = asked.elapsed();
     let mut stderr = String::new();

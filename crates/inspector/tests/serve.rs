@@ -5,15 +5,13 @@
 //! 503; and through all of it the server keeps answering. Every loop is counted and every
 //! read has a time-out, so the test ends by itself.
 
-mod common;
-
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{brokers, create, now_ms, produce, unique, wait_until, Record};
+use testkit::{bootstrap, create_topics, now_ms, produce, unique, wait_until, Record};
 
 const INSPECTOR: &str = env!("CARGO_BIN_EXE_inspector");
 /// Event streams held open at once.
@@ -42,25 +40,20 @@ fn server() -> Server {
         unique("t-serve-out"),
         unique("t-serve-dlq"),
     );
-    create(&[(&input, 2), (&output, 1), (&dlq, 1)]);
+    create_topics(&[(&input, 2), (&output, 1), (&dlq, 1)]);
     let now = now_ms();
     let anomalies: Vec<Record> = (0..60)
-        .map(|id| Record {
-            partition: 0,
-            key: id.to_string(),
-            value: format!(
+        .map(|id| Record::at(0, id.to_string(), format!(
                 r#"{{"id": {id}, "data": [[{id}.25, -3.5]], "score": [-0.71], "anomaly_score": 0.71,
                 "threshold": 0.62, "model": "0123456789abcdef", "detected_at": "2026-01-01T00:00:00Z",
                 "partition": 0, "offset": {id}, "explanation": [{{"feature": "amount",
                 "value": {id}.25, "direction": "high", "share": 0.6}}]}}"#
             )
-            .into_bytes(),
-            timestamp_ms: now,
-        })
+            .into_bytes(), now))
         .collect();
     produce(&output, &anomalies);
     let mut child = Command::new(INSPECTOR)
-        .args(["--brokers", &brokers(), "serve", "--addr", "127.0.0.1:0"])
+        .args(["--brokers", &bootstrap(), "serve", "--addr", "127.0.0.1:0"])
         .args(["--input-topic", &input, "--output-topic", &output])
         .args(["--dlq-topic", &dlq, "--group", &unique("g-serve")])
         .args([
@@ -355,7 +348,7 @@ fn a_bad_model_or_a_missing_topic_is_refused_at_start() {
     std::fs::write(&not_a_model, b"not a model").unwrap();
     let refused = |extra: &[&str]| {
         let output = Command::new(INSPECTOR)
-            .args(["--brokers", &brokers(), "serve", "--addr", "127.0.0.1:0"])
+            .args(["--brokers", &bootstrap(), "serve", "--addr", "127.0.0.1:0"])
             .args(topics)
             .args(extra)
             .output()
@@ -365,7 +358,7 @@ fn a_bad_model_or_a_missing_topic_is_refused_at_start() {
     };
     let stderr = refused(&["--model", not_a_model.to_str().unwrap()]);
     assert!(stderr.contains("is not a usable model"), "{stderr}");
-    common::args(); // the broker is there: the topic is what is missing
+    testkit::settings(); // the broker is there: the topic is what is missing
     let stderr = refused(&[]);
     assert!(
         stderr.contains(&format!("topic {missing} does not exist")),

@@ -3,25 +3,25 @@
 //! its open event streams ended.
 //! (`alert`'s case is in `alert.rs`, beside its webhook.)
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{brokers, create, now_ms, produce, terminate, unique, wait_exit, Record};
 use serde_json::Value;
+use testkit::{bootstrap, create_topics, now_ms, produce, sigterm, unique, wait_exit, Record};
 
 const INSPECTOR: &str = env!("CARGO_BIN_EXE_inspector");
 
 fn transactions(topic: &str, count: i64) {
     let now = now_ms();
     let records: Vec<Record> = (0..count)
-        .map(|id| Record {
-            partition: 0,
-            key: id.to_string(),
-            value: format!(r#"{{"id": {id}, "data": [[{id}.5, -1.25]], "label": 0}}"#).into_bytes(),
-            timestamp_ms: now,
+        .map(|id| {
+            Record::at(
+                0,
+                id.to_string(),
+                format!(r#"{{"id": {id}, "data": [[{id}.5, -1.25]], "label": 0}}"#).into_bytes(),
+                now,
+            )
         })
         .collect();
     produce(topic, &records);
@@ -30,10 +30,10 @@ fn transactions(topic: &str, count: i64) {
 #[test]
 fn sigterm_stops_tail_after_printing_what_it_read() {
     let topic = unique("t-sig-tail");
-    create(&[(&topic, 1)]);
+    create_topics(&[(&topic, 1)]);
     transactions(&topic, 5);
     let mut child = Command::new(INSPECTOR)
-        .args(["--brokers", &brokers(), "tail", "--topic", &topic])
+        .args(["--brokers", &bootstrap(), "tail", "--topic", &topic])
         .args(["--from-beginning", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -42,7 +42,7 @@ fn sigterm_stops_tail_after_printing_what_it_read() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let read: Vec<String> = (&mut lines).take(5).map(Result::unwrap).collect();
     assert_eq!(read.len(), 5);
-    terminate(&child);
+    sigterm(&child);
     let status = wait_exit(&mut child, Duration::from_secs(20));
     let mut stderr = String::new();
     child
@@ -63,12 +63,12 @@ fn sigterm_stops_tail_after_printing_what_it_read() {
 #[test]
 fn sigterm_stops_live_stats_with_a_last_summary() {
     let (input, output, dlq) = (unique("t-sig-in"), unique("t-sig-out"), unique("t-sig-dlq"));
-    create(&[(&input, 1), (&output, 1), (&dlq, 1)]);
+    create_topics(&[(&input, 1), (&output, 1), (&dlq, 1)]);
     transactions(&input, 7);
     let mut child = Command::new(INSPECTOR)
         .args([
             "--brokers",
-            &brokers(),
+            &bootstrap(),
             "stats",
             "--json",
             "--from-beginning",
@@ -91,7 +91,7 @@ fn sigterm_stops_live_stats_with_a_last_summary() {
             break;
         }
     }
-    terminate(&child);
+    sigterm(&child);
     let after: Vec<String> = lines.map(Result::unwrap).collect();
     let status = wait_exit(&mut child, Duration::from_secs(20));
     let mut stderr = String::new();
@@ -111,9 +111,9 @@ fn sigterm_stops_live_stats_with_a_last_summary() {
 fn sigterm_stops_serve_and_ends_its_event_streams() {
     use std::io::Write;
     let (input, output, dlq) = (unique("t-sig-in"), unique("t-sig-out"), unique("t-sig-dlq"));
-    create(&[(&input, 1), (&output, 1), (&dlq, 1)]);
+    create_topics(&[(&input, 1), (&output, 1), (&dlq, 1)]);
     let mut child = Command::new(INSPECTOR)
-        .args(["--brokers", &brokers(), "serve", "--addr", "127.0.0.1:0"])
+        .args(["--brokers", &bootstrap(), "serve", "--addr", "127.0.0.1:0"])
         .args(["--input-topic", &input, "--output-topic", &output])
         .args(["--dlq-topic", &dlq, "--group", &unique("g-sig")])
         .stdout(Stdio::piped())
@@ -143,7 +143,7 @@ fn sigterm_stops_serve_and_ends_its_event_streams() {
         assert!(n > 0, "the stream ended early");
         received.extend_from_slice(&buffer[..n]);
     }
-    terminate(&child);
+    sigterm(&child);
     // The stream ends (chunked encoding's last chunk, then the connection closes).
     let mut rest = Vec::new();
     stream
