@@ -103,9 +103,10 @@ impl fmt::Display for RestoreStats {
 /// own that joins no group and commits nothing; returns each key's newest value, keys whose
 /// newest record is a tombstone left out.
 ///
-/// It ends as soon as the consumer's position reaches that offset or the partition's end is
-/// reported, so an empty partition, and one whose last records are transaction markers or
-/// aborted records, end without waiting. Records written after the start are not read.
+/// It ends at the record before that offset, when the partition's end is reported, or when
+/// the consumer's position (looked at every 100 ms) reaches that offset: an empty partition
+/// ends at once, and one whose last records are transaction markers or aborted records ends
+/// without a record to wait for. Records written after the start are not applied.
 ///
 /// `stop` ends it early with [`Error::RestoreStopped`] (its partial state is not returned);
 /// pass a shutdown token's or channel's future, or `std::future::pending()`.
@@ -214,16 +215,15 @@ fn position(consumer: &StreamConsumer<LoggingContext>, topic: &str, partition: i
 /// Errors that retrying cannot cure; librdkafka keeps retrying the others by itself.
 fn is_permanent(error: &KafkaError) -> bool {
     match error {
-        KafkaError::MessageConsumption(code) | KafkaError::MessageConsumptionFatal(code) => {
-            matches!(
-                code,
-                RDKafkaErrorCode::UnknownTopicOrPartition
-                    | RDKafkaErrorCode::UnknownTopic
-                    | RDKafkaErrorCode::UnknownPartition
-                    | RDKafkaErrorCode::TopicAuthorizationFailed
-                    | RDKafkaErrorCode::Fatal
-            ) || matches!(error, KafkaError::MessageConsumptionFatal(_))
-        }
+        KafkaError::MessageConsumptionFatal(_) => true,
+        KafkaError::MessageConsumption(code) => matches!(
+            code,
+            RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::UnknownTopic
+                | RDKafkaErrorCode::UnknownPartition
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::Fatal
+        ),
         _ => false,
     }
 }
