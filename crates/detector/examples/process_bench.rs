@@ -95,10 +95,7 @@ fn model() -> Result<Model> {
         .seed(1)
         .fit(&data, 2)
         .context("fitting the bench model")?;
-    Ok(Model {
-        forest,
-        id: "bench-model".into(),
-    })
+    Ok(Model::new(forest, "bench-model")?)
 }
 
 /// Median of a run's per-record nanoseconds and allocations.
