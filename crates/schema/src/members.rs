@@ -1,11 +1,12 @@
 //! A record's JSON object with fields added at its end, every other field passed on as
 //! written ([`extend_object`]).
 //!
-//! Most records do not hold a field the anomaly adds: their text is copied and the new fields
-//! go before its closing brace. A record that may hold one (a re-scored anomaly, or any key
-//! spelled with `\u` escapes) is read member by member, without converting any value, and
-//! written again without the members the anomaly replaces; the others keep their order and
-//! their text.
+//! Most records do not hold a field the anomaly adds: their text is copied, byte for byte,
+//! and the new fields go before its closing brace. A record that may hold one (its text has
+//! such a name in quotes, or a `\u` escape) is read member by member, without converting any
+//! value; if it does hold one (a re-scored anomaly), it is written again without the members
+//! the anomaly replaces, the others keeping their order and their text (the spacing between
+//! them is not kept).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -26,7 +27,15 @@ pub(crate) fn extend_object(
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(record.len() + extra);
     if !replaced.is_empty() && may_hold(record, replaced) {
-        if let Some(members) = members(record) {
+        // Only a record that does hold a replaced member is written again; any other is
+        // copied, its spacing included.
+        let holding = members(record).filter(|members| {
+            members
+                .0
+                .iter()
+                .any(|(key, _)| replaced.contains(&key.as_ref()))
+        });
+        if let Some(members) = holding {
             out.push(b'{');
             let mut first = true;
             for (key, value) in members.0 {
@@ -177,10 +186,15 @@ mod tests {
             extended(r#"{"id": 1, "amount": 1e999, "n": {"x": 2}} "#),
             r#"{"id": 1, "amount": 1e999, "n": {"x": 2},"score":[-0.7],"model":"m"}"#
         );
-        // A nested member of the same name is not the anomaly's: kept, as written.
+        // A nested member of the same name is not the anomaly's, nor is a value or an
+        // escaped text: the record is copied as written, spacing included.
         assert_eq!(
             extended(r#"{"id": 1, "amount": 1e999, "n": {"model": 2}}"#),
-            r#"{"id":1,"amount":1e999,"n":{"model": 2},"score":[-0.7],"model":"m"}"#
+            r#"{"id": 1, "amount": 1e999, "n": {"model": 2},"score":[-0.7],"model":"m"}"#
+        );
+        assert_eq!(
+            extended(r#"{"kind" : "score", "note": "\u00e9\n"}"#),
+            r#"{"kind" : "score", "note": "\u00e9\n","score":[-0.7],"model":"m"}"#
         );
         assert_eq!(extended(" {} "), r#" {"score":[-0.7],"model":"m"}"#);
     }
