@@ -183,8 +183,9 @@ pub struct AlertArgs {
     /// Wait before the first retry, doubled for each further one (at most 60 s).
     #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
     pub backoff: f64,
-    /// Model file for the explanation's top feature; without a readable one, messages
-    /// leave it out.
+    /// Model file for the top feature of anomalies written without an explanation (an
+    /// anomaly's own explanation comes first); without a readable one, their messages leave
+    /// it out.
     #[arg(long, default_value = "models/model.bin", value_name = "FILE")]
     pub model: std::path::PathBuf,
     /// Stop after this many seconds (default: at Ctrl-C).

@@ -13,7 +13,7 @@
 //! uses `b`), with no cycles:
 //!
 //! ```text
-//! run → tail, topics, stats, alert, plot, serve, verify → cli
+//! run → tail, topics, stats, alert, plot, serve, verify → cli;  tail, alert → reason
 //! stats:  mod → reader → counters → tracker → latency
 //!               reader → group → snapshot;  counters → snapshot;  mod → render → snapshot
 //! alert:  mod → webhook → incident, limit, counters, options;  mod → incident, options
@@ -26,6 +26,7 @@
 //!
 //! - [`cli`]: every command's arguments.
 //! - [`tail`], [`topics`] (with `create-topics`): one file each.
+//! - [`reason`]: the top reason an anomaly carries (its explanation's first entry).
 //! - [`stats`]: the typed [`stats::Snapshot`], counters, rendering, the reading loop.
 //! - [`alert`]: incidents, rate limit, the webhook thread, the reading loop.
 //! - [`plot`]: points, the score grid, drawing.
@@ -41,6 +42,7 @@
 pub mod alert;
 pub mod cli;
 pub mod plot;
+pub mod reason;
 pub mod serve;
 pub mod stats;
 pub mod tail;
