@@ -7,7 +7,7 @@
 //!
 //! Reading is as `tail`'s (partitions assigned, no group joined, nothing committed): the
 //! anomalies first (all, or the last `--last N` of each partition), held in memory; then
-//! only the input offsets needed, in one pass per partition ([`fetch`]).
+//! only the input offsets needed, in one pass per partition (module `fetch`).
 //!
 //! # Layout
 //!
