@@ -140,13 +140,15 @@ pub enum Learned {
     Categories(CategoryCounts),
 }
 
-/// A category feature's training counts; a category encodes as its relative frequency.
+/// A category feature's training counts; a category encodes as its relative frequency
+/// (`category`) or its surprisal in bits (`rarity`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CategoryCounts {
     counts: BTreeMap<String, u64>,
     total: u64,
     most_frequent: String,
-    frequency: HashMap<Box<str>, f64, BuildHasherDefault<Fnv>>,
+    /// Each category's (frequency, rarity), derived from the counts.
+    encoded: HashMap<Box<str>, (f64, f64), BuildHasherDefault<Fnv>>,
 }
 
 /// FNV-1a: category keys are short, and SipHash's protection against chosen collisions is
@@ -193,15 +195,21 @@ impl CategoryCounts {
             )?
             .0
             .clone();
-        let frequency = counts
+        let encoded = counts
             .iter()
-            .map(|(key, &count)| (key.as_str().into(), count as f64 / total as f64))
+            .map(|(key, &count)| {
+                let frequency = count as f64 / total as f64;
+                (
+                    key.as_str().into(),
+                    (frequency, surprisal(count as f64, total)),
+                )
+            })
             .collect();
         Some(CategoryCounts {
             counts,
             total,
             most_frequent,
-            frequency,
+            encoded,
         })
     }
 
@@ -223,8 +231,38 @@ impl CategoryCounts {
 
     /// A category's relative frequency in training; 0 for one never seen.
     pub fn frequency(&self, category: &str) -> f64 {
-        self.frequency.get(category).copied().unwrap_or(0.0)
+        self.encoded
+            .get(category)
+            .map_or(0.0, |&(frequency, _)| frequency)
     }
+
+    /// A category's surprisal in bits, −log2(count / total); a category never seen counts as
+    /// half an occurrence, so it is one bit rarer than a category seen once:
+    /// [`unseen_rarity`](Self::unseen_rarity).
+    pub fn rarity(&self, category: &str) -> f64 {
+        self.encoded
+            .get(category)
+            .map_or_else(|| self.unseen_rarity(), |&(_, rarity)| rarity)
+    }
+
+    /// The rarity of a category never seen in training: −log2(0.5 / total).
+    pub fn unseen_rarity(&self) -> f64 {
+        surprisal(0.5, self.total)
+    }
+
+    /// `category` encoded as `transform` asks (its frequency, or its rarity).
+    pub(crate) fn encode(&self, transform: Transform, category: &str) -> f64 {
+        if transform == Transform::Rarity {
+            self.rarity(category)
+        } else {
+            self.frequency(category)
+        }
+    }
+}
+
+/// −log2(count / total), in bits.
+fn surprisal(count: f64, total: u64) -> f64 {
+    (total as f64 / count).log2()
 }
 
 /// Named features ready to use: the specification and what each feature learned. Built by
@@ -380,7 +418,9 @@ impl NamedFeatures {
         };
         match (stateless(feature, value, scratch, Some(slot))?, learned) {
             (Stateless::Number(number), _) => Ok(number),
-            (Stateless::Category(key), Learned::Categories(counts)) => Ok(counts.frequency(key)),
+            (Stateless::Category(key), Learned::Categories(counts)) => {
+                Ok(counts.encode(feature.transform(), key))
+            }
             // A category feature always learns categories (checked when built or read).
             (Stateless::Category(_), Learned::Median(_)) => Ok(0.0),
         }
@@ -391,7 +431,7 @@ impl NamedFeatures {
         match (self.spec.missing(), learned) {
             (Missing::Impute, Learned::Median(median)) => Ok(*median),
             (Missing::Impute, Learned::Categories(counts)) => {
-                Ok(counts.frequency(counts.most_frequent()))
+                Ok(counts.encode(feature.transform(), counts.most_frequent()))
             }
             (Missing::DeadLetter, _) => Err(ExtractError::Missing {
                 feature: feature.name().to_string(),
@@ -429,7 +469,7 @@ pub(crate) fn stateless<'b>(
 ) -> Result<Stateless<'b>, ExtractError> {
     let names = || (feature.name().to_string(), feature.field().to_string());
     match feature.transform() {
-        Transform::Category => match category_key(value, &mut scratch.buffer) {
+        Transform::Category | Transform::Rarity => match category_key(value, &mut scratch.buffer) {
             Some(key) => Ok(Stateless::Category(key)),
             None => {
                 let (feature, field) = names();
@@ -568,6 +608,29 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "mcc is 54.11, not a string or an integer category (feature mcc:category)"
+        );
+    }
+
+    #[test]
+    fn rarity_is_the_surprisal_in_bits_and_unseen_is_half_a_count() {
+        let features = fitted("mcc:rarity,mcc:category", Missing::DeadLetter);
+        let row = |mcc: Value| features.extract(&json!({"mcc": mcc})).unwrap();
+        // 5411 is 2 of 3, 5812 1 of 3; unseen counts as 0.5 of 3.
+        assert_eq!(row(json!("5411")), [(3.0f64 / 2.0).log2(), 2.0 / 3.0]);
+        assert_eq!(row(json!(5812)), [3f64.log2(), 1.0 / 3.0]);
+        assert_eq!(
+            row(json!("7995")),
+            [6f64.log2(), 0.0],
+            "never seen: one bit rarer"
+        );
+        let error = features.extract(&json!({"mcc": true})).unwrap_err();
+        assert_eq!(error.reason(), "not_a_category");
+        assert_eq!(error.feature(), Some("mcc:rarity"));
+        let impute = fitted("mcc:rarity", Missing::Impute);
+        assert_eq!(
+            impute.extract(&json!({})).unwrap(),
+            [(3.0f64 / 2.0).log2()],
+            "the most frequent category stands in"
         );
     }
 

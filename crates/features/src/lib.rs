@@ -7,7 +7,7 @@
 //! "ts": "2026-12-01T03:12:09Z"}` is read through a list like
 //! `amount:log,/merchant/mcc:category,ts:hour`: each item is a field (a top-level name, or an
 //! RFC 6901 JSON Pointer for nested fields) and a transform (`number` when none is written,
-//! `log`, `category`, `hour`, `weekday`).
+//! `log`, `category`, `rarity`, `hour`, `weekday`).
 //!
 //! ```
 //! use features::{FeatureParams, Features, Missing};

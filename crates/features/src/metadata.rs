@@ -13,8 +13,8 @@
 //! ```
 //!
 //! `missing` is `dead-letter` or `impute`; `field` a top-level name or a JSON Pointer as
-//! written; `transform` one of `number`, `log`, `category`, `hour`, `weekday`; a category
-//! feature has `counts` (category → training occurrences, each ≥ 1, sorted by key), every
+//! written; `transform` one of `number`, `log`, `category`, `rarity`, `hour`, `weekday`; a
+//! category feature (`category`, `rarity`) has `counts` (category → training occurrences, each ≥ 1, sorted by key), every
 //! other feature a finite `median` (after its transform). Names, frequencies and the most
 //! frequent category are derived, never stored, so they cannot disagree with the counts.
 
@@ -352,6 +352,29 @@ mod tests {
         assert_eq!(value["features"][2]["transform"], "hour");
         assert_eq!(value["features"][2]["median"], 4.0);
         assert!(value["features"][0].get("counts").is_none());
+    }
+
+    #[test]
+    fn rarity_keeps_its_counts_and_reads_back() {
+        let records = [json!({"c": "a"}), json!({"c": "a"}), json!({"c": 7})];
+        let features = FeatureParams::new("c:rarity")
+            .check()
+            .unwrap()
+            .fit(&records)
+            .unwrap()
+            .features;
+        let text = features.to_metadata();
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["features"][0]["transform"], "rarity");
+        assert_eq!(value["features"][0]["counts"], json!({"7": 1, "a": 2}));
+        let read = NamedFeatures::from_metadata(&text).unwrap();
+        assert_eq!(read, features);
+        assert_eq!(read.extract(&json!({"c": "z"})).unwrap(), [6f64.log2()]);
+        let error = NamedFeatures::from_metadata(
+            &text.replace("\"counts\":{\"7\":1,\"a\":2}", "\"median\":1.0"),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("c:rarity"), "{error}");
     }
 
     #[test]

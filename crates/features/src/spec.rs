@@ -22,6 +22,11 @@ pub enum Transform {
     /// A string or integer category, encoded as its relative frequency in the training data;
     /// a value never seen in training is 0 (`mcc:category`).
     Category,
+    /// A string or integer category, encoded as its surprisal in bits, −log2 of its relative
+    /// frequency in the training data; a value never seen in training counts as half an
+    /// occurrence, −log2(0.5 / N) for N training values (`mcc:rarity`). Rare values lie far
+    /// from common ones, and unseen values beyond every training value.
+    Rarity,
     /// The hour of day in UTC, 0 ≤ h < 24 and fractional, of an RFC 3339 time, a naive time
     /// (taken as UTC) or epoch milliseconds (`ts:hour`).
     Hour,
@@ -32,10 +37,11 @@ pub enum Transform {
 
 impl Transform {
     /// Every transform, in the order the documentation lists them.
-    pub const ALL: [Transform; 5] = [
+    pub const ALL: [Transform; 6] = [
         Transform::Number,
         Transform::Log,
         Transform::Category,
+        Transform::Rarity,
         Transform::Hour,
         Transform::Weekday,
     ];
@@ -46,6 +52,7 @@ impl Transform {
             Transform::Number => "number",
             Transform::Log => "log",
             Transform::Category => "category",
+            Transform::Rarity => "rarity",
             Transform::Hour => "hour",
             Transform::Weekday => "weekday",
         }
@@ -56,9 +63,10 @@ impl Transform {
         true
     }
 
-    /// True when the transform learns category frequencies (else it learns a median).
+    /// True when the transform reads a category and learns category counts (`category`,
+    /// `rarity`); else it reads a number or a time and learns a median.
     pub fn is_category(self) -> bool {
-        self == Transform::Category
+        matches!(self, Transform::Category | Transform::Rarity)
     }
 
     fn parse(name: &str) -> Option<Transform> {
@@ -246,11 +254,11 @@ pub enum ItemError {
     #[error("{0}")]
     Field(PathError),
     /// `FIELD:` with nothing after the colon.
-    #[error("nothing after the colon (transforms: number, log, category, hour, weekday)")]
+    #[error("nothing after the colon (transforms: number, log, category, rarity, hour, weekday)")]
     NoTransform,
     /// A transform nobody knows.
     #[error(
-        "unknown transform {0:?} (transforms: number, log, category, hour, weekday; a field \
+        "unknown transform {0:?} (transforms: number, log, category, rarity, hour, weekday; a field \
          whose name holds a colon takes one explicitly, as in `ns:x:number`)"
     )]
     UnknownTransform(String),

@@ -77,7 +77,8 @@ pub struct SourceArgs {
 pub struct FeatureArgs {
     /// The features, comma-separated, each a field and a transform: `amount` (a top-level
     /// number), `/merchant/geo/lat` (a JSON Pointer), `amount:log` (ln(1 + x)),
-    /// `/merchant/mcc:category` (its training frequency), `ts:hour`, `ts:weekday`. They are
+    /// `/merchant/mcc:category` (its training frequency), `/merchant/mcc:rarity` (its
+    /// surprisal in bits; unseen values far beyond the rarest), `ts:hour`, `ts:weekday`. They are
     /// stored in the model, and the detector reads them. Without it, records carry their
     /// features as a `data` array.
     #[arg(long, value_name = "LIST")]

@@ -99,8 +99,13 @@ pub fn describe_features(features: &Features) -> Vec<String> {
                     })
                     .collect();
                 let more = by_count.len().saturating_sub(CATEGORIES_SHOWN);
+                let unseen = if feature.transform() == features::Transform::Rarity {
+                    format!("; unseen {:.2} bits", counts.unseen_rarity())
+                } else {
+                    String::new()
+                };
                 format!(
-                    "{} categories in {} values: {}{}",
+                    "{} categories in {} values: {}{}{unseen}",
                     by_count.len(),
                     counts.total(),
                     shown.join(", "),
