@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::extract::{
-    stateless, CategoryCounts, ExtractError, Learned, NamedFeatures, Scratch, Stateless,
-};
+use crate::categories::CategoryCounts;
+use crate::extract::{stateless, ExtractError, Learned, NamedFeatures, Scratch, Stateless};
 use crate::spec::{FeatureSpec, Missing};
 use crate::value::Scalar;
 

@@ -64,6 +64,7 @@
 //!   [`LearnError`]).
 //! - `reader`: the per-record reader behind [`NamedFeatures::read`]: one parser pass that keeps
 //!   only the values on the features' paths, no `Value` tree.
+//! - `categories`: [`CategoryCounts`], a category's training frequency and rarity.
 //! - `extract`: [`NamedFeatures`] (specification + [`Learned`] state) gives one row per record
 //!   or an [`ExtractError`] whose [`reason`](ExtractError::reason) a dead letter carries.
 //! - `metadata`: the JSON kept in the model file under [`METADATA_KEY`], with a version, read
@@ -80,6 +81,7 @@
 //! gains entries, not a new shape.
 #![deny(missing_docs)]
 
+mod categories;
 mod extract;
 mod learn;
 mod metadata;
@@ -90,7 +92,8 @@ mod value;
 
 use std::collections::BTreeMap;
 
-pub use extract::{CategoryCounts, ExtractError, Learned, NamedFeatures};
+pub use categories::CategoryCounts;
+pub use extract::{ExtractError, Learned, NamedFeatures};
 pub use learn::{Fitted, LearnError};
 pub use metadata::{MetadataError, METADATA_KEY, METADATA_VERSION};
 pub use path::{FieldPath, PathError};

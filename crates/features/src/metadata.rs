@@ -23,7 +23,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::extract::{CategoryCounts, Learned, NamedFeatures};
+use crate::categories::CategoryCounts;
+use crate::extract::{Learned, NamedFeatures};
 use crate::path::{FieldPath, PathError};
 use crate::spec::{Feature, FeatureSpec, Missing, Transform};
 
