@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::spec::Transform;
+use crate::item::Transform;
 
 /// A category feature's training counts; a category encodes as its relative frequency
 /// (`category`) or its surprisal in bits (`rarity`).

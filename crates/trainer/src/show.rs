@@ -116,6 +116,8 @@ pub fn describe_features(features: &Features) -> Vec<String> {
                     }
                 )
             }
+            // Per-key items' stand-ins (training moments, nothing for a count).
+            _ => String::new(),
         };
         lines.push(format!(
             "  {:<28} {:<9} {summary}",
