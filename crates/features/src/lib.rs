@@ -66,7 +66,10 @@
 //! Such features read records through a [`StateStore`], one per partition: a record's row
 //! depends on the record and on its key's [`KeyState`], which the record then joins. The
 //! trainer runs its records through the same step, so a record gives the same row offline
-//! and online.
+//! and online. A store's states travel to and from a changelog as bytes
+//! ([`StateStore::take_changes`], [`StateStore::restore`]); each carries the offset of its
+//! key's last record, so a record replayed after a restart is recognised and skipped
+//! ([`Applied::replayed`]). [`StateStore`] documents the whole protocol.
 //!
 //! ```
 //! use features::{FeatureParams, RecordMeta, StateStore};
@@ -99,7 +102,20 @@
 //! let fraud = br#"{"card": "small", "amount": 1000.0, "ts": 1796455000000}"#;
 //! let applied = store.read(&features, fraud, RecordMeta::at(200), &mut row)?;
 //! assert!(row[1] > 10.0, "z-score {}", row[1]);
-//! assert_eq!(applied.key, b"small");
+//! assert_eq!((applied.key, applied.replayed), (&b"small"[..], false));
+//!
+//! // Once the outputs are acknowledged: the changed states, for a changelog.
+//! let changes = store.take_changes();
+//! assert_eq!(changes.len(), 2);
+//!
+//! // After a restart: the changelog restores the states, and a replayed record is skipped.
+//! let mut restored = StateStore::new(&features);
+//! for change in &changes {
+//!     restored.restore(&features, &change.key, change.value.as_deref())?;
+//! }
+//! row.clear();
+//! let replay = restored.read(&features, fraud, RecordMeta::at(200), &mut row)?;
+//! assert!(replay.replayed && row.is_empty());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -121,8 +137,11 @@
 //! - `reading`: a record read for per-key items ([`Reading`]): id, key, time, values.
 //! - `state`: a key's history ([`KeyState`]) and its shape for a specification.
 //! - `history`: the pure per-key step ([`NamedFeatures::step`]).
-//! - `store`: every key's state for a partition ([`StateStore`], [`RecordMeta`], [`Applied`]),
-//!   with expiry after the time to live.
+//! - `codec`: a key's state as bytes ([`KeyState::encode`], [`KeyState::decode`],
+//!   [`StateError`]).
+//! - `store`: every key's state for a partition ([`StateStore`], [`RecordMeta`], [`Applied`],
+//!   [`StateChange`]): the per-record step, replays, changes for a changelog, restoring,
+//!   expiry after the time to live.
 //! - `learn`: [`FeatureSpec::fit`] learns counts, medians and moments ([`Fitted`],
 //!   [`LearnError`], [`TrainingRecord`]).
 //! - `metadata`: the JSON kept in the model file under [`METADATA_KEY`], with a version, read
@@ -131,6 +150,7 @@
 #![deny(missing_docs)]
 
 mod categories;
+mod codec;
 mod extract;
 mod history;
 mod item;
@@ -148,6 +168,7 @@ mod value;
 use std::collections::BTreeMap;
 
 pub use categories::CategoryCounts;
+pub use codec::{StateError, STATE_FORMAT};
 pub use extract::{ExtractError, Learned, NamedFeatures};
 pub use item::{Feature, ItemError, PerKey, SpecError, Transform, MAX_LAG};
 pub use learn::{Fitted, LearnError, TrainingRecord};
@@ -160,7 +181,7 @@ pub use spec::{
     DEFAULT_MAX_WINDOW_RECORDS, DEFAULT_MIN_HISTORY, DEFAULT_STATE_TTL_DAYS,
 };
 pub use state::KeyState;
-pub use store::{Applied, RecordMeta, StateStore};
+pub use store::{Applied, RecordMeta, StateChange, StateStore};
 
 /// What a model reads from a record: the `data` array of the original pipeline, or named
 /// features.
@@ -236,5 +257,7 @@ mod tests {
         has_autotraits::<LearnError>();
         has_autotraits::<StateStore>();
         has_autotraits::<KeyState>();
+        has_autotraits::<StateChange>();
+        has_autotraits::<StateError>();
     }
 }

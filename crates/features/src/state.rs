@@ -7,6 +7,7 @@
 //! last record, which every key keeps anyway (for its time to live).
 
 use std::collections::VecDeque;
+use std::mem::size_of;
 
 use crate::item::{PerKey, Transform};
 use crate::path::FieldPath;
@@ -152,8 +153,9 @@ impl StateLayout {
 /// the recent record times for `count:WINDOW`. Small and bounded: the recent values are at
 /// most the largest `lag:K`, the times at most `--max-window-records`.
 ///
-/// Built empty for a specification ([`KeyState::new`]) and advanced one record at a time
-/// ([`NamedFeatures::step`](crate::NamedFeatures::step)).
+/// Built empty for a specification ([`KeyState::new`]), advanced one record at a time
+/// ([`NamedFeatures::step`](crate::NamedFeatures::step)), and kept in a changelog as bytes
+/// ([`KeyState::encode`], [`KeyState::decode`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyState {
     /// The fingerprint of the layout it was built for.
@@ -210,6 +212,20 @@ impl KeyState {
     /// key): the key expires a time to live after it.
     pub fn time_ms(&self) -> Option<i64> {
         (self.records > 0).then_some(self.time_ms)
+    }
+
+    /// The memory the state takes, in bytes: itself and what it holds (the capacity of its
+    /// lists, not only their length).
+    pub fn memory_bytes(&self) -> usize {
+        let recent: usize = self
+            .sources
+            .iter()
+            .map(|source| source.recent.capacity() * size_of::<f64>())
+            .sum();
+        size_of::<KeyState>()
+            + self.sources.capacity() * size_of::<SourceState>()
+            + recent
+            + self.times.capacity() * size_of::<i64>()
     }
 
     /// True when the key's last record is more than `ttl_ms` before `now_ms` (never for a

@@ -1,12 +1,15 @@
-//! Every key's history for one stream of records in partition order ([`StateStore`]): the
-//! per-record step of a consumer with per-key items ([`StateStore::read`]), restoring and
-//! inspecting states, and forgetting keys not seen for the time to live
-//! ([`StateStore::expire`]).
+//! Every key's history for one partition ([`StateStore`]): the per-record step of a consumer
+//! with per-key items ([`StateStore::read`]), and what keeping the states in a changelog
+//! needs: restoring them ([`StateStore::restore`]), taking the states changed since the last
+//! flush ([`StateStore::take_changes`]), forgetting keys not seen for the time to live
+//! ([`StateStore::expire`], tombstones), and skipping records replayed after a restart.
 
 use std::collections::HashMap;
+use std::mem::size_of;
 
 use schema::RecordId;
 
+use crate::codec::StateError;
 use crate::extract::{ExtractError, NamedFeatures};
 use crate::reading::Reading;
 use crate::state::KeyState;
@@ -18,7 +21,8 @@ pub struct RecordMeta<'a> {
     pub key: Option<&'a [u8]>,
     /// The record's Kafka timestamp, epoch milliseconds (`None`: none).
     pub timestamp_ms: Option<i64>,
-    /// The record's offset in its partition (a line number for a file).
+    /// The record's offset in its partition (a line number for a file): offsets increase
+    /// along a partition, and a record at or below its key's last offset is a replay.
     pub offset: i64,
 }
 
@@ -40,7 +44,7 @@ pub struct Applied<'s> {
     pub id: Option<RecordId>,
     /// Its key (the key field's, else the Kafka key).
     pub key: &'s [u8],
-    /// Its key's state, the record added.
+    /// Its key's state, the record added (unchanged for a replay).
     pub state: &'s KeyState,
     /// Its record time, epoch milliseconds.
     pub time_ms: i64,
@@ -48,22 +52,65 @@ pub struct Applied<'s> {
     /// (or is absent): the input is then not partitioned by the key, and a key's records may
     /// be read by several consumers, each with part of its history.
     pub key_differs: bool,
+    /// True when the record's offset is at or below its key's last applied offset: it was
+    /// applied before its key's state was saved, so it was scored and its outputs
+    /// acknowledged. No row was appended and the state is unchanged; a consumer sends
+    /// nothing for it.
+    pub replayed: bool,
 }
 
-/// Every key's history, by key bytes, for the records of one partition (or of any set of
-/// partitions read in order); built for one model's features, whose per-key layout it
-/// keeps.
+/// One change for a changelog, under its key: a state's bytes ([`KeyState::encode`]) or a
+/// tombstone (`None`) for a key forgotten after its time to live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    /// The key (the changelog record's key).
+    pub key: Box<[u8]>,
+    /// The state's bytes; `None`: a tombstone.
+    pub value: Option<Vec<u8>>,
+}
+
+/// A key's state and whether it changed since the last [`StateStore::take_changes`].
+#[derive(Debug, Clone)]
+struct Entry {
+    state: KeyState,
+    changed: bool,
+}
+
+/// Every key's history, by key bytes, for the records of one partition, read in offset
+/// order; built for one model's features, whose per-key layout it keeps.
+///
+/// A consumer keeps one store per assigned partition; the changelog's partition p holds the
+/// states of input partition p's keys. The protocol that makes every record meet exactly the
+/// state an uninterrupted run would give it:
+///
+/// 1. On assignment of partition p: a new store, then every record of changelog partition p
+///    through [`restore`](StateStore::restore), before any input record of p is read.
+/// 2. Each record through [`read`](StateStore::read). A record whose offset is at or below its
+///    key's last applied offset ([`Applied::replayed`]) was scored, and its outputs
+///    acknowledged, before its key's state was saved: it gives no row and nothing is sent
+///    for it; any later record meets exactly the state that followed it.
+/// 3. Once every output of the records read so far is acknowledged:
+///    [`take_changes`](StateStore::take_changes), written to changelog partition p; once
+///    those are acknowledged, the input offsets are stored.
+/// 4. Between batches, after the offsets are stored, now and then:
+///    [`expire`](StateStore::expire), whose tombstones leave with the next changes.
+/// 5. On revocation: step 3, then the store is dropped.
 ///
 /// Keys whose last record is more than the time to live (record time) before the latest
 /// record are forgotten by [`expire`](Self::expire); rows do not depend on when that runs, as
 /// [`NamedFeatures::step`] starts such a key afresh anyway.
 #[derive(Debug, Clone)]
 pub struct StateStore {
-    states: HashMap<Box<[u8]>, KeyState>,
+    states: HashMap<Box<[u8]>, Entry>,
+    /// Keys changed since the last take, in the order they first changed (a key may be
+    /// listed twice if it expired and came back; its entry's flag counts once).
+    changed: Vec<Box<[u8]>>,
+    /// Keys forgotten since the last take: tombstones to write.
+    expired: Vec<Box<[u8]>>,
     /// The layout fingerprint of the features it was built for.
     layout: u32,
     ttl_ms: Option<i64>,
-    /// The latest record time applied.
+    /// The latest record time applied or restored.
     latest_ms: Option<i64>,
     reading: Reading,
 }
@@ -73,6 +120,8 @@ impl StateStore {
     pub fn new(features: &NamedFeatures) -> StateStore {
         StateStore {
             states: HashMap::new(),
+            changed: Vec::new(),
+            expired: Vec::new(),
             layout: features.layout().fingerprint,
             ttl_ms: features.layout().ttl_ms,
             latest_ms: None,
@@ -82,7 +131,8 @@ impl StateStore {
 
     /// True when the store's states mean the same for `features` as for the features it was
     /// built for (a new model with the same per-key items, key, time field and settings): a
-    /// consumer reloading a model keeps the store, else it starts a new one.
+    /// consumer reloading a model keeps the store, else it starts a new one. Every call
+    /// taking features expects features that fit.
     pub fn fits(&self, features: &NamedFeatures) -> bool {
         self.layout == features.layout().fingerprint && self.ttl_ms == features.layout().ttl_ms
     }
@@ -90,7 +140,8 @@ impl StateStore {
     /// The per-record step of a consumer: reads `bytes` ([`NamedFeatures::read_record`]),
     /// finds its key and time ([`NamedFeatures::record_key`], [`NamedFeatures::record_time`]),
     /// appends its row to `row` from its key's history and adds it to that history
-    /// ([`NamedFeatures::step`]). A refused record changes nothing and appends nothing.
+    /// ([`NamedFeatures::step`]), unless it is a replay ([`Applied::replayed`]). A refused
+    /// record changes nothing and appends nothing.
     pub fn read(
         &mut self,
         features: &NamedFeatures,
@@ -101,27 +152,29 @@ impl StateStore {
         // The reading buffer is reused across records; it holds the key field's key.
         let mut reading = std::mem::take(&mut self.reading);
         let outcome = self.read_with(features, bytes, meta, &mut reading, row);
-        let found = outcome.and_then(|(time_ms, key_differs)| {
+        let found = outcome.and_then(|(time_ms, key_differs, applied)| {
             let key = features.record_key(&reading, meta.key)?;
-            let (key, state) = self
+            let (key, entry) = self
                 .states
                 .get_key_value(key)
                 .ok_or(ExtractError::MissingKey { field: None })?;
-            Ok((key, state, time_ms, key_differs))
+            Ok((key, &entry.state, time_ms, key_differs, !applied))
         });
         let id = reading.take_id();
         self.reading = reading;
-        let (key, state, time_ms, key_differs) = found?;
+        let (key, state, time_ms, key_differs, replayed) = found?;
         Ok(Applied {
             id,
             key,
             state,
             time_ms,
             key_differs,
+            replayed,
         })
     }
 
-    /// [`read`](Self::read) into `reading`: (record time, whether the Kafka key differs).
+    /// [`read`](Self::read) into `reading`: (record time, whether the Kafka key differs,
+    /// whether it was applied).
     fn read_with(
         &mut self,
         features: &NamedFeatures,
@@ -129,17 +182,19 @@ impl StateStore {
         meta: RecordMeta<'_>,
         reading: &mut Reading,
         row: &mut Vec<f64>,
-    ) -> Result<(i64, bool), ExtractError> {
+    ) -> Result<(i64, bool, bool), ExtractError> {
         features.read_record(bytes, reading)?;
         let key = features.record_key(reading, meta.key)?;
         let time_ms = features.record_time(reading, meta.timestamp_ms)?;
         let key_differs = reading.key().is_some() && meta.key != reading.key();
-        self.apply(features, key, reading, time_ms, meta.offset, row);
-        Ok((time_ms, key_differs))
+        let applied = self.apply(features, key, reading, time_ms, meta.offset, row);
+        Ok((time_ms, key_differs, applied))
     }
 
     /// Appends the row of a record already read to `row` and adds the record to its key's
-    /// history ([`NamedFeatures::step`]); [`get`](Self::get) then gives the key's state.
+    /// history ([`NamedFeatures::step`]), marking the key changed; returns true. A replay (an
+    /// `offset` at or below the key's last applied offset) changes nothing, appends nothing
+    /// and returns false. [`get`](Self::get) then gives the key's state.
     pub fn apply(
         &mut self,
         features: &NamedFeatures,
@@ -148,16 +203,31 @@ impl StateStore {
         time_ms: i64,
         offset: i64,
         row: &mut Vec<f64>,
-    ) {
-        self.see(time_ms);
+    ) -> bool {
         match self.states.get_mut(key) {
-            Some(state) => features.step(state, reading, time_ms, offset, row),
+            Some(entry) if entry.state.offset().is_some_and(|last| offset <= last) => {
+                return false;
+            }
+            Some(entry) => {
+                features.step(&mut entry.state, reading, time_ms, offset, row);
+                if !entry.changed {
+                    entry.changed = true;
+                    self.changed.push(key.into());
+                }
+            }
             None => {
                 let mut state = KeyState::new(features);
                 features.step(&mut state, reading, time_ms, offset, row);
-                self.states.insert(key.into(), state);
+                let entry = Entry {
+                    state,
+                    changed: true,
+                };
+                self.states.insert(key.into(), entry);
+                self.changed.push(key.into());
             }
         }
+        self.see(time_ms);
+        true
     }
 
     fn see(&mut self, time_ms: i64) {
@@ -166,20 +236,88 @@ impl StateStore {
 
     /// The state of `key`, if the store has one.
     pub fn get(&self, key: &[u8]) -> Option<&KeyState> {
-        self.states.get(key)
+        self.states.get(key).map(|entry| &entry.state)
     }
 
-    /// Puts a state under `key`; returns the one it replaces.
+    /// Applies one record of the changelog: `value` decoded ([`KeyState::decode`]) and put
+    /// under `key`, or for a tombstone (`None`) the key forgotten. Restored states are not
+    /// changes: [`take_changes`](Self::take_changes) does not give them back. A state that
+    /// cannot be decoded (another specification, corrupt bytes) changes nothing and is
+    /// refused: the consumer cannot give that key's records the rows an uninterrupted run
+    /// would.
+    pub fn restore(
+        &mut self,
+        features: &NamedFeatures,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), StateError> {
+        match value {
+            Some(bytes) => {
+                let state = KeyState::decode(features, bytes)?;
+                self.insert(key, state);
+            }
+            None => {
+                self.states.remove(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts a state (decoded from a changelog) under `key`, not as a change; returns the one
+    /// it replaces.
     pub fn insert(&mut self, key: &[u8], state: KeyState) -> Option<KeyState> {
         if let Some(time) = state.time_ms() {
             self.see(time);
         }
-        self.states.insert(key.into(), state)
+        let entry = Entry {
+            state,
+            changed: false,
+        };
+        self.states.insert(key.into(), entry).map(|old| old.state)
     }
 
-    /// Forgets `key`; returns its state.
+    /// Forgets `key` (a tombstone read from a changelog), not as a change; returns its state.
     pub fn remove(&mut self, key: &[u8]) -> Option<KeyState> {
-        self.states.remove(key)
+        self.states.remove(key).map(|entry| entry.state)
+    }
+
+    /// The changes since the last take, for the changelog: first a tombstone for each key
+    /// forgotten ([`expire`](Self::expire)) and not seen again, then each changed key's
+    /// state encoded, in the order the keys first changed. Call it once every output of the
+    /// records applied so far is acknowledged (a state saved with a record whose outputs were
+    /// then lost would make the record's replay skipped).
+    pub fn take_changes(&mut self) -> Vec<StateChange> {
+        let mut changes = Vec::with_capacity(self.expired.len() + self.changed.len());
+        for key in std::mem::take(&mut self.expired) {
+            if !self.states.contains_key(&key) {
+                changes.push(StateChange { key, value: None });
+            }
+        }
+        for key in std::mem::take(&mut self.changed) {
+            if let Some(entry) = self.states.get_mut(&key) {
+                if entry.changed {
+                    entry.changed = false;
+                    let value = Some(entry.state.encode());
+                    changes.push(StateChange { key, value });
+                }
+            }
+        }
+        changes
+    }
+
+    /// Changes waiting for [`take_changes`](Self::take_changes) (at most; a key listed twice
+    /// counts twice).
+    pub fn pending_changes(&self) -> usize {
+        self.changed.len() + self.expired.len()
+    }
+
+    /// Drops every state and every pending change (a partition revoked, once its changes
+    /// were written).
+    pub fn clear(&mut self) {
+        self.states = HashMap::new();
+        self.changed = Vec::new();
+        self.expired = Vec::new();
+        self.latest_ms = None;
     }
 
     /// Keys held.
@@ -192,14 +330,30 @@ impl StateStore {
         self.states.is_empty()
     }
 
-    /// The latest record time applied or inserted, epoch milliseconds.
+    /// The latest record time applied or restored, epoch milliseconds.
     pub fn latest_time_ms(&self) -> Option<i64> {
         self.latest_ms
     }
 
+    /// An estimate of the memory the states take, in bytes: the table's slots, the keys, and
+    /// what each state holds ([`KeyState::memory_bytes`]); pending changes left out.
+    pub fn memory_bytes(&self) -> usize {
+        // hashbrown: one slot and one control byte per bucket; buckets ≥ capacity × 8/7.
+        let buckets = (self.states.capacity() * 8).div_ceil(7).next_power_of_two();
+        let slots = buckets * (size_of::<(Box<[u8]>, Entry)>() + 1);
+        let held: usize = self
+            .states
+            .iter()
+            .map(|(key, entry)| key.len() + entry.state.memory_bytes() - size_of::<KeyState>())
+            .sum();
+        size_of::<StateStore>() + slots + held
+    }
+
     /// Forgets every key whose last record is more than the time to live before the latest
-    /// record time, and returns those keys, sorted. Nothing without a time to live. It visits
-    /// every key: call it now and then, not per record.
+    /// record time, and returns those keys, sorted; each leaves as a tombstone with the next
+    /// [`take_changes`](Self::take_changes). Nothing without a time to live. It visits every
+    /// key: call it now and then between batches, after their offsets are stored (so that
+    /// no forgotten key's last record can be replayed), not per record.
     pub fn expire(&mut self) -> Vec<Box<[u8]>> {
         match self.latest_ms {
             Some(now) => self.expire_at(now),
@@ -213,13 +367,14 @@ impl StateStore {
         let mut expired: Vec<Box<[u8]>> = self
             .states
             .iter()
-            .filter(|(_, state)| state.is_expired(ttl, now_ms))
+            .filter(|(_, entry)| entry.state.is_expired(ttl, now_ms))
             .map(|(key, _)| key.clone())
             .collect();
         expired.sort_unstable();
         for key in &expired {
             self.states.remove(key);
         }
+        self.expired.extend(expired.iter().cloned());
         expired
     }
 }
@@ -272,8 +427,8 @@ mod tests {
             )
             .unwrap();
         assert_eq!(
-            (first.key, first.time_ms, first.key_differs),
-            (&b"c-9"[..], 0, false)
+            (first.key, first.time_ms, first.key_differs, first.replayed),
+            (&b"c-9"[..], 0, false, false)
         );
         assert_eq!((first.state.records(), first.state.offset()), (1, Some(5)));
         let second = store
@@ -513,5 +668,165 @@ mod tests {
         assert!(restored.is_empty());
         assert!(store.fits(&by_field()));
         assert!(!store.fits(&kafka_keyed()));
+    }
+
+    /// Reads `(card, ts, offset)` payments into `store`; the rows, one per applied record.
+    fn read_all(
+        store: &mut StateStore,
+        features: &NamedFeatures,
+        payments: &[(&str, i64, i64)],
+    ) -> Vec<Vec<f64>> {
+        let mut rows = Vec::new();
+        for &(card, ts, offset) in payments {
+            let mut row = Vec::new();
+            let applied = store
+                .read(
+                    features,
+                    &payment(card, ts),
+                    RecordMeta::at(offset),
+                    &mut row,
+                )
+                .unwrap();
+            if !applied.replayed {
+                rows.push(row);
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn a_replayed_record_is_skipped_and_later_ones_meet_the_state_after_it() {
+        let features = by_field();
+        let stream = [
+            ("c-1", 0, 10),
+            ("c-2", 5_000, 11),
+            ("c-1", 60_000, 12),
+            ("c-1", 90_000, 13),
+        ];
+        let mut whole = StateStore::new(&features);
+        let uninterrupted = read_all(&mut whole, &features, &stream);
+        // Interrupted after offset 12, with the states saved then; the input is read again
+        // from offset 11 (offsets stored before the states were).
+        let mut first = StateStore::new(&features);
+        read_all(&mut first, &features, &stream[..3]);
+        let mut restarted = StateStore::new(&features);
+        for change in first.take_changes() {
+            restarted
+                .restore(&features, &change.key, change.value.as_deref())
+                .unwrap();
+        }
+        let mut row = Vec::new();
+        let replay = restarted
+            .read(
+                &features,
+                &payment("c-2", 5_000),
+                RecordMeta::at(11),
+                &mut row,
+            )
+            .unwrap();
+        assert!(replay.replayed && row.is_empty());
+        assert_eq!(replay.state.offset(), Some(11));
+        let later = read_all(&mut restarted, &features, &stream[2..]);
+        assert_eq!(later, uninterrupted[3..], "offset 12 skipped, 13 as before");
+        assert_eq!(restarted.get(b"c-1"), whole.get(b"c-1"));
+        assert_eq!(restarted.pending_changes(), 1, "c-1, by offset 13");
+    }
+
+    #[test]
+    fn changes_are_the_states_changed_since_the_last_take_and_restore_the_store() {
+        let features = by_field();
+        let mut store = StateStore::new(&features);
+        read_all(
+            &mut store,
+            &features,
+            &[("c-2", 0, 0), ("c-1", 1, 1), ("c-2", 2, 2)],
+        );
+        let changes = store.take_changes();
+        let keys: Vec<&[u8]> = changes.iter().map(|c| &*c.key).collect();
+        assert_eq!(
+            keys,
+            [&b"c-2"[..], b"c-1"],
+            "once each, in the order first changed"
+        );
+        assert_eq!(
+            changes[0].value.as_deref(),
+            Some(&store.get(b"c-2").unwrap().encode()[..])
+        );
+        assert!(store.take_changes().is_empty(), "taken");
+        read_all(&mut store, &features, &[("c-1", 3, 3)]);
+        let again = store.take_changes();
+        assert_eq!(again.len(), 1);
+        assert_eq!(&*again[0].key, b"c-1");
+        // The changelog, read back in order, restores the same states; restoring is no change.
+        let mut restored = StateStore::new(&features);
+        for change in changes.iter().chain(&again) {
+            restored
+                .restore(&features, &change.key, change.value.as_deref())
+                .unwrap();
+        }
+        assert_eq!(restored.len(), 2);
+        for key in [&b"c-1"[..], b"c-2"] {
+            assert_eq!(restored.get(key), store.get(key));
+        }
+        assert!(restored.take_changes().is_empty());
+        restored.restore(&features, b"c-2", None).unwrap();
+        assert_eq!(restored.get(b"c-2"), None, "a tombstone");
+        let other = kafka_keyed();
+        let error = restored
+            .restore(&features, b"c-9", Some(&KeyState::new(&other).encode()))
+            .unwrap_err();
+        assert!(matches!(error, StateError::OtherFeatures { .. }), "{error}");
+        assert_eq!(restored.get(b"c-9"), None);
+        restored.clear();
+        assert!(restored.is_empty() && restored.latest_time_ms().is_none());
+    }
+
+    #[test]
+    fn expired_keys_leave_as_tombstones_unless_they_came_back() {
+        let hourly = features(
+            FeatureParams::new("amount:zscore,since_last")
+                .key_field(Some("card".into()))
+                .time_field(Some("ts".into()))
+                .state_ttl(Some(Span::parse("3h").unwrap())),
+        );
+        let mut store = StateStore::new(&hourly);
+        read_all(
+            &mut store,
+            &hourly,
+            &[("a", 0, 0), ("b", 0, 1), ("c", 0, 2)],
+        );
+        assert_eq!(store.take_changes().len(), 3);
+        read_all(&mut store, &hourly, &[("c", 14_400_000, 3)]);
+        assert_eq!(store.expire(), [Box::from(&b"a"[..]), Box::from(&b"b"[..])]);
+        read_all(&mut store, &hourly, &[("b", 14_500_000, 4)]);
+        let changes = store.take_changes();
+        let summary: Vec<(&[u8], bool)> = changes
+            .iter()
+            .map(|c| (&*c.key, c.value.is_some()))
+            .collect();
+        assert_eq!(
+            summary,
+            [(&b"a"[..], false), (b"c", true), (b"b", true)],
+            "tombstones first; b came back"
+        );
+    }
+
+    #[test]
+    fn memory_grows_with_the_keys() {
+        let features = by_field();
+        let mut store = StateStore::new(&features);
+        let empty = store.memory_bytes();
+        let payments: Vec<(String, i64, i64)> = (0..1000)
+            .map(|i| (format!("card-{i}"), i * 1_000, i))
+            .collect();
+        let payments: Vec<(&str, i64, i64)> = payments
+            .iter()
+            .map(|(c, t, o)| (c.as_str(), *t, *o))
+            .collect();
+        read_all(&mut store, &features, &payments);
+        let per_key = (store.memory_bytes() - empty) as f64 / 1000.0;
+        let state = store.get(b"card-7").unwrap();
+        assert!(per_key > (state.memory_bytes() + 6) as f64, "{per_key}");
+        assert!(per_key < 1000.0, "{per_key}");
     }
 }
