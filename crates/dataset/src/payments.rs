@@ -62,6 +62,11 @@ impl Payment {
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
     }
+
+    /// Its time, epoch milliseconds (what a producer may stamp it with).
+    pub fn time_ms(&self) -> i64 {
+        DateTime::parse_from_rfc3339(&self.ts).map_or(0, |time| time.timestamp_millis())
+    }
 }
 
 /// A merchant: its category code and its country.
