@@ -19,7 +19,8 @@
 //! - [`table`]: [`Table`] and the CSV reader, with [`TableError`] naming line and column.
 //! - [`jsonl`]: JSON lines, one object per line, with [`JsonlError`] naming the line.
 //! - [`synthetic`]: the original's training clusters and stream (no I/O).
-//! - [`payments`]: card payments with labelled frauds of three kinds (no I/O).
+//! - [`payments`]: card payments, each card with its habits, with labelled frauds of five
+//!   kinds (no I/O).
 //! - [`replay`]: a CSV table's rows as transactions (uses `table`).
 //! - [`metrics`]: ROC AUC, average precision, the confusion counts.
 #![deny(missing_docs)]
