@@ -301,6 +301,11 @@ pub struct EvalArgs {
     /// records; the kind is this field's value on records labelled 1 (`--group-field fraud`).
     #[arg(long, value_name = "NAME", requires = "jsonl")]
     pub group_field: Option<String>,
+    /// JSON lines: read the first N records without measuring them, so that per-key features
+    /// measure the rest with their keys' histories (the training records, say), as a detector
+    /// running since then would.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "jsonl")]
+    pub warm_up: usize,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,

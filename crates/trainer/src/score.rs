@@ -503,9 +503,16 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         group.as_ref(),
         extras,
     )?;
+    anyhow::ensure!(
+        args.warm_up < verdicts.len(),
+        "--warm-up {} leaves none of the {} records to measure",
+        args.warm_up,
+        verdicts.len()
+    );
+    let verdicts = &verdicts[args.warm_up..];
     let (mut scores, mut labels) = (Vec::new(), Vec::new());
     let (mut refused, mut unlabelled) = (0usize, 0usize);
-    for verdict in &verdicts {
+    for verdict in verdicts {
         match (&verdict.outcome, verdict.label) {
             (Err(_), _) => refused += 1,
             (Ok(_), None) => unlabelled += 1,
@@ -521,7 +528,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         args.label_field
     );
     let evaluation = evaluate(&scores, &labels, model.threshold());
-    let groups = evaluate_groups(&verdicts, model.threshold());
+    let groups = evaluate_groups(verdicts, model.threshold());
     if args.json {
         let mut json = evaluation.json();
         json["refused"] = refused.into();

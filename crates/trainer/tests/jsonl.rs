@@ -197,7 +197,13 @@ fn named_features_are_fitted_shown_and_scored_as_the_detector_reads_them() {
     let kinds: Vec<&str> = groups.keys().map(String::as_str).collect();
     assert_eq!(
         kinds,
-        ["amount", "card_amount", "card_burst", "category", "night_burst"]
+        [
+            "amount",
+            "card_amount",
+            "card_burst",
+            "category",
+            "night_burst"
+        ]
     );
     for (kind, group) in groups {
         let recall = group["recall"].as_f64().unwrap();

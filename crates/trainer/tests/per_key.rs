@@ -212,6 +212,40 @@ fn per_key_features_are_fitted_shown_and_scored_as_the_library_reads_them() {
         (eval["rows"].as_u64(), eval["refused"].as_u64()),
         (Some(2000), Some(1))
     );
+    // With the training records first, only to build the keys' histories.
+    let both = dir.path().join("both.jsonl");
+    let text = std::fs::read_to_string(&train).unwrap() + &std::fs::read_to_string(&test).unwrap();
+    std::fs::write(&both, text).unwrap();
+    let both = both.to_str().unwrap();
+    let warm = trainer_ok(&[
+        "eval",
+        "--model",
+        &model,
+        "--jsonl",
+        both,
+        "--warm-up",
+        "6000",
+        "--json",
+    ]);
+    let warm: Value = serde_json::from_str(&warm).unwrap();
+    assert_eq!(
+        (warm["rows"].as_u64(), warm["refused"].as_u64()),
+        (Some(2000), Some(1))
+    );
+    assert_ne!(
+        warm["roc_auc"], eval["roc_auc"],
+        "the keys' histories change the scores"
+    );
+    let output = trainer(&[
+        "eval",
+        "--model",
+        &model,
+        "--jsonl",
+        both,
+        "--warm-up",
+        "8001",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
 }
 
 #[test]
