@@ -10,7 +10,8 @@
 # Usage: bench/features-payments.sh
 # Environment: COUNT (60000), TRAIN (40000), SEED (7), SEEDS (5), Q (0.01), FEATURES
 # (amount:log,/merchant/mcc:category,/merchant/country:category,ts:hour,ts:weekday),
-# CARGO_TARGET_DIR.
+# CARGO_TARGET_DIR; BIN, a folder holding `trainer` and `generator` already built (then
+# nothing is built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT=${COUNT:-60000}
@@ -19,11 +20,13 @@ SEED=${SEED:-7}
 SEEDS=${SEEDS:-5}
 Q=${Q:-0.01}
 FEATURES=${FEATURES:-amount:log,/merchant/mcc:category,/merchant/country:category,ts:hour,ts:weekday}
-target=${CARGO_TARGET_DIR:-target}
-cargo build --release -q -p trainer -p generator
+if [[ -z ${BIN:-} ]]; then
+    cargo build --release -q -p trainer -p generator
+    BIN=${CARGO_TARGET_DIR:-target}/release
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$target/release/generator" --scenario payments --count "$COUNT" --seed "$SEED" --print \
+"$BIN/generator" --scenario payments --count "$COUNT" --seed "$SEED" --print \
     >"$work/payments.jsonl" 2>/dev/null
 head -n "$TRAIN" "$work/payments.jsonl" >"$work/train.jsonl"
 tail -n +"$((TRAIN + 1))" "$work/payments.jsonl" >"$work/test.jsonl"
@@ -31,11 +34,11 @@ for range in off on; do
     for contamination in auto "$Q"; do
         for ((seed = 42; seed < 42 + SEEDS; seed++)); do
             model="$work/model-$range-$contamination-$seed.bin"
-            RUST_LOG=warn "$target/release/trainer" fit --jsonl "$work/train.jsonl" \
+            RUST_LOG=warn "$BIN/trainer" fit --jsonl "$work/train.jsonl" \
                 --features "$FEATURES" --range-check "$range" --contamination "$contamination" \
                 --seed "$seed" --out "$model" --models-dir "$work/by-id" >/dev/null
             printf '%s %s %s ' "$range" "$contamination" "$seed"
-            RUST_LOG=warn "$target/release/trainer" eval --jsonl "$work/test.jsonl" \
+            RUST_LOG=warn "$BIN/trainer" eval --jsonl "$work/test.jsonl" \
                 --model "$model" --group-field fraud --json
         done
     done
