@@ -2,20 +2,22 @@
 //! answers 200, one that fails a few times first, one that accepts and never answers.
 //! Anomalies are produced with chosen Kafka timestamps, so the bursts are known.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::{args, brokers, create, now_ms, produce, unique, wait_until, Record};
 use inspector::alert::{self, AlertCounters, AlertOptions};
 use schema::{encode_anomaly, Transaction, Verdict};
 use serde_json::Value;
+use testkit::{
+    bootstrap, create_topics, now_ms, produce, settings, sigterm, unique, wait_exit, wait_until,
+    Record,
+};
+use tokio_util::sync::CancellationToken;
 
 const INSPECTOR: &str = env!("CARGO_BIN_EXE_inspector");
 
@@ -142,7 +144,7 @@ fn anomaly(id: i64) -> Vec<u8> {
 /// A fresh one-partition anomalies topic holding `(id, timestamp_ms)` anomalies in order.
 fn topic_with(anomalies: &[(i64, i64)]) -> String {
     let topic = unique("t-alert");
-    create(&[(&topic, 1)]);
+    create_topics(&[(&topic, 1)]);
     add(&topic, anomalies);
     topic
 }
@@ -150,12 +152,7 @@ fn topic_with(anomalies: &[(i64, i64)]) -> String {
 fn add(topic: &str, anomalies: &[(i64, i64)]) {
     let records: Vec<Record> = anomalies
         .iter()
-        .map(|&(id, ms)| Record {
-            partition: 0,
-            key: id.to_string(),
-            value: anomaly(id),
-            timestamp_ms: ms,
-        })
+        .map(|&(id, ms)| Record::at(0, id.to_string(), anomaly(id), ms))
         .collect();
     produce(topic, &records);
 }
@@ -206,18 +203,18 @@ fn options(topic: &str, webhook: &Webhook) -> AlertOptions {
 
 /// `alert` running on a thread until [`Running::stop`].
 struct Running {
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
     counters: Arc<AlertCounters>,
     thread: std::thread::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Running {
     fn start(options: AlertOptions) -> Running {
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = CancellationToken::new();
         let counters = Arc::new(AlertCounters::default());
         let thread = {
-            let (stop, counters) = (Arc::clone(&stop), Arc::clone(&counters));
-            std::thread::spawn(move || alert::alert(&args(), &options, &stop, &counters))
+            let (stop, counters) = (stop.clone(), Arc::clone(&counters));
+            std::thread::spawn(move || alert::alert(&settings(), &options, &stop, &counters))
         };
         Running {
             stop,
@@ -233,7 +230,7 @@ impl Running {
     /// Stops it; returns how long it took to return.
     fn stop(self) -> (Duration, Arc<AlertCounters>) {
         let asked = Instant::now();
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.cancel();
         self.thread.join().unwrap().unwrap();
         (asked.elapsed(), self.counters)
     }
@@ -287,6 +284,49 @@ fn each_burst_becomes_one_message_with_its_ids_and_top_feature() {
     assert_eq!(AlertCounters::get(&counters.anomalies), 8);
     assert_eq!(AlertCounters::get(&counters.delivered), 3);
     assert_eq!(AlertCounters::get(&counters.attempts), 3);
+}
+
+#[test]
+fn an_anomaly_s_own_explanation_is_its_top_feature() {
+    // The model would name feature 1; the anomaly's explanation names another, and wins.
+    let mut explained: Value = serde_json::from_slice(&anomaly(30)).unwrap();
+    explained["explanation"] = serde_json::json!([
+        {"feature": "amount:log", "value": 6.8, "direction": "high", "share": 0.584},
+        {"feature": "ts:hour", "value": 3.2, "direction": "low", "share": 0.416},
+    ]);
+    let topic = topic_with(&[]);
+    let at = now_ms() - 60_000;
+    produce(
+        &topic,
+        &[
+            Record::at(0, "30", serde_json::to_vec(&explained).unwrap(), at),
+            // Written before anomalies carried explanations: the model explains it.
+            Record::at(0, "31", anomaly(31), at + 100),
+        ],
+    );
+    let webhook = Webhook::start(Behaviour::Answer);
+    let mut options = options(&topic, &webhook);
+    options.model = Some(model());
+    let running = Running::start(options);
+    wait_until(Duration::from_secs(30), "a message", || {
+        !webhook.bodies().is_empty()
+    });
+    running.stop();
+    let text = &webhook.texts()[0];
+    let line = |id: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("• id={id} ")))
+            .unwrap_or_else(|| panic!("no line for {id}: {text}"))
+            .to_string()
+    };
+    assert!(
+        line("30").contains(" top feature: amount:log high (58%) source 0/30"),
+        "{text}"
+    );
+    assert!(
+        line("31").contains(" top feature: feature 1 high ("),
+        "{text}"
+    );
 }
 
 #[test]
@@ -390,7 +430,13 @@ fn the_command_posts_without_a_model_and_stops_after_its_seconds() {
     let webhook = Webhook::start(Behaviour::Answer);
     let missing_model = std::env::temp_dir().join(unique("no-model"));
     let output = Command::new(INSPECTOR)
-        .args(["--brokers", &brokers(), "alert", "--webhook", &webhook.url])
+        .args([
+            "--brokers",
+            &bootstrap(),
+            "alert",
+            "--webhook",
+            &webhook.url,
+        ])
         .args(["--topic", &topic, "--from-beginning", "--group-window", "1"])
         .args(["--model", missing_model.to_str().unwrap(), "--seconds", "4"])
         .output()
@@ -402,4 +448,56 @@ fn the_command_posts_without_a_model_and_stops_after_its_seconds() {
     assert_eq!(texts.len(), 2, "{texts:#?}\n{stderr}");
     assert_eq!((ids(&texts[0]), ids(&texts[1])), (vec![4, 5], vec![6]));
     assert!(!texts[0].contains("top feature"), "{}", texts[0]);
+}
+
+#[test]
+fn sigterm_posts_the_open_incident_and_exits_cleanly() {
+    // Two bursts a minute apart (event time): the second closes the first, and stays open for
+    // the 30 s group window unless the process is stopped.
+    let base = now_ms() - 120_000;
+    let topic = topic_with(&[(1, base), (2, base + 100), (3, base + 60_000)]);
+    let webhook = Webhook::start(Behaviour::Answer);
+    let mut child = Command::new(INSPECTOR)
+        .args([
+            "--brokers",
+            &bootstrap(),
+            "alert",
+            "--webhook",
+            &webhook.url,
+        ])
+        .args([
+            "--topic",
+            &topic,
+            "--from-beginning",
+            "--group-window",
+            "30",
+        ])
+        .args(["--model", "/nonexistent/model.bin"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "the first incident", || {
+        webhook.bodies().len() == 1
+    });
+    let asked = Instant::now();
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    let took = asked.elapsed();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("SIGTERM: stopping"), "{stderr}");
+    assert!(took < Duration::from_secs(15), "stopping took {took:?}");
+    let texts = webhook.texts();
+    assert_eq!(
+        texts.len(),
+        2,
+        "the open incident went out at the stop: {texts:#?}"
+    );
+    assert_eq!((ids(&texts[0]), ids(&texts[1])), (vec![1, 2], vec![3]));
 }

@@ -3,71 +3,42 @@
 
 use std::collections::BTreeSet;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use bus::ClientSettings;
 use rdkafka::consumer::Consumer;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
+use testkit::{bootstrap, create_topics, produce, settings, unique, Record};
 
 const INSPECTOR: &str = env!("CARGO_BIN_EXE_inspector");
-
-fn brokers() -> String {
-    std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
-fn args() -> ClientSettings {
-    let args = ClientSettings::new(brokers());
-    if let Err(error) = bus::wait_for_broker(&args, Duration::from_secs(15)) {
-        panic!("no Kafka broker: {error:#}; start one with scripts/broker.sh start");
-    }
-    args
-}
 
 /// A fresh topic holding `records` transactions with ids 0.., record i in partition
 /// `partition_of(i)`.
 fn topic_with(partitions: i32, records: i64, partition_of: impl Fn(i64) -> i32) -> String {
-    let args = args();
     let name = unique("t-insp");
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(bus::ensure_topics(&args, &[(&name, partitions)]))
-        .unwrap();
-    produce(&name, 0..records, partition_of);
+    create_topics(&[(&name, partitions)]);
+    transactions(&name, 0..records, partition_of);
     name
 }
 
-fn produce(topic: &str, ids: std::ops::Range<i64>, partition_of: impl Fn(i64) -> i32) {
-    let producer: BaseProducer = args().producer_config(None).unwrap().create().unwrap();
-    for id in ids {
-        let key = id.to_string();
-        let payload = format!(
-            r#"{{"id": {id}, "data": [[{id}.5, -1.25]], "current_time": "2024-04-27T21:17:34.733387"}}"#
-        );
-        producer
-            .send(
-                BaseRecord::to(topic)
-                    .key(&key)
-                    .payload(&payload)
-                    .partition(partition_of(id)),
+/// Produces transactions with these ids, record i to partition `partition_of(i)`.
+fn transactions(topic: &str, ids: std::ops::Range<i64>, partition_of: impl Fn(i64) -> i32) {
+    let records: Vec<Record> = ids
+        .map(|id| Record {
+            partition: Some(partition_of(id)),
+            ..Record::keyed(
+                id.to_string(),
+                format!(
+                    r#"{{"id": {id}, "data": [[{id}.5, -1.25]], "current_time": "2024-04-27T21:17:34.733387"}}"#
+                ),
             )
-            .map_err(|(error, _)| error)
-            .unwrap();
-    }
-    producer.flush(Duration::from_secs(30)).unwrap();
+        })
+        .collect();
+    produce(topic, &records);
 }
 
 fn inspector(args: &[&str]) -> Output {
     Command::new(INSPECTOR)
-        .args(["--brokers", &brokers()])
+        .args(["--brokers", &bootstrap()])
         .args(args)
         .output()
         .unwrap()
@@ -150,7 +121,7 @@ fn tail_json_prints_every_value_then_stops_when_idle() {
 fn tail_from_the_end_shows_only_new_records_and_commits_nothing() {
     let topic = topic_with(2, 10, |id| (id % 2) as i32);
     let mut child = Command::new(INSPECTOR)
-        .args(["--brokers", &brokers(), "tail", "--topic", &topic])
+        .args(["--brokers", &bootstrap(), "tail", "--topic", &topic])
         .args(["--json", "--max-messages", "4", "--timeout", "60"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -165,7 +136,7 @@ fn tail_from_the_end_shows_only_new_records_and_commits_nothing() {
             child.kill().ok();
             panic!("tail never saw four new records");
         }
-        produce(&topic, next..next + 1, |id| (id % 2) as i32);
+        transactions(&topic, next..next + 1, |id| (id % 2) as i32);
         next += 1;
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -180,7 +151,7 @@ fn tail_from_the_end_shows_only_new_records_and_commits_nothing() {
         );
     }
     // No group offsets were committed by the inspector.
-    let mut config = args().client_config();
+    let mut config = settings().client_config();
     config.set("group.id", "kafka-iforest-tools");
     let consumer: rdkafka::consumer::BaseConsumer = config.create().unwrap();
     let mut partitions = TopicPartitionList::new();
@@ -196,7 +167,7 @@ fn tail_from_the_end_shows_only_new_records_and_commits_nothing() {
 
 #[test]
 fn tail_of_a_missing_topic_says_so() {
-    args();
+    settings();
     let output = inspector(&["tail", "--topic", &unique("t-missing"), "--timeout", "1"]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -233,7 +204,7 @@ fn topics_lists_the_topic_with_its_partitions_and_watermarks() {
 
 #[test]
 fn create_topics_makes_what_is_missing_and_accepts_what_exists() {
-    args();
+    settings();
     let (a, b) = (unique("t-create-a"), unique("t-create-b"));
     for _ in 0..2 {
         let output = inspector(&["create-topics", &format!("{a}:3"), &b]);

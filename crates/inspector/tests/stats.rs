@@ -2,17 +2,15 @@
 //! them twice, as at-least-once may write it) and dead letters on fresh topics, with chosen
 //! Kafka timestamps so the latencies are known, and a consumer group's committed offsets.
 
-mod common;
-
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::{args, brokers, create, now_ms, produce, unique, Record};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use schema::{encode_anomaly, Transaction, Verdict};
 use serde_json::Value;
+use testkit::{bootstrap, create_topics, now_ms, produce, settings, unique, Record};
 
 const INSPECTOR: &str = env!("CARGO_BIN_EXE_inspector");
 
@@ -60,7 +58,7 @@ fn pipeline() -> Pipeline {
         dlq: unique("t-stats-dlq"),
         group: unique("g-stats"),
     };
-    create(&[
+    create_topics(&[
         (&pipeline.input, 2),
         (&pipeline.output, 1),
         (&pipeline.dlq, 1),
@@ -68,37 +66,31 @@ fn pipeline() -> Pipeline {
     let base = now_ms() - 1_000;
     let tx_time = |id: i64| base + id * 10;
     let transactions: Vec<Record> = (0..TRANSACTIONS)
-        .map(|id| Record {
-            partition: (id % 2) as i32,
-            key: id.to_string(),
-            value: transaction(id).encode(),
-            timestamp_ms: tx_time(id),
+        .map(|id| {
+            Record::at(
+                (id % 2) as i32,
+                id.to_string(),
+                transaction(id).encode(),
+                tx_time(id),
+            )
         })
         .collect();
     produce(&pipeline.input, &transactions);
     let mut anomalies: Vec<Record> = FLAGGED
         .iter()
-        .map(|&(id, latency)| Record {
-            partition: 0,
-            key: id.to_string(),
-            value: anomaly(id),
-            timestamp_ms: tx_time(id) + latency,
-        })
+        .map(|&(id, latency)| Record::at(0, id.to_string(), anomaly(id), tx_time(id) + latency))
         .collect();
     // A duplicate of id 0's anomaly, much later: it must count once, with the first latency.
-    anomalies.push(Record {
-        partition: 0,
-        key: "0".into(),
-        value: anomaly(0),
-        timestamp_ms: tx_time(0) + 900,
-    });
+    anomalies.push(Record::at(0, "0", anomaly(0), tx_time(0) + 900));
     produce(&pipeline.output, &anomalies);
     let letters: Vec<Record> = (0..3)
-        .map(|i| Record {
-            partition: 0,
-            key: i.to_string(),
-            value: b"{\"reason\": \"not_json\"}".to_vec(),
-            timestamp_ms: base,
+        .map(|i| {
+            Record::at(
+                0,
+                i.to_string(),
+                b"{\"reason\": \"not_json\"}".to_vec(),
+                base,
+            )
         })
         .collect();
     produce(&pipeline.dlq, &letters);
@@ -113,7 +105,7 @@ fn pipeline() -> Pipeline {
 }
 
 fn group_client(group: &str) -> BaseConsumer {
-    let mut config = args().client_config();
+    let mut config = settings().client_config();
     config
         .set("group.id", group)
         .set("enable.auto.commit", "false");
@@ -135,7 +127,7 @@ fn committed(pipeline: &Pipeline) -> Vec<Offset> {
 
 fn stats(pipeline: &Pipeline, extra: &[&str]) -> Output {
     Command::new(INSPECTOR)
-        .args(["--brokers", &brokers(), "stats"])
+        .args(["--brokers", &bootstrap(), "stats"])
         .args(["--input-topic", &pipeline.input])
         .args(["--output-topic", &pipeline.output])
         .args(["--dlq-topic", &pipeline.dlq])
@@ -298,10 +290,10 @@ fn live_text_shows_the_figures_for_people() {
 
 #[test]
 fn a_missing_input_topic_is_an_error() {
-    args();
+    settings();
     let missing = unique("t-missing");
     let output = Command::new(INSPECTOR)
-        .args(["--brokers", &brokers(), "stats", "--once", "--json"])
+        .args(["--brokers", &bootstrap(), "stats", "--once", "--json"])
         .args(["--input-topic", &missing])
         .output()
         .unwrap();
@@ -316,7 +308,14 @@ fn live_from_the_end_counts_only_what_comes_after_the_start() {
     use std::process::Stdio;
     let pipeline = pipeline();
     let mut child = Command::new(INSPECTOR)
-        .args(["--brokers", &brokers(), "stats", "--json", "--seconds", "6"])
+        .args([
+            "--brokers",
+            &bootstrap(),
+            "stats",
+            "--json",
+            "--seconds",
+            "6",
+        ])
         .args(["--input-topic", &pipeline.input])
         .args(["--output-topic", &pipeline.output])
         .args(["--dlq-topic", &pipeline.dlq])
@@ -330,11 +329,13 @@ fn live_from_the_end_counts_only_what_comes_after_the_start() {
     assert_eq!(first["topics"][&pipeline.input]["records"], 0);
     let now = now_ms();
     let new: Vec<Record> = (100..105)
-        .map(|id| Record {
-            partition: (id % 2) as i32,
-            key: id.to_string(),
-            value: transaction(id).encode(),
-            timestamp_ms: now,
+        .map(|id| {
+            Record::at(
+                (id % 2) as i32,
+                id.to_string(),
+                transaction(id).encode(),
+                now,
+            )
         })
         .collect();
     produce(&pipeline.input, &new);

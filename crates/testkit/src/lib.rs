@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use broker::{bootstrap, create_topics, settings};
-pub use process::{repo_root, run_ok, workspace_bin, Guard};
+pub use process::{repo_root, run_ok, sigterm, wait_exit, workspace_bin, Guard};
 pub use topic::{committed, produce, read_topic, Received, Record};
 
 /// A name no other test or run has used: `<prefix>-<pid>-<nanos>`.

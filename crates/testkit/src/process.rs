@@ -68,14 +68,35 @@ impl Drop for Guard {
     }
 }
 
+/// Sends `child` SIGTERM (a clean stop).
+pub fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -TERM {} failed", child.id());
+}
+
+/// Waits at most `timeout` for `child` to exit; kills it and panics if it does not.
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let mut status = None;
+    let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        crate::wait_until(timeout, "the process to exit", || {
+            status = child.try_wait().expect("try_wait");
+            status.is_some()
+        })
+    }));
+    if waited.is_err() {
+        child.kill().ok();
+        panic!("the process did not exit within {timeout:?}");
+    }
+    status.expect("exited")
+}
+
 impl Guard {
     /// Sends the process SIGTERM (a clean stop).
     pub fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill -TERM failed");
+        sigterm(&self.0);
     }
 
     /// Waits (at most `timeout`, naming `what` if it runs out) for the process to exit;

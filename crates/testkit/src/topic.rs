@@ -71,6 +71,21 @@ pub struct Record {
 }
 
 impl Record {
+    /// A record for `partition` with this key, value and timestamp (ms).
+    pub fn at(
+        partition: i32,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+        timestamp_ms: i64,
+    ) -> Self {
+        Self {
+            partition: Some(partition),
+            key: Some(key.into()),
+            value: value.into(),
+            timestamp_ms: Some(timestamp_ms),
+        }
+    }
+
     /// A record with this key and value, partition and time left to the producer.
     pub fn keyed(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
         Self {
