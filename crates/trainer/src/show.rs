@@ -101,10 +101,9 @@ pub fn describe_features(features: &Features) -> Vec<String> {
         ));
     }
     for (feature, learned) in named.features().iter().zip(named.learned()) {
-        let kind = match (feature.per_key(), feature.field()) {
-            (Some(per_key), None) => per_key.kind(),
-            _ => feature.transform().name(),
-        };
+        let kind = feature
+            .per_key()
+            .map_or(feature.transform().name(), |per_key| per_key.kind());
         let summary = match (learned, feature.per_key()) {
             (Learned::Median(median), None) => format!("median {median:.6}"),
             (Learned::Median(median), Some(PerKey::Delta | PerKey::SinceLast)) => {
@@ -213,7 +212,8 @@ mod tests {
             "{lines:?}"
         );
         assert!(
-            lines[2].contains("amount:log:zscore") && lines[2].contains("training mean"),
+            lines[2].contains("amount:log:zscore            zscore")
+                && lines[2].contains("training mean"),
             "{lines:?}"
         );
         assert!(
