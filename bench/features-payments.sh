@@ -6,7 +6,8 @@
 # 42..42+SEEDS-1. Prints, per setting and fraud kind, the medians over forest seeds of ROC
 # AUC, precision, recall and F1 (each kind against all the normal payments), and the share of
 # the kind's frauds whose explanation's top feature is the one the fraud was made in
-# (amount for `amount`, the category for `category`, the hour for `night_burst`).
+# (amount for `amount` and `card_amount`, the category for `category`, the hour for
+# `night_burst`, a per-key count for `card_burst`).
 # Usage: bench/features-payments.sh
 # Environment: COUNT (60000), TRAIN (40000), SEED (7), SEEDS (5), Q (0.01), FEATURES
 # (amount:log,/merchant/mcc:category,/merchant/country:category,ts:hour,ts:weekday),
@@ -45,7 +46,8 @@ for range in off on; do
 done >"$work/results.txt"
 python3 - "$work/results.txt" "$FEATURES" <<'PY'
 import json, statistics, sys
-made_in = {"amount": "amount", "category": "mcc", "night_burst": "ts:hour"}
+made_in = {"amount": "amount", "category": "mcc", "night_burst": "ts:hour",
+           "card_amount": "amount", "card_burst": "count:"}
 runs = {}
 for line in open(sys.argv[1]):
     range_check, contamination, seed, text = line.split(" ", 3)
