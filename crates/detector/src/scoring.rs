@@ -98,22 +98,45 @@ pub enum ModelLoadError {
         #[source]
         source: iforest::ModelError,
     },
-    /// The model's features entry cannot be read, or does not fit the forest.
+    /// The model's features entry cannot be read, does not fit the forest, or names
+    /// features the detector cannot compute.
     #[error("{} is not a usable model", path.display())]
     Features {
         /// The file.
         path: PathBuf,
         /// What is wrong with the entry.
         #[source]
-        source: MetadataError,
+        source: FeaturesError,
     },
+}
+
+/// Why the features a model names cannot be read by the detector.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FeaturesError {
+    /// The entry cannot be read, or does not fit the forest.
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    /// A feature is computed from its key's earlier records (a per-key item), and the
+    /// detector keeps no key history.
+    #[error(
+        "feature {0} is computed from its key's earlier records, which the detector does not \
+         keep: it reads models of stateless features only"
+    )]
+    PerKey(String),
 }
 
 impl Model {
     /// A model of `forest`, whose file has id `id`: the features its metadata names are read
-    /// and checked against its width.
-    pub fn new(forest: IsolationForest, id: impl Into<String>) -> Result<Model, MetadataError> {
+    /// and checked against its width, and refused if one is a per-key item.
+    pub fn new(forest: IsolationForest, id: impl Into<String>) -> Result<Model, FeaturesError> {
         let features = Features::from_model(&forest)?;
+        if let Some(per_key) = features
+            .named()
+            .and_then(|named| named.features().iter().find(|f| f.per_key().is_some()))
+        {
+            return Err(FeaturesError::PerKey(per_key.name().to_string()));
+        }
         let names = match (&features, forest.feature_names()) {
             (Features::Named(named), _) => named.names(),
             (Features::Data, Some(names)) if names.len() == forest.n_features() => names.to_vec(),
@@ -744,6 +767,35 @@ pub(crate) mod tests {
         assert_eq!(anomaly.feature_names, ["x0", "x1"]);
         assert_eq!(anomaly.features, [3.9, -3.9]);
         assert_eq!(anomaly.explanation.len(), 2);
+    }
+
+    #[test]
+    fn a_model_of_per_key_features_is_refused_naming_the_item() {
+        let spec = features::FeatureParams::new("amount:log,amount:log:zscore")
+            .key_field(Some("card".into()))
+            .time_field(Some("ts".into()))
+            .check()
+            .unwrap();
+        let training: Vec<serde_json::Value> = (0..300)
+            .map(|i| {
+                serde_json::json!({
+                    "card": format!("c-{}", i % 5),
+                    "amount": 10.0 + f64::from(i % 17),
+                    "ts": 1_796_094_900_000i64 + i64::from(i) * 60_000,
+                })
+            })
+            .collect();
+        let fitted = spec.fit(&training).unwrap();
+        let forest = IsolationForestParams::new()
+            .seed(2)
+            .fit(&fitted.rows, fitted.features.len())
+            .unwrap();
+        let error = Model::new(fitted.features.attach(forest), "per-key").unwrap_err();
+        assert!(
+            matches!(&error, FeaturesError::PerKey(item) if item == "amount:log:zscore"),
+            "{error}"
+        );
+        assert!(error.to_string().contains("amount:log:zscore"), "{error}");
     }
 
     #[test]
