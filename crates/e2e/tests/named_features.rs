@@ -308,13 +308,20 @@ fn check_anomaly(
 }
 
 /// A running detector: the process and its log.
-fn start_detector(model: &Path, input: &str, anomalies: &str, dlq: &str, log: &Path) -> Guard {
+fn start_detector(
+    model: &Path,
+    input: &str,
+    anomalies: &str,
+    dlq: &str,
+    group: &str,
+    log: &Path,
+) -> Guard {
     Guard(
         Command::new(workspace_bin("detector"))
             .arg("--model")
             .arg(model)
             .args(["--input-topic", input, "--output-topic", anomalies])
-            .args(["--dlq-topic", dlq, "--group", &unique("named-group")])
+            .args(["--dlq-topic", dlq, "--group", group])
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(log).unwrap())
@@ -390,6 +397,7 @@ fn payments_are_read_by_name_and_their_anomalies_are_the_offline_verdicts() {
     let expected = expected(&records, &at, &offline);
 
     let log = dir.path().join("detector.log");
+    let group = unique("named-group");
     let mut detector = Command::new(workspace_bin("detector"));
     detector
         .arg("--model")
@@ -397,7 +405,7 @@ fn payments_are_read_by_name_and_their_anomalies_are_the_offline_verdicts() {
         .args(["--input-topic", &topics.payments])
         .args(["--output-topic", &topics.anomalies])
         .args(["--dlq-topic", &topics.dead_letters])
-        .args(["--group", &unique("named-group"), "--idle-exit", "5"])
+        .args(["--group", &group, "--idle-exit", "5"])
         .env("RUST_LOG", "info")
         .stderr(std::fs::File::create(&log).unwrap());
     let output = run_ok(&mut detector);
@@ -477,6 +485,53 @@ fn payments_are_read_by_name_and_their_anomalies_are_the_offline_verdicts() {
         details.get("not_numeric").map(String::as_str),
         Some("/merchant/geo/lat is a string")
     );
+
+    // Anyone can re-check the run: every anomaly re-scored from its source record is
+    // identical, and re-scoring the whole topic finds none missing and none extra.
+    let report = verify(&topics, &group, &dir.path().join("by-id"));
+    let count = |key: &str| {
+        report[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key}: {report}"))
+    };
+    let written = expected.anomalies.len() as u64;
+    assert_eq!((count("checked"), count("identical")), (written, written));
+    for key in ["different", "source_gone", "model_not_found"] {
+        assert_eq!(count(key), 0, "{key}: {report}");
+    }
+    let range = &report["range"];
+    assert_eq!(range["checked"], true, "{range}");
+    assert_eq!(range["model"], model_id.as_str());
+    assert_eq!(
+        (range["flagged"].as_u64(), range["refused"].as_u64()),
+        (Some(written), Some(2))
+    );
+    for key in ["missing", "unexpected", "pending"] {
+        assert_eq!(range[key].as_u64(), Some(0), "{key}: {range}");
+    }
+}
+
+/// `inspector verify --json --from-beginning` on the topics; its report, once it has
+/// passed (exit code 0).
+fn verify(topics: &Topics, group: &str, models_dir: &Path) -> serde_json::Value {
+    let output = Command::new(workspace_bin("inspector"))
+        .args(["verify", "--json", "--from-beginning"])
+        .args(["--input-topic", &topics.payments])
+        .args(["--output-topic", &topics.anomalies])
+        .args(["--group", group, "--models-dir"])
+        .arg(models_dir)
+        .output()
+        .expect("run inspector verify");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["passed"], true, "{report}");
+    report
 }
 
 #[test]
@@ -489,11 +544,13 @@ fn a_model_with_other_features_is_picked_up_and_reads_the_next_records_its_way()
     let first_names: Vec<&str> = FEATURES.split(',').collect();
 
     let log = dir.path().join("detector.log");
+    let group = unique("named-group");
     let detector = start_detector(
         &model,
         &topics.payments,
         &topics.anomalies,
         &topics.dead_letters,
+        &group,
         &log,
     );
     wait_until(Duration::from_secs(60), "the detector to join", || {
@@ -595,6 +652,12 @@ fn a_model_with_other_features_is_picked_up_and_reads_the_next_records_its_way()
         found.insert(key, anomaly.model);
     }
     assert_eq!(found.len(), total, "each expected anomaly once");
+
+    // Each anomaly re-scored with the model it names is identical (two models in use: the
+    // range is not re-scored).
+    let report = verify(&topics, &group, &dir.path().join("by-id"));
+    assert_eq!(report["checked"].as_u64(), Some(total as u64), "{report}");
+    assert_eq!(report["identical"].as_u64(), Some(total as u64), "{report}");
     println!(
         "{} anomalies by the first model, {} by the second, as offline",
         first_expected.anomalies.len(),
