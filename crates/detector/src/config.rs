@@ -733,10 +733,7 @@ mod tests {
 
     #[test]
     fn the_builder_checks_each_rule_and_names_the_flag() {
-        let model = || Model {
-            forest: crate::scoring::tests::model(),
-            id: "m".into(),
-        };
+        let model = || Model::new(crate::scoring::tests::model(), "m").unwrap();
         let refused = |builder: ConfigBuilder| builder.build().unwrap_err();
         assert!(matches!(
             refused(Config::builder(model()).batch_size(0)),
@@ -769,14 +766,12 @@ mod tests {
 
     #[test]
     fn a_model_in_memory_needs_no_file() {
-        let config = Config::builder(Model {
-            forest: crate::scoring::tests::model(),
-            id: "in-memory".into(),
-        })
-        .exactly_once(Some("t1".into()))
-        .max_records(7)
-        .build()
-        .unwrap();
+        let config =
+            Config::builder(Model::new(crate::scoring::tests::model(), "in-memory").unwrap())
+                .exactly_once(Some("t1".into()))
+                .max_records(7)
+                .build()
+                .unwrap();
         assert_eq!(config.model_path, None);
         assert_eq!(config.model.id, "in-memory");
         assert_eq!(config.transactional_id.as_deref(), Some("t1"));

@@ -1,5 +1,14 @@
-//! The detector: a consumer-group member that scores every transaction with the Isolation
-//! Forest and writes anomalies (and records it cannot use, as dead letters).
+//! The detector: a consumer-group member that scores every record with the Isolation Forest
+//! and writes anomalies (and records it cannot use, as dead letters).
+//!
+//! It reads a record as its model does: the features the model file names (any JSON record,
+//! fields by name or JSON Pointer, with their transforms; `features` crate), or the `data`
+//! array of a model without named features. A new model with new features needs no flag:
+//! hot reload reads the next batch its way. Each anomaly is the record, every field as
+//! written, plus the verdict and its reasons: the values scored by feature name
+//! (`features`) and the three features that isolated it most (`explanation`). A record
+//! without an id (the model's id field) is identified, and its anomaly keyed, by its source
+//! partition and offset, `<partition>:<offset>`.
 //!
 //! Delivery is at-least-once, as rust-rdkafka's `at_least_once.rs`: offsets are stored
 //! (`enable.auto.offset.store=false`) only after every output of a batch has been acknowledged
@@ -19,9 +28,11 @@
 //!   (Prometheus, `--metrics-addr`), [`reload`] (the model's hot reload between batches) and
 //!   [`scoring`] (the pure part, no Kafka: a batch of raw records in, the anomalies and dead
 //!   letters to write and the offsets that may then be stored out).
-//! - [`scoring`] uses `fit` (each output whole when it fits its topic, reduced when not, and
-//!   the next smaller form of one refused), which uses [`limits`] (the largest record each
-//!   output topic takes, learned at start) and [`output`] (records in and out).
+//! - [`scoring`] uses `reading` (a record's row and id as the model reads it, or the
+//!   refusal a dead letter carries), `explaining` (an anomaly's top three features, from
+//!   iforest's attribution) and `fit` (each output whole when it fits its topic, reduced when
+//!   not, and the next smaller form of one refused), which uses [`limits`] (the largest
+//!   record each output topic takes, learned at start) and [`output`] (records in and out).
 //!
 //! # Records that do not fit
 //!
@@ -41,10 +52,12 @@ mod at_least_once;
 pub mod cli;
 pub mod config;
 mod exactly_once;
+mod explaining;
 mod fit;
 pub mod limits;
 pub mod metrics;
 pub mod output;
+mod reading;
 pub mod reload;
 mod run;
 pub mod scoring;

@@ -23,7 +23,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
     let watcher = ModelWatcher::new(config.model_path.as_deref(), config.reload.clone());
     let forest = &config.model.forest;
     log::info!(
-        "model {} ({}): {} trees, {} features, threshold {:.4}",
+        "model {} ({}): {} trees, {} features, threshold {:.4}; reads {}",
         config.model.id,
         config
             .model_path
@@ -31,7 +31,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
             .map_or("in memory".into(), |path| path.display().to_string()),
         forest.n_trees(),
         forest.n_features(),
-        forest.threshold()
+        forest.threshold(),
+        config.model.describe_features()
     );
     log::info!(
         "reading {} in group {}; anomalies to {}, dead letters to {}; batches of up to {} \
