@@ -54,6 +54,7 @@ pub mod config;
 mod exactly_once;
 mod explaining;
 mod fit;
+mod keystate;
 pub mod limits;
 pub mod metrics;
 pub mod output;
@@ -61,6 +62,7 @@ mod reading;
 pub mod reload;
 mod run;
 pub mod scoring;
+mod statelog;
 mod worker;
 
 pub use cli::Cli;

@@ -82,6 +82,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
         &config.topics.dead_letters,
     )
     .await;
+    // Per-key features: the changelog, before the group is joined.
+    let state_log = match config.model.per_key() {
+        Some(_) => Some(Arc::new(
+            crate::statelog::StateLog::open(
+                &config.kafka,
+                &config.group,
+                &config.topics.input,
+                config.metrics.clone(),
+            )
+            .await?,
+        )),
+        None => None,
+    };
     let consumer = Arc::new(config.consumer()?);
 
     let Config {
@@ -107,6 +120,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
         first_record_at: None,
         last_record: Instant::now(),
         last_done_at: None,
+        state_log,
+        kafka: config.kafka.clone(),
+        group: config.group.clone(),
+        expired_at: Instant::now(),
+        generation: 0,
+        received_at: Vec::new(),
     };
     let exactly_once = config.transactional_id.is_some();
     let result = if exactly_once {
