@@ -183,7 +183,7 @@ pub fn fetched_before_rebalance(before_first: u64, seen: &[u64]) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use features::FeatureParams;
     use serde_json::{json, Value};
@@ -338,7 +338,7 @@ mod tests {
     }
 
     /// A forest over `per_key()`'s features, fitted on cards paying around their own habit.
-    fn per_key_model(id: &str) -> crate::scoring::Model {
+    pub(crate) fn per_key_model(id: &str) -> crate::scoring::Model {
         use iforest::{Contamination, IsolationForestParams};
         let training: Vec<Value> = (0..300)
             .map(|i| {
