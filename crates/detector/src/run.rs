@@ -176,6 +176,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
     }
     commit_result?;
     worker.stats.refused = worker.metrics.refused_total();
+    let states = worker.scorer.states();
+    if states.keys() > 0 {
+        let (keys, bytes) = (states.keys(), states.memory_bytes());
+        log::info!(
+            "per-key state held at the end: {keys} keys of {} partitions, ~{bytes} bytes in \
+             memory ({} bytes per key)",
+            states.partitions(),
+            bytes / keys
+        );
+    }
     worker.print_summary();
     Ok(worker.stats)
 }

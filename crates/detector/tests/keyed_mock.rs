@@ -340,3 +340,62 @@ fn sample(text: &str, name: &str) -> f64 {
         .and_then(|value| value.trim().parse().ok())
         .unwrap_or(0.0)
 }
+
+/// With `--exactly-once` the state changes go into each batch's transaction. The mock cluster
+/// keeps no offsets committed in transactions, so the second run reads the topic from its
+/// start: every record the first run committed is replayed from its key's state, without
+/// output, and the rest meet exactly the states the first run left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_writes_the_states_in_the_transactions_and_a_rerun_replays_them() {
+    let setup = Setup::new("eos").await;
+    let first = detector::run(
+        setup
+            .config()
+            .exactly_once(Some("keyed-1".into()))
+            .max_records(600)
+            .build()
+            .expect("config"),
+        std::future::pending(),
+    )
+    .await
+    .expect("first run");
+    assert_eq!((first.consumed, first.aborted), (600, 0));
+    let metrics = detector::metrics::Metrics::new();
+    let second = detector::run(
+        setup
+            .config()
+            .exactly_once(Some("keyed-2".into()))
+            .idle_exit(Duration::from_secs(1))
+            .metrics(metrics.clone())
+            .build()
+            .expect("config"),
+        std::future::pending(),
+    )
+    .await
+    .expect("second run");
+    let text = metrics.render();
+    let replayed: f64 = (0..PARTITIONS)
+        .map(|p| {
+            sample(
+                &text,
+                &format!("detector_records_replayed_total{{partition=\"{p}\"}}"),
+            )
+        })
+        .sum();
+    assert_eq!(second.consumed as i64, RECORDS, "read from the start");
+    assert_eq!(replayed as i64, 600, "{text}");
+    assert_eq!(second.scored + second.dead_letters, (RECORDS - 600) as u64);
+    assert!(sample(&text, "detector_state_writes_total") > 0.0, "{text}");
+
+    let offline = &setup.offline;
+    let seen = setup.anomalies(offline.flagged.len());
+    let sources: BTreeSet<(i32, i64)> = seen.keys().copied().collect();
+    assert_eq!(
+        sources, offline.flagged,
+        "anomalies as offline scoring flags them"
+    );
+    for (source, copies) in &seen {
+        assert_eq!(copies.len(), 1, "{source:?} written once");
+        assert_eq!(bits(&copies[0]), bits(&offline.rows[source]), "{source:?}");
+    }
+}
