@@ -45,8 +45,9 @@ pub struct BatchOutcome {
     pub replayed: u64,
     /// Records whose Kafka key is not their key field's value (per-key features).
     pub key_differs: u64,
-    /// True when the batch was read through key states: its [`state_changes`]
-    /// (Self::state_changes) go to the changelog once its outputs are acknowledged.
+    /// True when the batch was read through key states: its
+    /// [`state_changes`](Self::state_changes) go to the changelog once its outputs are
+    /// acknowledged.
     pub per_key: bool,
     /// Per partition, the keys' states the batch changed (and tombstones of keys expired
     /// before it), taken as it was scored.

@@ -24,7 +24,7 @@ mod broker;
 mod per_key;
 
 pub use broker::Broker;
-pub use per_key::Stream;
+pub use per_key::{Stream, PER_KEY_FEATURES};
 
 /// A disturbance applied while the stream flows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
