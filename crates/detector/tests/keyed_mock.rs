@@ -37,7 +37,10 @@ struct Offline {
 struct Setup {
     cluster: MockCluster<'static, DefaultProducerContext>,
     model: PathBuf,
-    offline: Offline,
+    forest: iforest::IsolationForest,
+    producer: FutureProducer,
+    /// Where each record produced landed: (partition, offset, index of its payment).
+    landed: Vec<(i32, i64, usize)>,
 }
 
 /// Card `card`'s `i`th payment: around its own amount, now and then 30 times that.
@@ -55,7 +58,9 @@ fn payment(i: i64) -> (String, String) {
 }
 
 impl Setup {
-    async fn new(name: &str) -> Setup {
+    /// A mock cluster with the topics and the group's changelog, a per-key model on disk, and
+    /// payments `0..first` produced.
+    async fn new(name: &str, first: i64) -> Setup {
         let _ = env_logger::builder().is_test(true).try_init();
         let cluster = MockCluster::new(1).expect("mock cluster");
         cluster.create_topic(INPUT, PARTITIONS, 1).expect("topic");
@@ -100,21 +105,38 @@ impl Setup {
             .set("bootstrap.servers", cluster.bootstrap_servers())
             .create()
             .expect("producer");
-        let payloads: Vec<(String, String)> = (0..RECORDS).map(payment).collect();
-        // One at a time per key would be slow; librdkafka keeps a partition's order.
+        let mut setup = Setup {
+            cluster,
+            model,
+            forest,
+            producer,
+            landed: Vec::new(),
+        };
+        setup.produce(0..first).await;
+        setup
+    }
+
+    /// Produces payments `ids` (keyed by card: librdkafka keeps a partition's order).
+    async fn produce(&mut self, ids: std::ops::Range<i64>) {
+        let payloads: Vec<(String, String)> = ids.clone().map(payment).collect();
         let deliveries = payloads.iter().map(|(key, value)| {
-            producer.send(
+            self.producer.send(
                 FutureRecord::to(INPUT).key(key).payload(value),
                 Duration::from_secs(10),
             )
         });
-        let mut landed: Vec<(i32, i64, usize)> = Vec::new();
-        for (index, delivery) in join_all(deliveries).await.into_iter().enumerate() {
+        for (id, delivery) in ids.zip(join_all(deliveries).await) {
             let delivery = delivery.expect("delivered");
-            landed.push((delivery.partition, delivery.offset, index));
+            self.landed
+                .push((delivery.partition, delivery.offset, id as usize));
         }
+    }
+
+    /// The offline computation over every record produced, each partition in offset order.
+    fn offline(&self) -> Offline {
+        let mut landed = self.landed.clone();
         landed.sort_unstable();
-        let named = features::Features::from_model(&forest)
+        let named = features::Features::from_model(&self.forest)
             .expect("features")
             .named()
             .cloned()
@@ -122,8 +144,8 @@ impl Setup {
         let mut stores: BTreeMap<i32, StateStore> = BTreeMap::new();
         let mut rows = BTreeMap::new();
         let mut flagged = BTreeSet::new();
-        for (partition, offset, index) in landed {
-            let (key, value) = &payloads[index];
+        for (partition, offset, id) in landed {
+            let (key, value) = payment(id as i64);
             let store = stores
                 .entry(partition)
                 .or_insert_with(|| StateStore::new(&named));
@@ -137,17 +159,13 @@ impl Setup {
                 .read(&named, value.as_bytes(), meta, &mut row)
                 .expect("read");
             assert!(!applied.replayed);
-            if forest.predict(&row).expect("score") {
+            if self.forest.predict(&row).expect("score") {
                 flagged.insert((partition, offset));
             }
             rows.insert((partition, offset), row);
         }
         assert!(flagged.len() >= 10, "flagged: {}", flagged.len());
-        Setup {
-            cluster,
-            model,
-            offline: Offline { rows, flagged },
-        }
+        Offline { rows, flagged }
     }
 
     fn config(&self) -> detector::config::ConfigBuilder {
@@ -257,7 +275,7 @@ fn bits(row: &[f64]) -> Vec<u64> {
 /// records already applied, and scores the rest with the states an uninterrupted run has.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_run_and_its_successor_give_every_anomaly_the_uninterrupted_features() {
-    let setup = Setup::new("restart").await;
+    let setup = Setup::new("restart", RECORDS).await;
     let first = detector::run(
         setup.config().max_records(600).build().expect("config"),
         std::future::pending(),
@@ -316,7 +334,7 @@ async fn a_stopped_run_and_its_successor_give_every_anomaly_the_uninterrupted_fe
         "{text}"
     );
 
-    let offline = &setup.offline;
+    let offline = &setup.offline();
     let seen = setup.anomalies(offline.flagged.len());
     let sources: BTreeSet<(i32, i64)> = seen.keys().copied().collect();
     let lost: Vec<_> = offline.flagged.difference(&sources).collect();
@@ -347,7 +365,7 @@ fn sample(text: &str, name: &str) -> f64 {
 /// output, and the rest meet exactly the states the first run left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_writes_the_states_in_the_transactions_and_a_rerun_replays_them() {
-    let setup = Setup::new("eos").await;
+    let setup = Setup::new("eos", RECORDS).await;
     let first = detector::run(
         setup
             .config()
@@ -387,7 +405,7 @@ async fn exactly_once_writes_the_states_in_the_transactions_and_a_rerun_replays_
     assert_eq!(second.scored + second.dead_letters, (RECORDS - 600) as u64);
     assert!(sample(&text, "detector_state_writes_total") > 0.0, "{text}");
 
-    let offline = &setup.offline;
+    let offline = &setup.offline();
     let seen = setup.anomalies(offline.flagged.len());
     let sources: BTreeSet<(i32, i64)> = seen.keys().copied().collect();
     assert_eq!(
@@ -398,4 +416,90 @@ async fn exactly_once_writes_the_states_in_the_transactions_and_a_rerun_replays_
         assert_eq!(copies.len(), 1, "{source:?} written once");
         assert_eq!(bits(&copies[0]), bits(&offline.rows[source]), "{source:?}");
     }
+}
+
+/// The sum over partitions of a per-partition sample.
+fn per_partition(text: &str, name: &str) -> f64 {
+    (0..PARTITIONS)
+        .map(|p| sample(text, &format!("{name}{{partition=\"{p}\"}}")))
+        .sum()
+}
+
+/// Polls `condition` every 50 ms for up to 60 s.
+async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !condition() {
+        assert!(Instant::now() < deadline, "waited 60 s for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A second detector joins while the first is reading: the rebalance revokes every partition
+/// of the first (which drops its states, keeps neither the state nor the offsets of batches
+/// read before it, and restores what it is assigned again) while payments keep coming. Every
+/// anomaly has the uninterrupted run's features; none is lost or invented.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_mid_stream_keeps_every_anomaly_s_features() {
+    let mut setup = Setup::new("rebalance", 400).await;
+    let start = |metrics: &detector::metrics::Metrics| {
+        let config = setup
+            .config()
+            .idle_exit(Duration::from_secs(10))
+            .metrics(metrics.clone())
+            .build()
+            .expect("config");
+        tokio::spawn(detector::run(config, std::future::pending()))
+    };
+    let (metrics_a, metrics_b) = (
+        detector::metrics::Metrics::new(),
+        detector::metrics::Metrics::new(),
+    );
+    let first = start(&metrics_a);
+    until("the first detector to read 400 records", || {
+        per_partition(&metrics_a.render(), "detector_records_consumed_total") >= 400.0
+    })
+    .await;
+    let second = start(&metrics_b);
+    // Payments keep coming while the group rebalances.
+    for chunk in 0..10 {
+        let from = 400 + chunk * 50;
+        setup.produce(from..from + 50).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    until("the rebalance", || {
+        sample(&metrics_a.render(), "detector_rebalances_total") >= 3.0
+            && sample(&metrics_b.render(), "detector_rebalances_total") >= 1.0
+    })
+    .await;
+    setup.produce(900..RECORDS).await;
+    let first = first.await.expect("first task").expect("first run");
+    let second = second.await.expect("second task").expect("second run");
+    println!("first: {first:?}\nsecond: {second:?}");
+    assert!(second.consumed > 0, "the second detector got partitions");
+    for metrics in [&metrics_a, &metrics_b] {
+        let text = metrics.render();
+        let consumed = per_partition(&text, "detector_records_consumed_total");
+        let accounted = per_partition(&text, "detector_records_scored_total")
+            + per_partition(&text, "detector_records_dead_lettered_total")
+            + per_partition(&text, "detector_records_replayed_total");
+        assert_eq!(consumed, accounted, "{text}");
+    }
+
+    let offline = &setup.offline();
+    let seen = setup.anomalies(offline.flagged.len());
+    let sources: BTreeSet<(i32, i64)> = seen.keys().copied().collect();
+    let lost: Vec<_> = offline.flagged.difference(&sources).collect();
+    let unexpected: Vec<_> = sources.difference(&offline.flagged).collect();
+    assert!(lost.is_empty(), "lost: {lost:?}");
+    assert!(unexpected.is_empty(), "unexpected: {unexpected:?}");
+    for (source, copies) in &seen {
+        for features in copies {
+            assert_eq!(bits(features), bits(&offline.rows[source]), "{source:?}");
+        }
+    }
+    let duplicates: usize = seen.values().map(|copies| copies.len() - 1).sum();
+    println!(
+        "{} anomalies, {duplicates} duplicates",
+        offline.flagged.len()
+    );
 }
