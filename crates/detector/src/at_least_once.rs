@@ -18,7 +18,8 @@
 //! outputs are acknowledged its state changes are written to the changelog, and only once
 //! those are acknowledged are its offsets stored. A batch read before a rebalance writes no
 //! state and stores no offset (its partitions' owner reads it again). Keys past their time to
-//! live are forgotten only with nothing in flight and the stored offsets committed.
+//! live are forgotten (at most every 30 s) only once every batch in flight is done and the
+//! stored offsets are committed.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -65,8 +66,15 @@ pub(crate) async fn run(
         // Between batches: the only place the model may change.
         worker.between_batches(consumer, pending.len());
         pending.store_acknowledged().await?;
-        if pending.len() == 0 && worker.expire_due() && commit_now(consumer).await {
-            worker.expire();
+        // Keys past their time to live: forgotten only with every record read so far
+        // acknowledged, its state written and its offset committed.
+        if worker.expire_due() {
+            pending.drain().await?;
+            if commit_now(consumer).await {
+                worker.expire();
+            } else {
+                worker.postpone_expiry();
+            }
         }
         if let Some(stop) = worker.limit_reached() {
             break stop;

@@ -289,6 +289,11 @@ impl Worker {
         }
     }
 
+    /// Tries again to forget expired keys after the next interval (the commit failed).
+    pub(crate) fn postpone_expiry(&mut self) {
+        self.expired_at = Instant::now();
+    }
+
     /// One summary line on stdout.
     pub(crate) fn print_summary(&self) {
         let epoch_ms = |time: Option<SystemTime>| {
