@@ -60,6 +60,9 @@ impl StateLog {
         partitions: impl IntoIterator<Item = i32>,
     ) -> Result<()> {
         let missing = scorer.states().missing(partitions);
+        if missing.is_empty() {
+            return Ok(());
+        }
         for partition in missing {
             let Some(named) = scorer.model().per_key() else {
                 return Ok(());
