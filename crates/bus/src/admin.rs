@@ -70,28 +70,62 @@ pub async fn ensure_topics_replicated(
     topics: &[(&str, i32)],
     replication: i32,
 ) -> Result<()> {
+    let specs: Vec<TopicSpec<'_>> = topics
+        .iter()
+        .map(|&(name, partitions)| TopicSpec {
+            name,
+            partitions,
+            config: &[],
+        })
+        .collect();
+    ensure_topic_specs(settings, &specs, replication).await
+}
+
+/// A topic to create: its name, partitions and topic-level settings.
+pub(crate) struct TopicSpec<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) partitions: i32,
+    /// Topic settings given at creation, e.g. `cleanup.policy=compact`; a topic that exists
+    /// already keeps its own.
+    pub(crate) config: &'a [(&'a str, &'a str)],
+}
+
+/// Creates the topics that are missing, one request for all, and waits until their
+/// metadata shows every partition.
+pub(crate) async fn ensure_topic_specs(
+    settings: &ClientSettings,
+    topics: &[TopicSpec<'_>],
+    replication: i32,
+) -> Result<()> {
     let consumer = settings.base_consumer()?;
     // Topics that already exist with their partitions are not asked for again: a broker
     // without CreateTopics (librdkafka's mock cluster) then still serves a pipeline whose
     // topics it made itself.
-    let missing: Vec<&(&str, i32)> = topics
+    let missing: Vec<&TopicSpec<'_>> = topics
         .iter()
-        .filter(|(name, partitions)| {
-            topic_partitions(&consumer, name)
-                .map_or(true, |found| (found.len() as i32) < *partitions)
+        .filter(|topic| {
+            topic_partitions(&consumer, topic.name)
+                .map_or(true, |found| (found.len() as i32) < topic.partitions)
         })
         .collect();
     if missing.is_empty() {
-        for (name, _) in topics {
-            log::info!("topic {name} exists");
+        for topic in topics {
+            log::info!("topic {} exists", topic.name);
         }
         return Ok(());
     }
     let admin = settings.admin()?;
     let new_topics: Vec<NewTopic> = missing
         .iter()
-        .map(|(name, partitions)| {
-            NewTopic::new(name, *partitions, TopicReplication::Fixed(replication))
+        .map(|topic| {
+            topic.config.iter().fold(
+                NewTopic::new(
+                    topic.name,
+                    topic.partitions,
+                    TopicReplication::Fixed(replication),
+                ),
+                |new, &(key, value)| new.set(key, value),
+            )
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(TOPIC_WAIT));
@@ -107,19 +141,19 @@ pub async fn ensure_topics_replicated(
         }
     }
     let started = Instant::now();
-    for (name, partitions) in topics {
+    for topic in topics {
         loop {
             let seen = consumer
-                .fetch_metadata(Some(name), Duration::from_secs(5))
+                .fetch_metadata(Some(topic.name), Duration::from_secs(5))
                 .ok()
                 .and_then(|m| m.topics().first().map(|t| t.partitions().len() as i32));
-            if seen.is_some_and(|seen| seen >= *partitions) {
+            if seen.is_some_and(|seen| seen >= topic.partitions) {
                 break;
             }
             if started.elapsed() > TOPIC_WAIT {
                 return Err(Error::TopicNotReady {
-                    topic: name.to_string(),
-                    partitions: *partitions,
+                    topic: topic.name.to_string(),
+                    partitions: topic.partitions,
                     waited: started.elapsed(),
                 });
             }

@@ -7,6 +7,7 @@ use std::io::{Read as _, Write as _};
 use std::net::{TcpStream, ToSocketAddrs as _};
 use std::time::Duration;
 
+use crate::client::ClientSettings;
 use crate::error::{Error, Result};
 
 /// Kafka API keys of the transaction protocol, with their names.
@@ -93,6 +94,27 @@ pub fn missing_transaction_apis(versions: &BTreeMap<i16, (i16, i16)>) -> Vec<&'s
         .filter(|(key, _)| !versions.contains_key(key))
         .map(|&(_, name)| name)
         .collect()
+}
+
+/// Whether the brokers of `settings` serve the API `key`, as the first bootstrap server that
+/// answers `ApiVersions` lists them; None when none can be asked over plain TCP (TLS, SASL)
+/// or none answers within `timeout`.
+pub fn serves(settings: &ClientSettings, key: i16, timeout: Duration) -> Option<bool> {
+    let config = settings.client_config();
+    let plain = config
+        .get("security.protocol")
+        .is_none_or(|protocol| protocol.eq_ignore_ascii_case("plaintext"));
+    if !plain {
+        return None;
+    }
+    config
+        .get("bootstrap.servers")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|server| !server.is_empty())
+        .find_map(|server| api_versions(server, timeout).ok())
+        .map(|versions| versions.contains_key(&key))
 }
 
 #[cfg(test)]

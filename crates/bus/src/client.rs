@@ -120,6 +120,24 @@ impl ClientSettings {
         self.build(&settings::consumer_defaults(group), required)
     }
 
+    /// Configuration for a client of this crate's own that needs some settings whatever the
+    /// user's are (the restore's `isolation.level=read_committed`): `defaults` < the user's
+    /// settings < `fixed`.
+    pub(crate) fn config_with(
+        &self,
+        defaults: &[(&str, &str)],
+        fixed: &[(&str, &str)],
+    ) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        for (key, value) in defaults.iter().copied().chain(self.user_settings()) {
+            config.set(key, value);
+        }
+        for (key, value) in fixed {
+            config.set(*key, *value);
+        }
+        config
+    }
+
     /// The effective settings for logs, secrets redacted.
     pub fn describe(&self) -> String {
         redacted(&self.client_config())

@@ -63,6 +63,53 @@ pub enum Error {
         /// How long we waited.
         waited: Duration,
     },
+    /// A name that Kafka does not accept as a topic's.
+    #[error(
+        "{name:?} is not a valid topic name ({reason}); topic names are 1 to 249 of \
+         a-z A-Z 0-9 . _ -"
+    )]
+    InvalidTopicName {
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A changelog topic whose partitions do not match its input topic's: changelog
+    /// partition p holds the state of input partition p's keys.
+    #[error(
+        "changelog {topic} has {partitions} partitions but its input {input} has \
+         {input_partitions}; delete it or make them equal"
+    )]
+    ChangelogPartitions {
+        /// The changelog topic.
+        topic: String,
+        /// Its partitions.
+        partitions: i32,
+        /// The input topic.
+        input: String,
+        /// The input's partitions.
+        input_partitions: i32,
+    },
+    /// A changelog topic that the broker does not compact: old states would be deleted by
+    /// retention, and a restore would miss them.
+    #[error(
+        "changelog {topic} has cleanup.policy={policy}, not compact: its states would be \
+         deleted by retention; set cleanup.policy=compact or delete the topic"
+    )]
+    NotCompacted {
+        /// The changelog topic.
+        topic: String,
+        /// Its cleanup policy.
+        policy: String,
+    },
+    /// A restore stopped before it was complete because it was asked to.
+    #[error("the restore of {topic}/{partition} was stopped before it was complete")]
+    RestoreStopped {
+        /// The changelog topic.
+        topic: String,
+        /// Its partition.
+        partition: i32,
+    },
     /// No broker answered within the time allowed.
     #[error("broker {brokers} not reachable after {waited:?}: {source}")]
     Unreachable {

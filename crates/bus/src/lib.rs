@@ -2,7 +2,8 @@
 //! command line's [`KafkaArgs`]: `--brokers`, `-X key=value`, `--client-config FILE`), the
 //! librdkafka clients made from them over our [`settings`] defaults, the settings a delivery
 //! mode requires ([`Requirements`]), clients whose logs go through `log` with secrets masked
-//! ([`LoggingContext`]), and small admin helpers.
+//! ([`LoggingContext`]), small admin helpers, and per-key state kept in a compacted
+//! [`changelog`] topic (its creation, restore and writes).
 //!
 //! Precedence: our defaults < the user's settings (a properties file's, then `-X`'s) < a
 //! mode's [`Requirements`], which a contradicting user setting never reaches: it is refused
@@ -33,12 +34,15 @@
 //! - `client`: [`ClientSettings`] and the clients it builds; `args`: [`KafkaArgs`].
 //! - `context`: [`LoggingContext`]; `admin`: topics and waiting for a broker.
 //! - [`api_versions`]: which APIs a broker serves, asked over plain TCP.
+//! - [`changelog`]: the changelog topic of a group's per-key state, restoring a partition
+//!   of it, writing updates to it.
 //! - `error`: [`Error`], this crate's one error type.
 #![deny(missing_docs)]
 
 mod admin;
 pub mod api_versions;
 mod args;
+pub mod changelog;
 mod client;
 mod context;
 mod error;

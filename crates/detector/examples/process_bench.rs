@@ -213,6 +213,7 @@ fn main() -> Result<()> {
             offset: offset as i64,
             key: Some(b"key"),
             payload: Some(payload),
+            timestamp_ms: None,
         })
         .collect();
     let limits = DecodeLimits::default();

@@ -340,6 +340,7 @@ mod tests {
             offset: 40,
             key: Some(key),
             payload: Some(value),
+            timestamp_ms: None,
         }
     }
 

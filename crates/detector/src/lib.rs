@@ -10,6 +10,13 @@
 //! without an id (the model's id field) is identified, and its anomaly keyed, by its source
 //! partition and offset, `<partition>:<offset>`.
 //!
+//! A model with per-key features (a key's z-score, delta, lags, counts in a window, time since
+//! its last record) reads each record through its partition's key states, which live in memory
+//! and in the compacted changelog `<group>.<input>.state`: restored before a partition's
+//! records are scored, written after a batch's outputs are acknowledged and before its offsets
+//! are stored (inside the transaction with `--exactly-once`), so every record is scored with
+//! the state an uninterrupted run gives it (`keystate` states the rules).
+//!
 //! Delivery is at-least-once, as rust-rdkafka's `at_least_once.rs`: offsets are stored
 //! (`enable.auto.offset.store=false`) only after every output of a batch has been acknowledged
 //! by the broker, and auto-commit commits what was stored. A batch is up to `--batch-size`
@@ -23,14 +30,20 @@
 //! - `run` ([`run()`]: connect, learn the output limits, pick the delivery mode, shut down)
 //!   uses `at_least_once` and `exactly_once`, each one delivery mode's loop, which both use
 //!   `worker` (batch filling, scoring, enqueueing with refused outputs made smaller, totals).
+//! - `at_least_once` and `exactly_once` apply the rules of `keystate` (per-key state: when a
+//!   batch's state changes are written, and when a batch read before a rebalance keeps
+//!   nothing) through `statelog` (the changelog: made sure of, restored, written), which uses
+//!   [`scoring`] and [`metrics`].
 //! - `worker` uses [`config`] (checked settings: [`Config::builder`] for plain values,
 //!   [`Config::from_cli`] for the command line, which uses [`cli`]), [`metrics`]
 //!   (Prometheus, `--metrics-addr`), [`reload`] (the model's hot reload between batches) and
 //!   [`scoring`] (the pure part, no Kafka: a batch of raw records in, the anomalies and dead
 //!   letters to write and the offsets that may then be stored out).
-//! - [`scoring`] uses `reading` (a record's row and id as the model reads it, or the
-//!   refusal a dead letter carries), `explaining` (an anomaly's top three features, from
-//!   iforest's attribution) and `fit` (each output whole when it fits its topic, reduced when
+//! - [`scoring`] uses `keystate` (the assigned partitions' key states, for a model with
+//!   per-key features: each record read through its partition's store, replays counted) and
+//!   `reading` (a record's row and id as the model reads it, or the refusal a dead letter
+//!   carries), `explaining` (an anomaly's top three features, from iforest's attribution)
+//!   and `fit` (each output whole when it fits its topic, reduced when
 //!   not, and the next smaller form of one refused), which uses [`limits`] (the largest
 //!   record each output topic takes, learned at start) and [`output`] (records in and out).
 //!
@@ -54,6 +67,7 @@ pub mod config;
 mod exactly_once;
 mod explaining;
 mod fit;
+mod keystate;
 pub mod limits;
 pub mod metrics;
 pub mod output;
@@ -61,6 +75,7 @@ mod reading;
 pub mod reload;
 mod run;
 pub mod scoring;
+mod statelog;
 mod worker;
 
 pub use cli::Cli;

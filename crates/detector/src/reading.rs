@@ -46,6 +46,18 @@ pub struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// Refuses a record larger than the limit (before anything reads it).
+    pub fn check_size(&self, payload: &[u8]) -> Result<(), Refusal> {
+        if payload.len() > self.limits.max_bytes {
+            let error = DecodeError::Oversized {
+                size: payload.len(),
+                limit: self.limits.max_bytes,
+            };
+            return Err(Rejection::from(error).into());
+        }
+        Ok(())
+    }
+
     /// Appends the record's row (the model's width of values) to `rows` and gives its id
     /// (None: a record without an id, which its partition and offset identify); or the
     /// refusal, with nothing appended. `where_read` names the record in the log.
@@ -55,13 +67,7 @@ impl Reader<'_> {
         rows: &mut Vec<f64>,
         where_read: (i32, i64),
     ) -> Result<Option<RecordId>, Refusal> {
-        if payload.len() > self.limits.max_bytes {
-            let error = DecodeError::Oversized {
-                size: payload.len(),
-                limit: self.limits.max_bytes,
-            };
-            return Err(Rejection::from(error).into());
-        }
+        self.check_size(payload)?;
         match self.features {
             Features::Named(named) => Ok(named.read(payload, rows)?),
             Features::Data => {

@@ -82,6 +82,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
         &config.topics.dead_letters,
     )
     .await;
+    // Per-key features: the changelog, before the group is joined.
+    let state_log = match config.model.per_key() {
+        Some(_) => Some(Arc::new(
+            crate::statelog::StateLog::open(
+                &config.kafka,
+                &config.group,
+                &config.topics.input,
+                config.metrics.clone(),
+            )
+            .await?,
+        )),
+        None => None,
+    };
     let consumer = Arc::new(config.consumer()?);
 
     let Config {
@@ -107,6 +120,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
         first_record_at: None,
         last_record: Instant::now(),
         last_done_at: None,
+        state_log,
+        kafka: config.kafka.clone(),
+        group: config.group.clone(),
+        expired_at: Instant::now(),
+        generation: 0,
+        received_at: Vec::new(),
     };
     let exactly_once = config.transactional_id.is_some();
     let result = if exactly_once {
@@ -157,6 +176,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
     }
     commit_result?;
     worker.stats.refused = worker.metrics.refused_total();
+    let states = worker.scorer.states();
+    if states.keys() > 0 {
+        let (keys, bytes) = (states.keys(), states.memory_bytes());
+        log::info!(
+            "per-key state held at the end: {keys} keys of {} partitions, ~{bytes} bytes in \
+             memory ({} bytes per key)",
+            states.partitions(),
+            bytes / keys
+        );
+    }
     worker.print_summary();
     Ok(worker.stats)
 }

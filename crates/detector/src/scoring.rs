@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
-use features::{Features, MetadataError};
+use features::{Features, MetadataError, RecordMeta, StateChange};
 use iforest::{IsolationForest, ScoreError};
 use schema::{DecodeLimits, RecordId, Scored, Verdict};
 
 use crate::explaining::Explainer;
+use crate::keystate::{KeyStates, Keyed};
 use crate::limits::OutputLimits;
 use crate::reading::{Reader, Refusal};
 
@@ -37,11 +38,24 @@ pub struct BatchOutcome {
     pub reduced: u64,
     /// Dead letters by reason.
     pub reasons: BTreeMap<&'static str, u64>,
-    /// Per source partition: records read, scored and dead-lettered (read = the other two).
+    /// Per source partition: records read, scored, dead-lettered and replayed (read = the
+    /// other three).
     pub per_partition: BTreeMap<i32, PartitionCounts>,
+    /// Records already applied to their key's state (per-key features): no output.
+    pub replayed: u64,
+    /// Records whose Kafka key is not their key field's value (per-key features).
+    pub key_differs: u64,
+    /// True when the batch was read through key states: its
+    /// [`state_changes`](Self::state_changes) go to the changelog once its outputs are
+    /// acknowledged.
+    pub per_key: bool,
+    /// Per partition, the keys' states the batch changed (and tombstones of keys expired
+    /// before it), taken as it was scored.
+    pub state_changes: BTreeMap<i32, Vec<StateChange>>,
 }
 
-/// One partition's records in a batch: every record read is either scored or dead-lettered.
+/// One partition's records in a batch: every record read is scored, dead-lettered or (per-key
+/// features) replayed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionCounts {
     /// Records read.
@@ -50,6 +64,8 @@ pub struct PartitionCounts {
     pub scored: u64,
     /// Of which dead-lettered.
     pub dead_lettered: u64,
+    /// Of which replayed: already applied to their key's state, so already scored.
+    pub replayed: u64,
 }
 
 /// A loaded, validated model, its id (the content hash of its file, which every anomaly
@@ -98,45 +114,22 @@ pub enum ModelLoadError {
         #[source]
         source: iforest::ModelError,
     },
-    /// The model's features entry cannot be read, does not fit the forest, or names
-    /// features the detector cannot compute.
+    /// The model's features entry cannot be read, or does not fit the forest.
     #[error("{} is not a usable model", path.display())]
     Features {
         /// The file.
         path: PathBuf,
         /// What is wrong with the entry.
         #[source]
-        source: FeaturesError,
+        source: MetadataError,
     },
-}
-
-/// Why the features a model names cannot be read by the detector.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum FeaturesError {
-    /// The entry cannot be read, or does not fit the forest.
-    #[error(transparent)]
-    Metadata(#[from] MetadataError),
-    /// A feature is computed from its key's earlier records (a per-key item), and the
-    /// detector keeps no key history.
-    #[error(
-        "feature {0} is computed from its key's earlier records, which the detector does not \
-         keep: it reads models of stateless features only"
-    )]
-    PerKey(String),
 }
 
 impl Model {
     /// A model of `forest`, whose file has id `id`: the features its metadata names are read
-    /// and checked against its width, and refused if one is a per-key item.
-    pub fn new(forest: IsolationForest, id: impl Into<String>) -> Result<Model, FeaturesError> {
+    /// and checked against its width.
+    pub fn new(forest: IsolationForest, id: impl Into<String>) -> Result<Model, MetadataError> {
         let features = Features::from_model(&forest)?;
-        if let Some(per_key) = features
-            .named()
-            .and_then(|named| named.features().iter().find(|f| f.per_key().is_some()))
-        {
-            return Err(FeaturesError::PerKey(per_key.name().to_string()));
-        }
         let names = match (&features, forest.feature_names()) {
             (Features::Named(named), _) => named.names(),
             (Features::Data, Some(names)) if names.len() == forest.n_features() => names.to_vec(),
@@ -172,6 +165,11 @@ impl Model {
         &self.features
     }
 
+    /// The named features, when they include per-key items.
+    pub fn per_key(&self) -> Option<&features::NamedFeatures> {
+        self.features.named().filter(|named| named.is_per_key())
+    }
+
     /// The features' names, in row order (what anomalies call them).
     pub fn feature_names(&self) -> &[String] {
         &self.names
@@ -203,6 +201,8 @@ pub struct Scorer {
     rows: Vec<f64>,
     scores: Vec<f64>,
     explainer: Explainer,
+    /// Per-key features: the assigned partitions' key states.
+    states: KeyStates,
 }
 
 impl Scorer {
@@ -216,6 +216,7 @@ impl Scorer {
             rows: Vec::new(),
             scores: Vec::new(),
             explainer: Explainer::default(),
+            states: KeyStates::default(),
         }
     }
 
@@ -236,9 +237,34 @@ impl Scorer {
     }
 
     /// Swaps in another model (between batches), returning the old one. The next batch is
-    /// read as the new model reads records.
+    /// read as the new model reads records. Key states are kept when they mean the same for
+    /// the new model's features, else dropped (each partition then starts empty).
     pub fn replace_model(&mut self, model: Model) -> Model {
+        let keep = model.per_key().is_some_and(|named| self.states.fit(named));
+        if !keep && self.states.partitions() > 0 {
+            log::warn!(
+                "the new model's per-key features differ from the old one's: the states of \
+                 {} keys are dropped and its keys start without history",
+                self.states.keys()
+            );
+            self.states.clear();
+        }
         std::mem::replace(&mut self.model, model)
+    }
+
+    /// True when the model's features include per-key items.
+    pub fn is_per_key(&self) -> bool {
+        self.model.per_key().is_some()
+    }
+
+    /// The assigned partitions' key states (per-key features).
+    pub fn states(&self) -> &KeyStates {
+        &self.states
+    }
+
+    /// The key states, to restore partitions into or drop them.
+    pub fn states_mut(&mut self) -> &mut KeyStates {
+        &mut self.states
     }
 
     /// Reads, checks and scores a batch (one `score_batch` call for all valid rows): the
@@ -260,6 +286,7 @@ impl Scorer {
         };
         // Each accepted record's index in the batch and its id (None: identified by its
         // partition and offset); its row is the next in `rows`.
+        let per_key = model.per_key();
         let mut accepted: Vec<(usize, Option<RecordId>)> = Vec::with_capacity(batch.len());
         let mut rejected: Vec<(usize, Refusal)> = Vec::new();
         self.rows.clear();
@@ -275,9 +302,52 @@ impl Scorer {
                 .or_default()
                 .consumed += 1;
             let payload = record.payload.unwrap_or_default();
-            match reader.read(payload, &mut self.rows, (record.partition, record.offset)) {
-                Ok(id) => accepted.push((index, id)),
+            let read = match per_key {
+                Some(named) => reader.check_size(payload).and_then(|()| {
+                    let meta = RecordMeta {
+                        key: record.key,
+                        timestamp_ms: record.timestamp_ms,
+                        offset: record.offset,
+                    };
+                    let partition = record.partition;
+                    self.states
+                        .read(named, partition, payload, meta, &mut self.rows)
+                }),
+                None => reader
+                    .read(payload, &mut self.rows, (record.partition, record.offset))
+                    .map(|id| Keyed {
+                        id,
+                        replayed: false,
+                        key_differs: false,
+                    }),
+            };
+            match read {
+                Ok(keyed) if keyed.replayed => {
+                    outcome.replayed += 1;
+                    outcome
+                        .per_partition
+                        .entry(record.partition)
+                        .or_default()
+                        .replayed += 1;
+                }
+                Ok(keyed) => {
+                    if keyed.key_differs {
+                        outcome.key_differs += 1;
+                    }
+                    accepted.push((index, keyed.id));
+                }
                 Err(refusal) => rejected.push((index, refusal)),
+            }
+        }
+        if per_key.is_some() {
+            outcome.per_key = true;
+            outcome.state_changes = self.states.take_changes();
+            if outcome.key_differs > 0 {
+                log::warn!(
+                    "{} records of the batch have a Kafka key other than their key field's: \
+                     per-key features are exact only when the input is partitioned by the key",
+                    outcome.key_differs
+                );
             }
         }
         self.scores.resize(accepted.len(), 0.0);
@@ -403,6 +473,7 @@ pub(crate) mod tests {
             offset,
             key: Some(b"k"),
             payload: Some(payload),
+            timestamp_ms: None,
         }
     }
 
@@ -442,6 +513,7 @@ pub(crate) mod tests {
             consumed,
             scored,
             dead_lettered,
+            replayed: 0,
         };
         assert_eq!(
             outcome.per_partition,
@@ -502,6 +574,7 @@ pub(crate) mod tests {
                 offset: 0,
                 key: None,
                 payload: None,
+                timestamp_ms: None,
             },
             record(0, 1, big.as_bytes()),
         ];
@@ -682,6 +755,7 @@ pub(crate) mod tests {
             consumed,
             scored,
             dead_lettered,
+            replayed: 0,
         };
         assert_eq!(
             outcome.per_partition,
@@ -767,35 +841,6 @@ pub(crate) mod tests {
         assert_eq!(anomaly.feature_names, ["x0", "x1"]);
         assert_eq!(anomaly.features, [3.9, -3.9]);
         assert_eq!(anomaly.explanation.len(), 2);
-    }
-
-    #[test]
-    fn a_model_of_per_key_features_is_refused_naming_the_item() {
-        let spec = features::FeatureParams::new("amount:log,amount:log:zscore")
-            .key_field(Some("card".into()))
-            .time_field(Some("ts".into()))
-            .check()
-            .unwrap();
-        let training: Vec<serde_json::Value> = (0..300)
-            .map(|i| {
-                serde_json::json!({
-                    "card": format!("c-{}", i % 5),
-                    "amount": 10.0 + f64::from(i % 17),
-                    "ts": 1_796_094_900_000i64 + i64::from(i) * 60_000,
-                })
-            })
-            .collect();
-        let fitted = spec.fit(&training).unwrap();
-        let forest = IsolationForestParams::new()
-            .seed(2)
-            .fit(&fitted.rows, fitted.features.len())
-            .unwrap();
-        let error = Model::new(fitted.features.attach(forest), "per-key").unwrap_err();
-        assert!(
-            matches!(&error, FeaturesError::PerKey(item) if item == "amount:log:zscore"),
-            "{error}"
-        );
-        assert!(error.to_string().contains("amount:log:zscore"), "{error}");
     }
 
     #[test]

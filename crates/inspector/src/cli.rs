@@ -98,8 +98,20 @@ pub struct TopicsArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct CreateTopicsArgs {
     /// Topics to create, e.g. transactions:3 anomalies.
-    #[arg(required = true, value_name = "NAME[:PARTITIONS]")]
+    #[arg(
+        required_unless_present = "state_for",
+        value_name = "NAME[:PARTITIONS]"
+    )]
     pub topics: Vec<String>,
+    /// Also create the changelog of GROUP's per-key state for --input-topic,
+    /// `GROUP.INPUT.state`: compacted, with the input's partitions (after the topics above,
+    /// so the input can be one of them). One that exists with other partitions or without
+    /// compaction is refused.
+    #[arg(long, value_name = "GROUP")]
+    pub state_for: Option<String>,
+    /// The input topic whose per-key state --state-for keeps.
+    #[arg(long, default_value = schema::topics::TRANSACTIONS, value_name = "TOPIC")]
+    pub input_topic: String,
     /// Copies of each partition. 1 suits one broker (Tansu, the demo); a cluster usually
     /// wants 3, and a managed one may refuse less.
     #[arg(long, default_value_t = 1, value_name = "N")]

@@ -128,15 +128,27 @@ pub fn create_topics(kafka: &bus::ClientSettings, args: &CreateTopicsArgs) -> Re
         .map(|spec| parse_topic_spec(spec))
         .collect::<Result<_>>()?;
     let wanted: Vec<(&str, i32)> = topics.iter().map(|(name, n)| (name.as_str(), *n)).collect();
+    if let Some(group) = &args.state_for {
+        // A name Kafka would refuse is refused before connecting.
+        bus::changelog::topic_name(group, &args.input_topic)?;
+    }
     bus::wait_for_broker(kafka, Duration::from_secs(60))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    Ok(runtime.block_on(bus::ensure_topics_replicated(
-        kafka,
-        &wanted,
-        args.replication_factor,
-    ))?)
+    runtime.block_on(async {
+        if !wanted.is_empty() {
+            bus::ensure_topics_replicated(kafka, &wanted, args.replication_factor).await?;
+        }
+        if let Some(group) = &args.state_for {
+            bus::changelog::ensure(kafka, group, &args.input_topic, args.replication_factor)
+                .await
+                .with_context(|| {
+                    format!("cannot make {group}'s changelog for {}", args.input_topic)
+                })?;
+        }
+        Ok::<_, anyhow::Error>(())
+    })
 }
 
 #[cfg(test)]
@@ -148,12 +160,30 @@ mod tests {
         let args = CreateTopicsArgs {
             topics: vec!["t".into()],
             replication_factor: 0,
+            state_for: None,
+            input_topic: "t".into(),
         };
         // Nothing listens on port 1: the flag is refused before any connection is tried.
         let error =
             create_topics(&bus::ClientSettings::new("127.0.0.1:1"), &args).expect_err("refused");
         assert!(
             error.to_string().contains("--replication-factor"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_changelog_name_kafka_would_refuse_is_refused_before_connecting() {
+        let args = CreateTopicsArgs {
+            topics: Vec::new(),
+            replication_factor: 1,
+            state_for: Some("my group".into()),
+            input_topic: "transactions".into(),
+        };
+        let error =
+            create_topics(&bus::ClientSettings::new("127.0.0.1:1"), &args).expect_err("refused");
+        assert!(
+            error.to_string().contains("my group.transactions.state"),
             "{error}"
         );
     }

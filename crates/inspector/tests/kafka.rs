@@ -219,3 +219,41 @@ fn create_topics_makes_what_is_missing_and_accepts_what_exists() {
     };
     assert_eq!((count(&a), count(&b)), (3, 1));
 }
+
+#[test]
+fn create_topics_makes_a_groups_changelog_with_its_inputs_partitions() {
+    settings();
+    let (input, group) = (unique("t-create-in"), unique("g-create"));
+    for _ in 0..2 {
+        let output = inspector(&[
+            "create-topics",
+            &format!("{input}:3"),
+            "--state-for",
+            &group,
+            "--input-topic",
+            &input,
+        ]);
+        lines(&output);
+    }
+    let changelog = format!("{group}.{input}.state");
+    let lines = lines(&inspector(&["topics"]));
+    let partitions: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.split_whitespace().next() == Some(changelog.as_str()))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(partitions, ["0", "1", "2"], "{lines:?}");
+
+    // The input must exist: its partitions decide the changelog's.
+    let missing = unique("t-missing");
+    let output = inspector(&[
+        "create-topics",
+        "--state-for",
+        &group,
+        "--input-topic",
+        &missing,
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&missing), "{stderr}");
+}
