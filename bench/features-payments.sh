@@ -6,11 +6,13 @@
 # 42..42+SEEDS-1. Prints, per setting and fraud kind, the medians over forest seeds of ROC
 # AUC, precision, recall and F1 (each kind against all the normal payments), and the share of
 # the kind's frauds whose explanation's top feature is the one the fraud was made in
-# (amount for `amount`, the category for `category`, the hour for `night_burst`).
+# (amount for `amount` and `card_amount`, the category for `category`, the hour for
+# `night_burst`, a per-key count for `card_burst`).
 # Usage: bench/features-payments.sh
 # Environment: COUNT (60000), TRAIN (40000), SEED (7), SEEDS (5), Q (0.01), FEATURES
 # (amount:log,/merchant/mcc:category,/merchant/country:category,ts:hour,ts:weekday),
-# CARGO_TARGET_DIR.
+# CARGO_TARGET_DIR; BIN, a folder holding `trainer` and `generator` already built (then
+# nothing is built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT=${COUNT:-60000}
@@ -19,11 +21,13 @@ SEED=${SEED:-7}
 SEEDS=${SEEDS:-5}
 Q=${Q:-0.01}
 FEATURES=${FEATURES:-amount:log,/merchant/mcc:category,/merchant/country:category,ts:hour,ts:weekday}
-target=${CARGO_TARGET_DIR:-target}
-cargo build --release -q -p trainer -p generator
+if [[ -z ${BIN:-} ]]; then
+    cargo build --release -q -p trainer -p generator
+    BIN=${CARGO_TARGET_DIR:-target}/release
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$target/release/generator" --scenario payments --count "$COUNT" --seed "$SEED" --print \
+"$BIN/generator" --scenario payments --count "$COUNT" --seed "$SEED" --print \
     >"$work/payments.jsonl" 2>/dev/null
 head -n "$TRAIN" "$work/payments.jsonl" >"$work/train.jsonl"
 tail -n +"$((TRAIN + 1))" "$work/payments.jsonl" >"$work/test.jsonl"
@@ -31,18 +35,19 @@ for range in off on; do
     for contamination in auto "$Q"; do
         for ((seed = 42; seed < 42 + SEEDS; seed++)); do
             model="$work/model-$range-$contamination-$seed.bin"
-            RUST_LOG=warn "$target/release/trainer" fit --jsonl "$work/train.jsonl" \
+            RUST_LOG=warn "$BIN/trainer" fit --jsonl "$work/train.jsonl" \
                 --features "$FEATURES" --range-check "$range" --contamination "$contamination" \
                 --seed "$seed" --out "$model" --models-dir "$work/by-id" >/dev/null
             printf '%s %s %s ' "$range" "$contamination" "$seed"
-            RUST_LOG=warn "$target/release/trainer" eval --jsonl "$work/test.jsonl" \
+            RUST_LOG=warn "$BIN/trainer" eval --jsonl "$work/test.jsonl" \
                 --model "$model" --group-field fraud --json
         done
     done
 done >"$work/results.txt"
 python3 - "$work/results.txt" "$FEATURES" <<'PY'
 import json, statistics, sys
-made_in = {"amount": "amount", "category": "mcc", "night_burst": "ts:hour"}
+made_in = {"amount": "amount", "category": "mcc", "night_burst": "ts:hour",
+           "card_amount": "amount", "card_burst": "count:"}
 runs = {}
 for line in open(sys.argv[1]):
     range_check, contamination, seed, text = line.split(" ", 3)

@@ -13,6 +13,16 @@
 #
 #   scripts/bench-pipeline.sh            (RECORDS=200000 PYTHON_RECORDS=3000 REPEATS=3)
 #
+# SCENARIO=payments: the records are the payments scenario's (`generator --scenario payments
+# --seed 7`), JSON records read through named features; the model is fitted by `trainer fit
+# --jsonl --features PAYMENTS_FEATURES --contamination PAYMENTS_CONTAMINATION` on the
+# TRAIN_RECORDS payments before them, and every record the detectors read comes after those.
+# The reference Python detector, which reads only `data`, is left out.
+#
+# BASELINE_DETECTOR=PATH: another detector binary (say, a build of an earlier commit) read
+# the same records in each round after ours, on the same model: its line shows what a change
+# costs, measured in the same run.
+#
 # Then one detector under a steady offered load (LATENCY_RATE=10000 records/s for
 # LATENCY_SECONDS=20): end-to-end latency from each transaction's Kafka timestamp to its
 # anomaly's, p50/p95/p99 over every anomaly, from `inspector stats --once --json`; on the
@@ -33,6 +43,11 @@ LATENCY_DETECTOR_ARGS=${LATENCY_DETECTOR_ARGS:-}
 LATENCY_GENERATOR_ARGS=${LATENCY_GENERATOR_ARGS:-}
 # LINES=latency: only the latency lines.
 LINES=${LINES:-all}
+# synthetic (the generator's `data` records, trainer fit's default model) or payments.
+SCENARIO=${SCENARIO:-synthetic}
+TRAIN_RECORDS=${TRAIN_RECORDS:-40000}
+PAYMENTS_FEATURES=${PAYMENTS_FEATURES:-amount:log,/merchant/mcc:category,/merchant/country:category,ts:hour,ts:weekday}
+PAYMENTS_CONTAMINATION=${PAYMENTS_CONTAMINATION:-0.01}
 run_id="bench-$$-$(date +%s)"
 mkdir -p "$RUN_DIR"
 
@@ -51,7 +66,36 @@ export KAFKA_BOOTSTRAP
 KAFKA_BOOTSTRAP=$(bootstrap)
 
 model="$RUN_DIR/$run_id-model.bin"
-scripts/trainer.sh fit --out "$model" >/dev/null 2>&1
+payments="$RUN_DIR/$run_id-payments.jsonl"
+case "$SCENARIO" in
+synthetic)
+    scripts/trainer.sh fit --out "$model" >/dev/null 2>&1
+    ;;
+payments)
+    # The training payments, then the benchmark's (enough for the latency line too).
+    stream=$((RECORDS > LATENCY_RATE * LATENCY_SECONDS ? RECORDS : LATENCY_RATE * LATENCY_SECONDS))
+    scripts/generator.sh --scenario payments --seed 7 --count $((TRAIN_RECORDS + stream)) \
+        --print 2>/dev/null | tail -n "$stream" >"$payments.stream"
+    scripts/generator.sh --scenario payments --seed 7 --count "$TRAIN_RECORDS" --print \
+        2>/dev/null >"$payments"
+    scripts/trainer.sh fit --jsonl "$payments" --features "$PAYMENTS_FEATURES" \
+        --contamination "$PAYMENTS_CONTAMINATION" --out "$model" >/dev/null 2>&1
+    ;;
+*) die "SCENARIO is synthetic or payments, not $SCENARIO" ;;
+esac
+
+# records TOPIC COUNT RATE SEED [FLAG...]: the scenario's first COUNT records into TOPIC at
+# RATE per second (0: flat out); the synthetic ones seeded with SEED.
+records() {
+    local topic=$1 count=$2 rate=$3 seed=$4
+    shift 4
+    if [ "$SCENARIO" = payments ]; then
+        scripts/generator.sh --topic "$topic" --jsonl "$payments.stream" --count "$count" \
+            --rate "$rate" "$@"
+    else
+        scripts/generator.sh --topic "$topic" --count "$count" --rate "$rate" --seed "$seed" "$@"
+    fi
+}
 
 # `detector: ... first_ms=A last_ms=B` → fields
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
@@ -72,7 +116,10 @@ start() {
                 --output-topic "$run_id-out-$tag" --group "$run_id-$tag" --idle-exit 3 \
                 >"$stem.out" 2>"$stem.log" &
         else
-            RUST_LOG=info "$(bin detector)" --model "$model" --input-topic "$input" \
+            local detector
+            detector=$(bin detector)
+            [ "$kind" = baseline ] && detector=$BASELINE_DETECTOR
+            RUST_LOG=info "$detector" --model "$model" --input-topic "$input" \
                 --output-topic "$run_id-out-$tag" --dlq-topic "$run_id-dlq" \
                 --group "$run_id-$tag" --idle-exit 3 >"$stem.out" 2>"$stem.log" &
         fi
@@ -118,7 +165,7 @@ live() {
         [ $SECONDS -lt $deadline ] || die "the readers did not share the partitions within 60 s"
         sleep 0.2
     done
-    scripts/generator.sh --topic "$input" --count "$RECORDS" --rate 0 --seed 1 >/dev/null 2>&1
+    records "$input" "$RECORDS" 0 1 >/dev/null 2>&1
     wait "${pids[@]}"
     rate "${stems[@]}"
 }
@@ -142,8 +189,8 @@ latency_on() {
         sleep 0.2
     done
     # shellcheck disable=SC2086
-    scripts/generator.sh --topic "$tx" --count $((LATENCY_RATE * LATENCY_SECONDS)) \
-        --rate "$LATENCY_RATE" --seed 2 $LATENCY_GENERATOR_ARGS >/dev/null 2>&1
+    records "$tx" $((LATENCY_RATE * LATENCY_SECONDS)) "$LATENCY_RATE" 2 \
+        $LATENCY_GENERATOR_ARGS >/dev/null 2>&1
     wait "$pid"
     local written
     written=$(field anomalies "$(cat "$log.out")")
@@ -187,23 +234,29 @@ if [ "$LINES" = latency ]; then
         "$mock_p50" "$mock_p95" "$mock_p99" "$mock_count" "$mock_written"
     exit 0
 fi
-log "producing $RECORDS records into $tx"
-scripts/generator.sh --topic "$tx" --count "$RECORDS" --rate 0 --seed 1 >/dev/null 2>&1
-pass_rates=() one_rates=()
+log "producing $RECORDS $SCENARIO records into $tx"
+records "$tx" "$RECORDS" 0 1 >/dev/null 2>&1
+pass_rates=() one_rates=() base_rates=()
 for round in $(seq "$REPEATS"); do
     log "round $round of $REPEATS: pass-through, then one detector, on the pre-produced records"
     pass_rates+=("$(pre_produced passthrough "pass-$round")")
     one_rates+=("$(pre_produced detector "one-$round")")
+    if [ -n "${BASELINE_DETECTOR:-}" ]; then
+        base_rates+=("$(pre_produced baseline "base-$round")")
+    fi
 done
-log "rounds: pass-through ${pass_rates[*]}; one detector ${one_rates[*]}"
+log "rounds: pass-through ${pass_rates[*]}; one detector ${one_rates[*]}" \
+    "${BASELINE_DETECTOR:+; baseline ${base_rates[*]}}"
 pass_rate=$(median "${pass_rates[@]}")
+# Anomalies one detector wrote (each with its features and explanation).
+one_anomalies=$(field anomalies "$(cat "$RUN_DIR/$run_id-one-$REPEATS-1.out")")
 one_rate=$(median "${one_rates[@]}")
 log "pass-through and two detectors, records produced while they read"
 live_pass_rate=$(live 1 passthrough live-pass)
 two_rate=$(live 2 detector live-two)
 
 py_rate=""
-if scripts/python-env.sh >/dev/null 2>&1; then
+if [ "$SCENARIO" = synthetic ] && scripts/python-env.sh >/dev/null 2>&1; then
     log "reference Python detector ($PYTHON_RECORDS records)"
     python_model="$RUN_DIR/$run_id-model.joblib"
     scripts/inspector.sh create-topics "$run_id-anomalies-py" 2>/dev/null
@@ -228,12 +281,19 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f×", a / b; el
 share() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }'; }
 row() { printf '%-52s %12s %16s %12s\n' "$@"; }
 printf '\n'
-row "($RECORDS records, broker $KAFKA_BOOTSTRAP)" "records/s" "vs pass-through" "vs Python"
+row "($RECORDS $SCENARIO records, broker $KAFKA_BOOTSTRAP)" "records/s" "vs pass-through" "vs Python"
 row "pre-produced: pass-through (median of $REPEATS)" "$pass_rate" "100%" "$(ratio "$pass_rate" "${py_rate:-0}")"
 row "pre-produced: ours, 1 detector (median of $REPEATS)" "$one_rate" "$(share "$one_rate" "$pass_rate")" "$(ratio "$one_rate" "${py_rate:-0}")"
+if [ -n "${BASELINE_DETECTOR:-}" ]; then
+    base_rate=$(median "${base_rates[@]}")
+    row "pre-produced: baseline detector (median of $REPEATS)" "$base_rate" \
+        "$(share "$base_rate" "$pass_rate")" "$(ratio "$base_rate" "${py_rate:-0}")"
+fi
 row "pre-produced: reference Python ($PYTHON_RECORDS records)" "${py_rate:-not run}" "" "1×"
 row "produced meanwhile: pass-through" "$live_pass_rate" "100%" ""
 row "produced meanwhile: ours, 2 detectors (one group)" "$two_rate" "$(share "$two_rate" "$live_pass_rate")" "$(ratio "$two_rate" "${py_rate:-0}")"
+printf '%s anomalies of %s records (%s), each with its features and explanation\n' \
+    "$one_anomalies" "$RECORDS" "$(share "$one_anomalies" "$RECORDS")"
 printf '\nend-to-end latency, one detector, %s records/s offered for %s s:\n' "$LATENCY_RATE" "$LATENCY_SECONDS"
 printf '  %-34s p50 %6s ms, p95 %6s ms, p99 %6s ms (%s of %s anomalies matched)\n' \
     "on $KAFKA_BOOTSTRAP" "$lat_p50" "$lat_p95" "$lat_p99" "$lat_count" "$lat_written" \

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The demo: build, start a local broker, create the topics, train the model, start two
-# detectors in one consumer group, show how they share the partitions, stream synthetic
-# transactions and show the anomalies as they arrive. Everything it started is stopped when
-# it ends or on Ctrl-C.
+# detectors in one consumer group, show how they share the partitions, start the live page
+# (inspector serve), stream synthetic transactions and show the anomalies as they arrive.
+# Everything it started is stopped when it ends or on Ctrl-C.
 #
 #   scripts/demo.sh [--broker dev|tansu] [--seconds S] [--rate R] [--model FILE]
-#                   (defaults: the development broker, 30 s at 100 records/s, models/model.bin)
+#                   [--page-port PORT]
+#                   (defaults: the development broker, 30 s at 100 records/s, models/model.bin,
+#                   the live page on http://127.0.0.1:8080/; port 0 picks a free one)
 #
 # --broker dev (the default) runs the development broker built with this workspace
 # (crates/devbroker: librdkafka's mock cluster; records are kept in memory and lost when it
@@ -22,19 +24,24 @@ broker=dev
 seconds=30
 rate=100
 model=models/model.bin
+page_port=8080
 while [ $# -gt 0 ]; do
     case "$1" in
         --broker) broker=${2:?}; shift 2 ;;
         --seconds) seconds=${2:?}; shift 2 ;;
         --rate) rate=${2:?}; shift 2 ;;
         --model) model=${2:?}; shift 2 ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        --page-port) page_port=${2:?}; shift 2 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
 case "$broker" in
     dev | tansu) ;;
     *) die "--broker must be dev or tansu, not $broker" ;;
+esac
+case "$page_port" in
+    '' | *[!0-9]*) die "--page-port must be a port number, not $page_port" ;;
 esac
 
 mkdir -p "$RUN_DIR"
@@ -140,9 +147,26 @@ until [ -n "$(owned 1)" ] && [ "$(owned 1)" != none ] && [ -n "$(owned 2)" ] && 
 done
 log "6/7 the group shares the partitions: detector 1 reads $(owned 1); detector 2 reads $(owned 2)"
 
-# Hook: a later change starts `inspector serve` here (added to `pids`, so it is stopped with
-# the rest) and prints the address of its page.
-start_dashboard() { :; }
+# The live page: `inspector serve` beside the detectors (stopped with them), reading from now,
+# so it shows this run's stream. It prints its address once it listens; without it the demo
+# goes on (the page is a view, not part of the pipeline).
+start_dashboard() {
+    local page_log="$RUN_DIR/inspector-serve.log" serve_pid address deadline
+    : >"$page_log"
+    scripts/inspector.sh serve --addr "127.0.0.1:$page_port" --model "$model" >"$page_log" 2>&1 &
+    serve_pid=$!
+    pids+=("$serve_pid")
+    deadline=$((SECONDS + 30))
+    until address=$(grep -o 'serving http://[^ ]*' "$page_log" | sed 's/^serving //') && [ -n "$address" ]; do
+        if ! kill -0 "$serve_pid" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
+            tail -n 5 "$page_log" >&2
+            log "warning: the live page did not start (see $page_log); going on without it"
+            return 0
+        fi
+        sleep 0.2
+    done
+    log "live page: $address (log in $page_log)"
+}
 start_dashboard
 
 count=$((seconds * rate))
@@ -158,7 +182,7 @@ pids+=("$generator_pid")
 wait "$generator_pid" || log "warning: the generator failed (exit $?)"
 wait "$tail_pid" 2>/dev/null || true
 
-log "stopping the detectors$([ "$started_broker" = 1 ] && echo " and the broker")"
+log "stopping the detectors, the live page$([ "$started_broker" = 1 ] && echo " and the broker")"
 stop_all
 grep -h "detector: consumed" "$RUN_DIR"/detector-*.log || true
 log "demo done"

@@ -1,8 +1,8 @@
 //! Data for training, replaying and evaluating, shared by the processes and the tests so that
 //! each of these exists once: numeric tables read from CSV ([`Table`], [`read_csv`]), records
 //! read from JSON lines ([`read_jsonl`]), the original pipeline's synthetic data
-//! ([`synthetic_training_data`], [`synthetic_records`]), the payments scenario
-//! ([`PaymentsParams`]), a table's rows as transactions ([`csv_records`]) and the detection
+//! ([`synthetic_training_data`], [`synthetic_records`]), the payments and sensors scenarios
+//! ([`PaymentsParams`], [`SensorsParams`]), a table's rows as transactions ([`csv_records`]) and the detection
 //! metrics ([`roc_auc`], [`average_precision`], [`Confusion`]), defined as scikit-learn
 //! defines them.
 //!
@@ -19,7 +19,9 @@
 //! - [`table`]: [`Table`] and the CSV reader, with [`TableError`] naming line and column.
 //! - [`jsonl`]: JSON lines, one object per line, with [`JsonlError`] naming the line.
 //! - [`synthetic`]: the original's training clusters and stream (no I/O).
-//! - [`payments`]: card payments with labelled frauds of three kinds (no I/O).
+//! - [`payments`]: card payments, each card with its habits, with labelled frauds of five
+//!   kinds (no I/O).
+//! - [`sensors`]: sensors reading noisy periodic series, with labelled faults (no I/O).
 //! - [`replay`]: a CSV table's rows as transactions (uses `table`).
 //! - [`metrics`]: ROC AUC, average precision, the confusion counts.
 #![deny(missing_docs)]
@@ -28,6 +30,7 @@ pub mod jsonl;
 pub mod metrics;
 pub mod payments;
 pub mod replay;
+pub mod sensors;
 pub mod synthetic;
 pub mod table;
 
@@ -35,6 +38,7 @@ pub use jsonl::{parse_jsonl, read_jsonl, JsonLine, JsonlError};
 pub use metrics::{average_precision, roc_auc, Confusion};
 pub use payments::{FraudKind, Payment, Payments, PaymentsError, PaymentsParams};
 pub use replay::csv_records;
+pub use sensors::{FaultKind, SensorReading, SensorReadings, SensorsError, SensorsParams};
 pub use synthetic::{
     shifted_synthetic_records, synthetic_records, synthetic_training_data, Shift, SyntheticPoints,
     SYNTHETIC_CLUSTER_POINTS,

@@ -1,10 +1,20 @@
-//! What one batch costs the detector's CPU, without Kafka: decoding the records, and the whole
-//! `Scorer::process` (decode, check, score, encode the anomalies), per record, medians of
-//! `--reps` runs, with the heap allocations each record costs. The records are the
-//! generator's shape (`{"id", "data": [[x, y]], "current_time"}`), a share of them far out.
+//! What one batch costs the detector's CPU, without Kafka: reading the records, and the whole
+//! `Scorer::process` (read, check, score, explain and encode the anomalies), per record,
+//! medians of `--reps` runs, with the heap allocations each record costs; and what explaining
+//! one anomaly costs (`IsolationForest::attribute`, what the detector calls for each anomaly,
+//! beside `explain`) and writing its reasons (`features`, `explanation`) into it; and from
+//! these, what the explanation costs per record read.
+//!
+//! `--records synthetic` (the default): the generator's shape (`{"id", "data": [[x, y]],
+//! "current_time"}`), a share of them far out, and a model of the clusters. `--records
+//! pipeline`: what `scripts/bench-pipeline.sh` scores, the generator's records (seed 1, 70%
+//! outliers in [−4, 4]²) and `trainer fit`'s default model (50 trees of 500, contamination
+//! 0.01, seed 42). `--records payments`: the payments scenario's records, read through named
+//! features (`amount:log,/merchant/mcc:category,ts:hour`) by a model fitted on the preceding
+//! payments with `--contamination`.
 //!
 //! ```text
-//! cargo run --release -p detector --example process_bench
+//! cargo run --release -p detector --example process_bench [-- --records payments]
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -12,11 +22,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use detector::scoring::{Incoming, Model, Scorer};
-use iforest::IsolationForestParams;
+use features::Features;
+use iforest::{Contamination, IsolationForestParams};
 use rand::{Rng as _, SeedableRng as _};
-use schema::{DecodeLimits, Transaction};
+use schema::{
+    encode_scored_anomaly, DecodeLimits, Direction, FeatureShare, RecordId, Scored, Transaction,
+    Verdict,
+};
 
 /// Counts heap allocations, so the table can show them per record.
 struct Counting;
@@ -59,6 +73,68 @@ struct Cli {
     /// Share of records drawn uniformly over a wide square (most become anomalies).
     #[arg(long, default_value_t = 0.3)]
     outlier_share: f64,
+    /// Which records.
+    #[arg(long, value_enum, default_value_t = Records::Synthetic)]
+    records: Records,
+    /// Payments: the share of training payments above the threshold.
+    #[arg(long, default_value_t = 0.01)]
+    contamination: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Records {
+    /// `data` records of two clusters and far points.
+    Synthetic,
+    /// The pipeline benchmark's records and model.
+    Pipeline,
+    /// Payments, read through named features.
+    Payments,
+}
+
+/// `trainer fit`'s default model and the generator's default records, as the pipeline
+/// benchmark uses them.
+fn pipeline(cli: &Cli) -> Result<(Model, Vec<Vec<u8>>)> {
+    let table = dataset::synthetic_training_data(42);
+    let forest = IsolationForestParams::new()
+        .n_trees(50)
+        .sample_size(500)
+        .contamination(Contamination::Fraction(0.01))
+        .seed(42)
+        .fit(&table.data, table.n_features())
+        .context("fitting the bench model")?;
+    let records = dataset::synthetic_records(1, 0.7, 0, cli.batch as u64)
+        .map(|transaction| transaction.encode())
+        .collect();
+    Ok((Model::new(forest, "bench-pipeline")?, records))
+}
+
+/// The payments features.
+const PAYMENTS_FEATURES: &str = "amount:log,/merchant/mcc:category,ts:hour";
+
+/// A model with named features fitted on 20,000 payments, and the next `--batch` payments.
+fn payments(cli: &Cli) -> Result<(Model, Vec<Vec<u8>>)> {
+    let mut stream = dataset::PaymentsParams {
+        seed: 7,
+        ..dataset::PaymentsParams::default()
+    }
+    .records()?;
+    let training: Vec<serde_json::Value> =
+        stream.by_ref().take(20_000).map(|p| p.to_value()).collect();
+    let fitted = features::FeatureParams::new(PAYMENTS_FEATURES)
+        .check()?
+        .fit(&training)?;
+    let forest = IsolationForestParams::default()
+        .contamination(Contamination::Fraction(cli.contamination))
+        .feature_names(fitted.features.names())
+        .seed(1)
+        .fit(&fitted.rows, fitted.features.len())
+        .context("fitting the bench model")?;
+    let model = Model::new(fitted.features.attach(forest), "bench-payments")?;
+    let records = stream
+        .take(cli.batch)
+        .map(|p| p.to_json().into_bytes())
+        .collect();
+    Ok((model, records))
 }
 
 fn records(cli: &Cli) -> Vec<Vec<u8>> {
@@ -95,10 +171,7 @@ fn model() -> Result<Model> {
         .seed(1)
         .fit(&data, 2)
         .context("fitting the bench model")?;
-    Ok(Model {
-        forest,
-        id: "bench-model".into(),
-    })
+    Ok(Model::new(forest, "bench-model")?)
 }
 
 /// Median of a run's per-record nanoseconds and allocations.
@@ -127,7 +200,11 @@ fn measure(cli: &Cli, mut work: impl FnMut() -> usize) -> (f64, f64) {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let payloads = records(&cli);
+    let (model, payloads) = match cli.records {
+        Records::Synthetic => (model()?, records(&cli)),
+        Records::Pipeline => pipeline(&cli)?,
+        Records::Payments => payments(&cli)?,
+    };
     let incoming: Vec<Incoming<'_>> = payloads
         .iter()
         .enumerate()
@@ -136,16 +213,27 @@ fn main() -> Result<()> {
             offset: offset as i64,
             key: Some(b"key"),
             payload: Some(payload),
+            timestamp_ms: None,
         })
         .collect();
     let limits = DecodeLimits::default();
-    let mut scorer = Scorer::new(model()?, limits, "transactions");
+    let features = model.features().clone();
+    let width = model.forest.n_features();
+    let forest = model.forest.clone();
+    let mut scorer = Scorer::new(model, limits, "transactions");
     let anomalies = scorer.process(&incoming)?.anomalies;
 
-    let decode = measure(&cli, || {
+    let mut row = Vec::with_capacity(width);
+    let read = measure(&cli, || {
         payloads
             .iter()
-            .filter(|payload| Transaction::decode(payload, &limits).is_ok())
+            .filter(|payload| match &features {
+                Features::Data => Transaction::decode(payload, &limits).is_ok(),
+                Features::Named(named) => {
+                    row.clear();
+                    named.read(payload, &mut row).is_ok()
+                }
+            })
             .count()
     });
     let process = measure(&cli, || {
@@ -153,13 +241,97 @@ fn main() -> Result<()> {
             .process(&incoming)
             .map_or(0, |outcome| outcome.scored as usize)
     });
-    println!(
-        "{} records per batch, {anomalies} anomalies, {} batches per run, medians of {} runs",
-        cli.batch, cli.batches, cli.reps
-    );
-    println!("{:<28} {:>10} {:>14}", "", "ns/record", "allocs/record");
-    for (name, (nanos, allocations)) in [("decode", decode), ("process (whole batch)", process)] {
-        println!("{name:<28} {nanos:>10.0} {allocations:>14.1}");
+    // The anomalies' rows, as the detector scored them, and their records' text.
+    let mut rows = Vec::new();
+    let mut texts = Vec::new();
+    for payload in &payloads {
+        let start = rows.len();
+        let read = match &features {
+            Features::Data => Transaction::decode(payload, &limits)
+                .map(|transaction| rows.extend_from_slice(&transaction.features))
+                .is_ok(),
+            Features::Named(named) => named.read(payload, &mut rows).is_ok(),
+        };
+        if read && !forest.predict(&rows[start..])? {
+            rows.truncate(start);
+        } else if read {
+            texts.push(std::str::from_utf8(payload)?);
+        }
     }
+    let flagged: Vec<&[f64]> = rows.chunks_exact(width).collect();
+    let mut contributions = Vec::new();
+    let attribute = measure(&cli, || {
+        for row in &flagged {
+            let _ = forest.attribute(row, &mut contributions);
+        }
+        flagged.len()
+    });
+    let explain = measure(&cli, || {
+        flagged
+            .iter()
+            .filter(|row| forest.explain(row).is_ok())
+            .count()
+    });
+    // An anomaly's text with its reasons, against the verdict alone: what writing the
+    // reasons costs.
+    let names = scorer.model().feature_names().to_vec();
+    let top: Vec<FeatureShare> = (0..width.min(3))
+        .map(|feature| FeatureShare {
+            feature,
+            direction: Direction::High,
+            share: 0.25,
+        })
+        .collect();
+    let verdict = Verdict {
+        anomaly_score: 0.7,
+        threshold: forest.threshold(),
+        model: "bench".into(),
+        partition: 0,
+        offset: 0,
+        detected_at: chrono::Utc::now(),
+    };
+    let id = RecordId::Int(1);
+    let encode_with = |names: &[String], top: &[FeatureShare]| {
+        measure(&cli, || {
+            let mut bytes = 0;
+            for (text, row) in texts.iter().zip(&flagged) {
+                let scored = Scored {
+                    record_id: Some(&id),
+                    names: &names[..names.len().min(row.len())],
+                    row,
+                    top,
+                    from_data: false,
+                };
+                bytes += encode_scored_anomaly(text, &verdict, &scored).len();
+            }
+            std::hint::black_box(bytes);
+            flagged.len()
+        })
+    };
+    let with_reasons = encode_with(&names, &top);
+    let verdict_only = encode_with(&[], &[]);
+    let share = anomalies as f64 / cli.batch as f64;
+    println!(
+        "{:?} records, {} per batch, {anomalies} anomalies, {} batches per run, medians of {} runs",
+        cli.records, cli.batch, cli.batches, cli.reps
+    );
+    println!("{:<44} {:>10} {:>14}", "", "ns", "allocations");
+    for (name, (nanos, allocations)) in [
+        ("read, per record", read),
+        ("process (whole batch), per record", process),
+        ("attribute (detector), per anomaly", attribute),
+        ("explain, per anomaly", explain),
+        ("encode anomaly with reasons, per anomaly", with_reasons),
+        ("encode anomaly, verdict only, per anomaly", verdict_only),
+    ] {
+        println!("{name:<44} {nanos:>10.0} {allocations:>14.1}");
+    }
+    println!(
+        "explanation per record read ({:.1}% anomalies): {:.0} ns of attribution + {:.0} ns of \
+         writing the reasons",
+        100.0 * share,
+        share * attribute.0,
+        share * (with_reasons.0 - verdict_only.0)
+    );
     Ok(())
 }

@@ -13,6 +13,13 @@
 //! its records for this. Any other failed delivery (librdkafka has already retried it), or a
 //! refused minimal dead letter, stops the detector with an error and without storing that
 //! batch's offsets or any later batch's: a restart re-reads them.
+//!
+//! A model with per-key features adds a step (`keystate` has the rules): once a batch's
+//! outputs are acknowledged its state changes are written to the changelog, and only once
+//! those are acknowledged are its offsets stored. A batch read before a rebalance writes no
+//! state and stores no offset (its partitions' owner reads it again). Keys past their time to
+//! live are forgotten (at most every 30 s) only once every batch in flight is done and the
+//! stored offsets are committed.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -31,7 +38,9 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::fit;
+use crate::keystate::{after_outputs, AfterOutputs};
 use crate::scoring::Output;
+use crate::statelog::StateLog;
 use crate::worker::{
     consumer_error, incoming_one, Fitting, Sent, Stop, Worker, SHUTDOWN_DEADLINE, SHUTDOWN_FLUSH,
     TICK,
@@ -57,6 +66,16 @@ pub(crate) async fn run(
         // Between batches: the only place the model may change.
         worker.between_batches(consumer, pending.len());
         pending.store_acknowledged().await?;
+        // Keys past their time to live: forgotten only with every record read so far
+        // acknowledged, its state written and its offset committed.
+        if worker.expire_due() {
+            pending.drain().await?;
+            if commit_now(consumer).await {
+                worker.expire();
+            } else {
+                worker.postpone_expiry();
+            }
+        }
         if let Some(stop) = worker.limit_reached() {
             break stop;
         }
@@ -87,12 +106,21 @@ pub(crate) async fn run(
         };
         let batch_started = Instant::now();
         let messages = worker.fill_batch(consumer, first).await?;
+        let (messages, generation) = worker.prepare(messages).await?;
+        if messages.is_empty() {
+            continue;
+        }
         let read_at = Instant::now();
-        let (outcome, scoring) = worker.score(&messages)?;
+        let (mut outcome, scoring) = worker.score(&messages)?;
         worker.count(&messages, &outcome, scoring);
         let records = messages.len();
+        let state = outcome.per_key.then(|| BatchState {
+            log: worker.state_log.clone(),
+            generation,
+            changes: std::mem::take(&mut outcome.state_changes),
+        });
         pending
-            .send(messages, outcome.outputs, outcome.last_offsets)
+            .send(messages, outcome.outputs, outcome.last_offsets, state)
             .await?;
         let sent_at = Instant::now();
         while pending.len() > in_flight_batches {
@@ -136,6 +164,16 @@ struct InFlight<'c> {
     messages: Vec<BorrowedMessage<'c>>,
     /// Per partition, the batch's last offset: stored (plus one) once all are acknowledged.
     offsets: BTreeMap<i32, i64>,
+    /// Per-key features: the batch's state changes, written before its offsets are stored.
+    state: Option<BatchState>,
+}
+
+/// A batch's per-key state changes and when it was read.
+struct BatchState {
+    log: Option<Arc<StateLog>>,
+    /// Rebalances seen when the batch was read.
+    generation: u64,
+    changes: BTreeMap<i32, Vec<features::StateChange>>,
 }
 
 /// The batches in flight, oldest first, and the consumer whose offsets they hold back.
@@ -174,6 +212,7 @@ impl<'c> Pending<'c> {
         messages: Vec<BorrowedMessage<'c>>,
         outputs: Vec<Output>,
         offsets: BTreeMap<i32, i64>,
+        state: Option<BatchState>,
     ) -> Result<()> {
         let mut deliveries = Vec::with_capacity(outputs.len());
         let mut sent = Vec::with_capacity(outputs.len());
@@ -208,6 +247,7 @@ impl<'c> Pending<'c> {
             unsent: Vec::new(),
             messages,
             offsets,
+            state,
         });
         Ok(())
     }
@@ -295,7 +335,7 @@ impl<'c> Pending<'c> {
             );
         }
         if batch.unsent.is_empty() {
-            self.acknowledged();
+            self.acknowledged().await?;
             return Ok(true);
         }
         // Send the smaller forms; what the full queue takes nothing of waits a moment.
@@ -322,11 +362,41 @@ impl<'c> Pending<'c> {
         Ok(false)
     }
 
-    /// The oldest batch is acknowledged: store its offsets.
-    fn acknowledged(&mut self) {
+    /// The oldest batch is acknowledged: write its state changes (per-key features), then
+    /// store its offsets; a batch read before a rebalance does neither.
+    async fn acknowledged(&mut self) -> Result<()> {
         let Some(batch) = self.batches.pop_front() else {
-            return;
+            return Ok(());
         };
+        self.last_acknowledged_at = Some(SystemTime::now());
+        let (per_key, generation) = batch
+            .state
+            .as_ref()
+            .map_or((false, 0), |state| (true, state.generation));
+        // No revocation can be served from here to the stored offsets: the consumer is not
+        // polled meanwhile.
+        let now = self.consumer.context().rebalances();
+        match after_outputs(per_key, generation, now) {
+            AfterOutputs::Skip => {
+                log::info!(
+                    "a batch read before a rebalance is done: its state is not written and its \
+                     offsets not stored (its partitions' owner reads it again)"
+                );
+                self.fitting.metrics.state_skipped();
+                return Ok(());
+            }
+            AfterOutputs::WriteStateThenStoreOffsets => {
+                if let Some(BatchState {
+                    log: Some(log),
+                    changes,
+                    ..
+                }) = &batch.state
+                {
+                    log.write(self.producer, changes).await?;
+                }
+            }
+            AfterOutputs::StoreOffsets => {}
+        }
         let topic = &self.fitting.topics.input;
         for (&partition, &offset) in &batch.offsets {
             // Stores offset + 1. A partition revoked meanwhile refuses; its new owner re-reads.
@@ -337,7 +407,21 @@ impl<'c> Pending<'c> {
                 );
             }
         }
-        self.last_acknowledged_at = Some(SystemTime::now());
+        Ok(())
+    }
+}
+
+/// Commits the stored offsets now and waits for the answer; true when they are committed
+/// (or nothing was left to commit).
+async fn commit_now(consumer: &bus::LoggingConsumer) -> bool {
+    let committed =
+        tokio::task::block_in_place(|| consumer.commit_consumer_state(CommitMode::Sync));
+    match committed {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => true,
+        Err(error) => {
+            log::debug!("commit before forgetting expired keys failed: {error}");
+            false
+        }
     }
 }
 

@@ -118,6 +118,17 @@ pub enum ConfigError {
     /// The model file cannot be used.
     #[error(transparent)]
     Model(#[from] ModelLoadError),
+    /// A model with per-key features and a cooperative assignment strategy: the key states
+    /// are exact only when every rebalance revokes every partition (the eager protocol).
+    #[error(
+        "partition.assignment.strategy={strategy}: a model with per-key features needs an \
+         eager strategy (range, roundrobin: the default), under which every rebalance \
+         revokes every partition and its records are read again with the states restored"
+    )]
+    CooperativeWithPerKey {
+        /// The strategy set.
+        strategy: String,
+    },
 }
 
 /// Where the model comes from: a file (read when the builder builds, and watched for hot
@@ -337,6 +348,16 @@ impl ConfigBuilder {
             ModelSource::File(path) => (Model::load(&path)?, Some(path)),
             ModelSource::Loaded(model) => (*model, None),
         };
+        let strategy = self
+            .kafka
+            .client_config()
+            .get("partition.assignment.strategy")
+            .map(str::to_string);
+        if let Some(strategy) = strategy.filter(|s| s.contains("cooperative")) {
+            if model.per_key().is_some() {
+                return Err(ConfigError::CooperativeWithPerKey { strategy });
+            }
+        }
         let transactional_id = self.exactly_once.then(|| {
             self.transactional_id
                 .unwrap_or_else(|| default_transactional_id(&self.group))
@@ -733,10 +754,7 @@ mod tests {
 
     #[test]
     fn the_builder_checks_each_rule_and_names_the_flag() {
-        let model = || Model {
-            forest: crate::scoring::tests::model(),
-            id: "m".into(),
-        };
+        let model = || Model::new(crate::scoring::tests::model(), "m").unwrap();
         let refused = |builder: ConfigBuilder| builder.build().unwrap_err();
         assert!(matches!(
             refused(Config::builder(model()).batch_size(0)),
@@ -768,15 +786,35 @@ mod tests {
     }
 
     #[test]
+    fn a_per_key_model_refuses_a_cooperative_assignment_strategy() {
+        let cooperative = || {
+            bus::ClientSettings::new("h:1")
+                .with("partition.assignment.strategy", "cooperative-sticky")
+        };
+        let per_key = crate::keystate::tests::per_key_model("k");
+        let error = Config::builder(per_key)
+            .kafka(cooperative())
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(error, ConfigError::CooperativeWithPerKey { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("eager"), "{error}");
+        Config::builder(Model::new(crate::scoring::tests::model(), "m").unwrap())
+            .kafka(cooperative())
+            .build()
+            .expect("other models are not concerned");
+    }
+
+    #[test]
     fn a_model_in_memory_needs_no_file() {
-        let config = Config::builder(Model {
-            forest: crate::scoring::tests::model(),
-            id: "in-memory".into(),
-        })
-        .exactly_once(Some("t1".into()))
-        .max_records(7)
-        .build()
-        .unwrap();
+        let config =
+            Config::builder(Model::new(crate::scoring::tests::model(), "in-memory").unwrap())
+                .exactly_once(Some("t1".into()))
+                .max_records(7)
+                .build()
+                .unwrap();
         assert_eq!(config.model_path, None);
         assert_eq!(config.model.id, "in-memory");
         assert_eq!(config.transactional_id.as_deref(), Some("t1"));

@@ -17,6 +17,12 @@
 //! outputs' deliveries are awaited before the offsets join the transaction, so a refusal is
 //! known before anything is committed.
 //!
+//! A model with per-key features sends the batch's state changes to the changelog inside the
+//! same transaction, after its outputs are acknowledged and before its offsets join it: the
+//! state, the outputs and the offsets are committed together or not at all. An aborted
+//! transaction drops every key state (the states had the batch applied), and each partition
+//! is restored, `read_committed`, before its next record.
+//!
 //! The transaction calls block (they wait for the coordinator), so they run on the runtime's
 //! worker thread through `block_in_place`.
 
@@ -35,6 +41,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::fit::{self, Refused};
 use crate::output::Form;
 use crate::scoring::Output;
+use crate::statelog::StateLog;
 use crate::worker::{consumer_error, incoming_one, Enqueued, Fitting, Stop, Worker, TICK};
 
 /// How long one transaction call may wait for the coordinator.
@@ -136,6 +143,10 @@ pub(crate) async fn run(
     let mut refused: BTreeMap<(i32, i64), (Form, KafkaError)> = BTreeMap::new();
     loop {
         worker.between_batches(consumer, 0);
+        // Every offset read so far is committed (each transaction committed its batch's).
+        if worker.expire_due() {
+            worker.expire();
+        }
         if let Some(stop) = worker.limit_reached() {
             return Ok(stop);
         }
@@ -158,8 +169,15 @@ pub(crate) async fn run(
             }
         };
         let messages = worker.fill_batch(consumer, first).await?;
+        let (messages, _) = worker.prepare(messages).await?;
+        if messages.is_empty() {
+            continue;
+        }
         worker.last_record = Instant::now();
         let (mut outcome, scoring) = worker.score(&messages)?;
+        let changes = std::mem::take(&mut outcome.state_changes);
+        let state_log = worker.state_log.clone().filter(|_| outcome.per_key);
+        let state = state_log.as_deref().map(|log| (log, &changes));
         if !refused.is_empty() {
             make_smaller(&mut outcome.outputs, &messages, &refused, &fitting);
         }
@@ -170,11 +188,15 @@ pub(crate) async fn run(
             &messages,
             std::mem::take(&mut outcome.outputs),
             &outcome.last_offsets,
+            state,
         )
         .await
         {
             Ok(()) => {
                 aborted_in_a_row = 0;
+                if let Some(log) = &state_log {
+                    log.written(crate::statelog::count(&changes));
+                }
                 refused.retain(|(partition, offset), _| {
                     outcome
                         .last_offsets
@@ -196,6 +218,7 @@ pub(crate) async fn run(
                 worker.metrics.transaction("aborted");
                 worker.stats.aborted += 1;
                 rewind(consumer, &worker.topics.input, &messages);
+                forget_states(worker);
                 aborted_in_a_row += 1;
                 if aborted_in_a_row >= MAX_ABORTS_IN_A_ROW {
                     bail!(
@@ -217,6 +240,7 @@ pub(crate) async fn run(
                 worker.metrics.transaction("aborted");
                 worker.stats.aborted += 1;
                 rewind(consumer, &worker.topics.input, &messages);
+                forget_states(worker);
                 for (source, form, error) in records {
                     if form == Form::Minimal {
                         bail!(
@@ -233,6 +257,15 @@ pub(crate) async fn run(
             Err(Failed::Fatal(error)) => return Err(error),
         }
         worker.progress.tick(&worker.stats, 0);
+    }
+}
+
+/// After an abort: the key states had the batch applied, so they are dropped, and each
+/// partition is restored from the changelog's committed records before its next record.
+fn forget_states(worker: &mut Worker) {
+    if worker.scorer.states().partitions() > 0 {
+        log::info!("transaction aborted: per-key states dropped, restored before the next records");
+        worker.scorer.states_mut().clear();
     }
 }
 
@@ -301,6 +334,7 @@ async fn transact(
     messages: &[BorrowedMessage<'_>],
     outputs: Vec<Output>,
     last_offsets: &BTreeMap<i32, i64>,
+    state: Option<(&StateLog, &BTreeMap<i32, Vec<features::StateChange>>)>,
 ) -> Result<(), Failed> {
     producer
         .begin_transaction()
@@ -346,6 +380,24 @@ async fn transact(
     }
     if !refused.is_empty() {
         return Err(Failed::Refused(refused));
+    }
+    // The batch's state changes, once its outputs are acknowledged, before its offsets.
+    if let Some((log, changes)) = state {
+        let deliveries = log
+            .send(producer, changes)
+            .await
+            .map_err(Failed::Abortable)?;
+        for delivery in join_all(deliveries).await {
+            match delivery {
+                Ok(Ok(_)) => {}
+                Ok(Err((error, _))) => return Err(Failed::Abortable(error)),
+                Err(_) => {
+                    return Err(Failed::Fatal(anyhow::anyhow!(
+                        "the producer went away during a transaction"
+                    )))
+                }
+            }
+        }
     }
     let mut offsets = TopicPartitionList::new();
     for (&partition, &offset) in last_offsets {

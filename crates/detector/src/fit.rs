@@ -10,8 +10,8 @@
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use schema::{
-    encode_reduced_anomaly, reduced_key, Anomaly, DeadLetter, DecodeLimits, Digest, Rejection,
-    Transaction, Verdict,
+    encode_reduced_anomaly, encode_reduced_scored_anomaly, reduced_key, Anomaly, DeadLetter,
+    DecodeLimits, Digest, FeatureShare, RecordId, Scored, Transaction, Verdict,
 };
 
 use crate::limits::OutputLimits;
@@ -37,18 +37,32 @@ pub fn is_record_level(error: &KafkaError) -> bool {
     )
 }
 
-/// The anomaly of `record` (the `index`th of its batch), whole when it fits the anomalies
-/// topic; else reduced; else a minimal dead letter.
+/// The Kafka key of an anomaly: the record's id, or for a record without one its position,
+/// `<partition>:<offset>`.
+pub fn anomaly_key(record_id: Option<&RecordId>, record: &Incoming<'_>) -> Vec<u8> {
+    match record_id {
+        Some(id) => id.to_string().into_bytes(),
+        None => RecordId::position(record.partition, record.offset)
+            .to_string()
+            .into_bytes(),
+    }
+}
+
+/// The anomaly of `record` (the `index`th of its batch, which the detector read and scored
+/// as `scored` says), whole when it fits the anomalies topic; else reduced; else a minimal
+/// dead letter.
 pub fn anomaly(
-    transaction: &Transaction,
+    scored: &Scored<'_>,
     verdict: &Verdict,
     record: &Incoming<'_>,
     index: usize,
     source_topic: &str,
     limits: &OutputLimits,
 ) -> Output {
-    let key = transaction.key().into_bytes();
-    let payload = schema::encode_anomaly(transaction, verdict);
+    let key = anomaly_key(scored.record_id, record);
+    // A scored record is UTF-8 (both readers checked it).
+    let text = std::str::from_utf8(record.payload.unwrap_or_default()).unwrap_or("{}");
+    let payload = schema::encode_scored_anomaly(text, verdict, scored);
     if limits.fits(Destination::Anomalies, key.len(), payload.len()) {
         return Output {
             destination: Destination::Anomalies,
@@ -58,13 +72,7 @@ pub fn anomaly(
             source: index,
         };
     }
-    let reduced = reduced_anomaly(
-        &transaction.id,
-        &transaction.features,
-        verdict,
-        record,
-        index,
-    );
+    let reduced = reduced_anomaly(&key, scored, verdict, record, index);
     if limits.fits(
         Destination::Anomalies,
         reduced.key.len(),
@@ -81,10 +89,11 @@ pub fn anomaly(
     minimal(OUTPUT_TOO_LARGE, &detail, record, index, source_topic)
 }
 
-/// The anomaly of `record`, reduced: id, features, verdict and the record's digest.
+/// The anomaly of `record`, reduced: verdict, reasons (id, features, explanation) and the
+/// record's digest.
 fn reduced_anomaly(
-    id: &schema::RecordId,
-    features: &[f64],
+    key: &[u8],
+    scored: &Scored<'_>,
     verdict: &Verdict,
     record: &Incoming<'_>,
     index: usize,
@@ -92,17 +101,71 @@ fn reduced_anomaly(
     let original = Digest::of(record.payload.unwrap_or_default());
     Output {
         destination: Destination::Anomalies,
-        key: reduced_key(id.to_string().as_bytes()).into_owned(),
-        payload: encode_reduced_anomaly(id, features, verdict, &original),
+        key: reduced_key(key).into_owned(),
+        payload: encode_reduced_scored_anomaly(verdict, scored, &original),
         form: Form::Reduced,
         source: index,
     }
 }
 
-/// The dead letter of `record` (the `index`th of its batch), refused for `rejection`: whole
-/// when it fits the dead-letter topic; else reduced; else minimal.
+/// The reduced form of an anomaly that was sent whole and refused: from what it says.
+fn reduced_from_sent(
+    sent: &Anomaly,
+    payload: &[u8],
+    verdict: &Verdict,
+    record: &Incoming<'_>,
+    index: usize,
+) -> Output {
+    if sent.feature_names.is_empty() {
+        // An anomaly without reasons (not what this detector writes, but readable).
+        let original = Digest::of(record.payload.unwrap_or_default());
+        return Output {
+            destination: Destination::Anomalies,
+            key: reduced_key(sent.id.to_string().as_bytes()).into_owned(),
+            payload: encode_reduced_anomaly(&sent.id, &sent.features, verdict, &original),
+            form: Form::Reduced,
+            source: index,
+        };
+    }
+    let top: Vec<FeatureShare> = sent
+        .explanation
+        .iter()
+        .filter_map(|contribution| {
+            Some(FeatureShare {
+                feature: sent
+                    .feature_names
+                    .iter()
+                    .position(|name| *name == contribution.feature)?,
+                direction: contribution.direction,
+                share: contribution.share,
+            })
+        })
+        .collect();
+    let record_id = (!sent.identified_by_position).then_some(&sent.id);
+    // A `data` record's anomaly is the transaction with its `id` and `data`.
+    let unlimited = DecodeLimits {
+        max_bytes: usize::MAX,
+        ..DecodeLimits::default()
+    };
+    let from_data = Transaction::decode(payload, &unlimited).is_ok_and(|transaction| {
+        Some(&transaction.id) == record_id && transaction.features == sent.features
+    });
+    let scored = Scored {
+        record_id,
+        names: &sent.feature_names,
+        row: &sent.features,
+        top: &top,
+        from_data,
+    };
+    let key = anomaly_key(record_id, record);
+    reduced_anomaly(&key, &scored, verdict, record, index)
+}
+
+/// The dead letter of `record` (the `index`th of its batch), refused for `reason` (with
+/// `detail`): whole when it fits the dead-letter topic; else reduced; else minimal.
 pub fn dead_letter(
-    rejection: &Rejection,
+    reason: &str,
+    detail: &str,
     record: &Incoming<'_>,
     index: usize,
     source_topic: &str,
@@ -114,14 +177,7 @@ pub fn dead_letter(
     // whole (a 20 MiB record would cost over 50 MiB of letter to find that out).
     let budget = limits.value_budget(Destination::DeadLetters, key.len());
     if value.len().div_ceil(3) * 4 < budget {
-        let letter = DeadLetter::new(
-            rejection,
-            source_topic,
-            record.partition,
-            record.offset,
-            record.key,
-            value,
-        );
+        let letter = DeadLetter::refused(reason, detail, &record.source(source_topic));
         let payload = letter.encode();
         if payload.len() <= budget {
             return Output {
@@ -133,14 +189,7 @@ pub fn dead_letter(
             };
         }
     }
-    reduced_dead_letter(
-        rejection.reason(),
-        &rejection.to_string(),
-        record,
-        index,
-        source_topic,
-        limits,
-    )
+    reduced_dead_letter(reason, detail, record, index, source_topic, limits)
 }
 
 /// A reduced dead letter of `record` that fits, or else a minimal one.
@@ -225,9 +274,9 @@ pub fn smaller(
                 .as_ref()
                 .and_then(|anomaly| Some((anomaly, anomaly.verdict()?)))
             {
-                Some((anomaly, verdict)) => Some(reduced_anomaly(
-                    &anomaly.id,
-                    &anomaly.features,
+                Some((anomaly, verdict)) => Some(reduced_from_sent(
+                    anomaly,
+                    refused.payload,
                     &verdict,
                     record,
                     index,
@@ -272,7 +321,7 @@ pub fn smaller(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use schema::DecodeError;
+    use schema::{DecodeError, Rejection};
 
     fn verdict() -> Verdict {
         Verdict {
@@ -291,6 +340,7 @@ mod tests {
             offset: 40,
             key: Some(key),
             payload: Some(value),
+            timestamp_ms: None,
         }
     }
 
@@ -300,6 +350,44 @@ mod tests {
             ..DecodeLimits::default()
         };
         Transaction::decode(value, &unlimited).unwrap()
+    }
+
+    const TOP: [FeatureShare; 1] = [FeatureShare {
+        feature: 0,
+        direction: schema::Direction::High,
+        share: 0.75,
+    }];
+
+    /// What the detector knows of a scored `data` record.
+    struct Read {
+        id: Option<RecordId>,
+        names: Vec<String>,
+        row: Vec<f64>,
+        from_data: bool,
+    }
+
+    impl Read {
+        fn of(value: &[u8]) -> Read {
+            let transaction = transaction(value);
+            Read {
+                id: Some(transaction.id),
+                names: (0..transaction.features.len())
+                    .map(|i| format!("x{i}"))
+                    .collect(),
+                row: transaction.features,
+                from_data: true,
+            }
+        }
+
+        fn scored(&self) -> Scored<'_> {
+            Scored {
+                record_id: self.id.as_ref(),
+                names: &self.names,
+                row: &self.row,
+                top: &TOP,
+                from_data: self.from_data,
+            }
+        }
     }
 
     fn big_record(pad: usize) -> Vec<u8> {
@@ -315,7 +403,7 @@ mod tests {
         let limits = OutputLimits::uniform(10_000);
         let small = big_record(10);
         let whole = anomaly(
-            &transaction(&small),
+            &Read::of(&small).scored(),
             &verdict(),
             &record(b"k", &small),
             3,
@@ -328,7 +416,7 @@ mod tests {
         );
         let big = big_record(20_000);
         let reduced = anomaly(
-            &transaction(&big),
+            &Read::of(&big).scored(),
             &verdict(),
             &record(b"k", &big),
             4,
@@ -355,13 +443,28 @@ mod tests {
         let rejection = Rejection::Decode(DecodeError::NotUtf8);
         let small = record(b"k", b"\xff");
         assert_eq!(
-            dead_letter(&rejection, &small, 0, "t", &limits).form,
+            dead_letter(
+                rejection.reason(),
+                &rejection.to_string(),
+                &small,
+                0,
+                "t",
+                &limits
+            )
+            .form,
             Form::Whole
         );
         let value = vec![b'x'; 3 << 20];
         let key = vec![b'k'; 100 << 10];
         let big = record(&key, &value);
-        let output = dead_letter(&rejection, &big, 1, "t", &limits);
+        let output = dead_letter(
+            rejection.reason(),
+            &rejection.to_string(),
+            &big,
+            1,
+            "t",
+            &limits,
+        );
         assert_eq!(output.form, Form::Reduced);
         assert!(limits.fits(
             Destination::DeadLetters,
@@ -375,7 +478,15 @@ mod tests {
         // A limit too small for any reduced letter: the minimal one.
         let tiny = OutputLimits::uniform(1_400);
         assert_eq!(
-            dead_letter(&rejection, &big, 1, "t", &tiny).form,
+            dead_letter(
+                rejection.reason(),
+                &rejection.to_string(),
+                &big,
+                1,
+                "t",
+                &tiny
+            )
+            .form,
             Form::Minimal
         );
     }
@@ -387,7 +498,14 @@ mod tests {
         let record = record(b"k", &value);
         let error = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
         assert!(is_record_level(&error));
-        let whole = anomaly(&transaction(&value), &verdict(), &record, 0, "t", &limits);
+        let whole = anomaly(
+            &Read::of(&value).scored(),
+            &verdict(),
+            &record,
+            0,
+            "t",
+            &limits,
+        );
         fn refused<'a>(output: &'a Output, error: &'a KafkaError) -> Refused<'a> {
             Refused {
                 destination: output.destination,
@@ -418,7 +536,14 @@ mod tests {
         assert!(smaller(refused(&minimal, &error), &record, 0, "t", &limits).is_none());
         // A whole dead letter keeps its reason when reduced.
         let rejection = Rejection::Decode(DecodeError::NotUtf8);
-        let letter = dead_letter(&rejection, &record, 0, "t", &limits);
+        let letter = dead_letter(
+            rejection.reason(),
+            &rejection.to_string(),
+            &record,
+            0,
+            "t",
+            &limits,
+        );
         let reduced = smaller(refused(&letter, &error), &record, 0, "t", &limits).unwrap();
         assert_eq!(
             DeadLetter::decode(&reduced.payload).unwrap().reason,
@@ -426,5 +551,82 @@ mod tests {
         );
         let auth = KafkaError::MessageProduction(RDKafkaErrorCode::TopicAuthorizationFailed);
         assert!(!is_record_level(&auth), "authorisation stops the detector");
+    }
+
+    #[test]
+    fn a_record_without_an_id_is_keyed_by_its_position_and_keeps_its_reasons_when_reduced() {
+        let padding = "p".repeat(20_000);
+        let value = format!(r#"{{"amount": 912.4, "note": "{padding}"}}"#).into_bytes();
+        let read = Read {
+            id: None,
+            names: vec!["amount:log".into()],
+            row: vec![6.8],
+            from_data: false,
+        };
+        let record = record(b"k", &value);
+        let whole = anomaly(
+            &read.scored(),
+            &verdict(),
+            &record,
+            0,
+            "t",
+            &OutputLimits::default(),
+        );
+        assert_eq!(
+            (whole.form, whole.key.as_slice()),
+            (Form::Whole, &b"2:40"[..])
+        );
+        let limits = OutputLimits::uniform(10_000);
+        let reduced = anomaly(&read.scored(), &verdict(), &record, 0, "t", &limits);
+        assert_eq!(
+            (reduced.form, reduced.key.as_slice()),
+            (Form::Reduced, &b"2:40"[..])
+        );
+        let read_back = Anomaly::decode(&reduced.payload).unwrap();
+        assert!(read_back.identified_by_position);
+        assert_eq!(read_back.feature_names, ["amount:log"]);
+        assert_eq!(read_back.features, [6.8]);
+        assert_eq!(read_back.explanation[0].feature, "amount:log");
+        assert_eq!(read_back.truncated, Some(Digest::of(&value)));
+        // Refused whole by the broker: the reduced form says the same.
+        let error = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        let refused = Refused {
+            destination: whole.destination,
+            form: whole.form,
+            payload: &whole.payload,
+            error: &error,
+        };
+        let sent_smaller = smaller(refused, &record, 0, "t", &limits).unwrap();
+        assert_eq!(sent_smaller.key, reduced.key);
+        let again = Anomaly::decode(&sent_smaller.payload).unwrap();
+        assert_eq!(
+            (again.id, again.features, again.explanation),
+            (read_back.id, read_back.features, read_back.explanation)
+        );
+        // A refused `data` record's anomaly keeps `id` and `data` when reduced.
+        let data = big_record(100);
+        let whole = anomaly(
+            &Read::of(&data).scored(),
+            &verdict(),
+            &record_of(&data),
+            0,
+            "t",
+            &limits,
+        );
+        let refused = Refused {
+            destination: whole.destination,
+            form: whole.form,
+            payload: &whole.payload,
+            error: &error,
+        };
+        let data_smaller = smaller(refused, &record_of(&data), 0, "t", &limits).unwrap();
+        assert!(data_smaller
+            .payload
+            .starts_with(br#"{"id":7,"data":[[3.9,-3.9]],"truncated":true"#));
+        assert_eq!(data_smaller.key, b"7");
+    }
+
+    fn record_of(value: &[u8]) -> Incoming<'_> {
+        record(b"k", value)
     }
 }

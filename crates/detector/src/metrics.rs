@@ -2,7 +2,9 @@
 //! text at `http://ADDR/metrics` by a small HTTP thread.
 //!
 //! Per partition, `detector_records_consumed_total` = `detector_records_scored_total` +
-//! `detector_records_dead_lettered_total`, so anyone can see that no record went missing.
+//! `detector_records_dead_lettered_total` + `detector_records_replayed_total` (records a
+//! model with per-key features had already applied before a restart), so anyone can see that
+//! no record went missing.
 //! Encoding is `prometheus-client` (the Prometheus project's Rust client); the server is a
 //! plain `TcpListener`, as one GET path needs no HTTP framework.
 
@@ -32,6 +34,15 @@ pub struct Metrics {
     consumed: Family<Labels, Counter>,
     scored: Family<Labels, Counter>,
     dead_lettered: Family<Labels, Counter>,
+    replayed: Family<Labels, Counter>,
+    key_differs: Counter,
+    state_keys: Gauge,
+    state_bytes: Gauge,
+    state_restores: Counter,
+    state_restored_keys: Counter,
+    state_restore_seconds: Histogram,
+    state_writes: Counter,
+    state_skipped_batches: Counter,
     dead_letters: Family<Labels, Counter>,
     anomalies: Counter,
     scoring_seconds: Histogram,
@@ -69,6 +80,15 @@ impl Metrics {
             consumed: Family::default(),
             scored: Family::default(),
             dead_lettered: Family::default(),
+            replayed: Family::default(),
+            key_differs: Counter::default(),
+            state_keys: Gauge::default(),
+            state_bytes: Gauge::default(),
+            state_restores: Counter::default(),
+            state_restored_keys: Counter::default(),
+            state_restore_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 18)),
+            state_writes: Counter::default(),
+            state_skipped_batches: Counter::default(),
             dead_letters: Family::default(),
             anomalies: Counter::default(),
             scoring_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
@@ -97,6 +117,53 @@ impl Metrics {
             "detector_records_dead_lettered",
             "Records sent to the dead-letter topic, by partition",
             metrics.dead_lettered.clone(),
+        );
+        registry.register(
+            "detector_records_replayed",
+            "Records already applied to their key's state (per-key features) before a restart \
+             or rebalance, by partition: scored before, no output now",
+            metrics.replayed.clone(),
+        );
+        registry.register(
+            "detector_records_key_differs",
+            "Records whose Kafka key is not their key field's value (per-key features are \
+             exact only when the input is partitioned by the key)",
+            metrics.key_differs.clone(),
+        );
+        registry.register(
+            "detector_state_keys",
+            "Keys whose per-key state the detector holds",
+            metrics.state_keys.clone(),
+        );
+        registry.register(
+            "detector_state_bytes",
+            "Estimated memory of the per-key states held",
+            metrics.state_bytes.clone(),
+        );
+        registry.register(
+            "detector_state_restores",
+            "Partitions whose per-key states were restored from the changelog",
+            metrics.state_restores.clone(),
+        );
+        registry.register(
+            "detector_state_restored_keys",
+            "Keys restored from the changelog",
+            metrics.state_restored_keys.clone(),
+        );
+        registry.register(
+            "detector_state_restore_seconds",
+            "Time to restore one partition's per-key states from the changelog",
+            metrics.state_restore_seconds.clone(),
+        );
+        registry.register(
+            "detector_state_writes",
+            "Per-key state updates (and tombstones) acknowledged by the changelog",
+            metrics.state_writes.clone(),
+        );
+        registry.register(
+            "detector_state_skipped_batches",
+            "Batches read before a rebalance: no state written, no offset stored (read again)",
+            metrics.state_skipped_batches.clone(),
         );
         registry.register(
             "detector_dead_letters",
@@ -175,6 +242,9 @@ impl Metrics {
             self.dead_lettered
                 .get_or_create(&labels)
                 .inc_by(counts.dead_lettered);
+            if outcome.per_key {
+                self.replayed.get_or_create(&labels).inc_by(counts.replayed);
+            }
         }
         for (reason, count) in &outcome.reasons {
             self.dead_letters
@@ -182,6 +252,7 @@ impl Metrics {
                 .inc_by(*count);
         }
         self.anomalies.inc_by(outcome.anomalies);
+        self.key_differs.inc_by(outcome.key_differs);
         self.reduced.inc_by(outcome.reduced);
         self.scoring_seconds.observe(scoring.as_secs_f64());
         let now_ms = unix_ms(SystemTime::now());
@@ -191,6 +262,29 @@ impl Metrics {
                     .observe((now_ms - timestamp).max(0) as f64 / 1000.0);
             }
         }
+    }
+
+    /// The per-key states held: keys and estimated bytes.
+    pub fn state_held(&self, keys: usize, bytes: usize) {
+        self.state_keys.set(keys as i64);
+        self.state_bytes.set(bytes as i64);
+    }
+
+    /// One partition's states restored from the changelog.
+    pub fn state_restored(&self, keys: usize, elapsed: Duration) {
+        self.state_restores.inc();
+        self.state_restored_keys.inc_by(keys as u64);
+        self.state_restore_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// State updates acknowledged by the changelog.
+    pub fn state_written(&self, updates: usize) {
+        self.state_writes.inc_by(updates as u64);
+    }
+
+    /// A batch read before a rebalance: neither its state nor its offsets were kept.
+    pub fn state_skipped(&self) {
+        self.state_skipped_batches.inc();
     }
 
     /// An output refused for itself (to be sent again smaller).
@@ -349,6 +443,7 @@ mod tests {
                     consumed: 10,
                     scored: 9,
                     dead_lettered: 1,
+                    replayed: 0,
                 },
             )]),
             ..BatchOutcome::default()

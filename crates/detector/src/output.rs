@@ -51,6 +51,9 @@ pub struct Incoming<'a> {
     pub key: Option<&'a [u8]>,
     /// Record value (a tombstone has none).
     pub payload: Option<&'a [u8]>,
+    /// The record's Kafka timestamp, epoch milliseconds (per-key features without a time
+    /// field time records by it).
+    pub timestamp_ms: Option<i64>,
 }
 
 impl Incoming<'_> {

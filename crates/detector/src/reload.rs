@@ -127,7 +127,8 @@ impl ModelWatcher {
 
 fn swap(scorer: &mut Scorer, model: Model, reason: &str) {
     let (new, old) = (&model.forest, &scorer.model().forest);
-    if new.n_features() != old.n_features() {
+    let data = |model: &Model| matches!(model.features(), features::Features::Data);
+    if data(&model) && data(scorer.model()) && new.n_features() != old.n_features() {
         log::warn!(
             "the new model takes {} features, the old one {}: records of the old width will be dead letters",
             new.n_features(),
@@ -135,11 +136,13 @@ fn swap(scorer: &mut Scorer, model: Model, reason: &str) {
         );
     }
     let old = scorer.replace_model(model);
+    let model = scorer.model();
     log::info!(
-        "{reason}: model {} in use (was {}), threshold {:.4}",
-        scorer.model().id,
+        "{reason}: model {} in use (was {}), threshold {:.4}; reads {}",
+        model.id,
         old.id,
-        scorer.model().forest.threshold()
+        model.forest.threshold(),
+        model.describe_features()
     );
 }
 

@@ -23,7 +23,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
     let watcher = ModelWatcher::new(config.model_path.as_deref(), config.reload.clone());
     let forest = &config.model.forest;
     log::info!(
-        "model {} ({}): {} trees, {} features, threshold {:.4}",
+        "model {} ({}): {} trees, {} features, threshold {:.4}; reads {}",
         config.model.id,
         config
             .model_path
@@ -31,7 +31,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
             .map_or("in memory".into(), |path| path.display().to_string()),
         forest.n_trees(),
         forest.n_features(),
-        forest.threshold()
+        forest.threshold(),
+        config.model.describe_features()
     );
     log::info!(
         "reading {} in group {}; anomalies to {}, dead letters to {}; batches of up to {} \
@@ -81,6 +82,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
         &config.topics.dead_letters,
     )
     .await;
+    // Per-key features: the changelog, before the group is joined.
+    let state_log = match config.model.per_key() {
+        Some(_) => Some(Arc::new(
+            crate::statelog::StateLog::open(
+                &config.kafka,
+                &config.group,
+                &config.topics.input,
+                config.metrics.clone(),
+            )
+            .await?,
+        )),
+        None => None,
+    };
     let consumer = Arc::new(config.consumer()?);
 
     let Config {
@@ -106,6 +120,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
         first_record_at: None,
         last_record: Instant::now(),
         last_done_at: None,
+        state_log,
+        kafka: config.kafka.clone(),
+        group: config.group.clone(),
+        expired_at: Instant::now(),
+        generation: 0,
+        received_at: Vec::new(),
     };
     let exactly_once = config.transactional_id.is_some();
     let result = if exactly_once {
@@ -156,6 +176,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<S
     }
     commit_result?;
     worker.stats.refused = worker.metrics.refused_total();
+    let states = worker.scorer.states();
+    if states.keys() > 0 {
+        let (keys, bytes) = (states.keys(), states.memory_bytes());
+        log::info!(
+            "per-key state held at the end: {keys} keys of {} partitions, ~{bytes} bytes in \
+             memory ({} bytes per key)",
+            states.partitions(),
+            bytes / keys
+        );
+    }
     worker.print_summary();
     Ok(worker.stats)
 }

@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::output::{Destination, Form};
 use crate::reload::ModelWatcher;
 use crate::scoring::{BatchOutcome, Incoming, Output, Scorer};
+use crate::statelog::StateLog;
 
 /// Totals of a run.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +97,18 @@ pub(crate) struct Worker {
     pub(crate) last_record: Instant,
     /// When the last batch's outputs were acknowledged (or its transaction committed).
     pub(crate) last_done_at: Option<SystemTime>,
+    /// Per-key features: the changelog of the key states.
+    pub(crate) state_log: Option<std::sync::Arc<StateLog>>,
+    /// Where to open the changelog when a reloaded model brings per-key items: the
+    /// connection and the group.
+    pub(crate) kafka: bus::ClientSettings,
+    pub(crate) group: String,
+    /// When keys past their time to live were last forgotten.
+    pub(crate) expired_at: Instant,
+    /// Rebalances seen when the last batch was read (its generation).
+    pub(crate) generation: u64,
+    /// For the batch being read: the rebalance count just after each record was received.
+    pub(crate) received_at: Vec<u64>,
 }
 
 impl Worker {
@@ -171,8 +184,12 @@ impl Worker {
             self.batch_size
                 .min(usize::try_from(max - self.stats.consumed).unwrap_or(usize::MAX))
         });
+        use rdkafka::consumer::Consumer as _;
+        let rebalances = || consumer.context().rebalances();
         let mut messages = Vec::with_capacity(limit);
         messages.push(first);
+        self.received_at.clear();
+        self.received_at.push(rebalances());
         let deadline = tokio::time::Instant::now() + self.batch_wait;
         while messages.len() < limit {
             let next = match consumer.recv().now_or_never() {
@@ -183,12 +200,98 @@ impl Worker {
                 },
             };
             match next {
-                Ok(message) => messages.push(message),
+                Ok(message) => {
+                    messages.push(message);
+                    self.received_at.push(rebalances());
+                }
                 Err(error) => consumer_error(error)?,
             }
         }
         self.first_record_at.get_or_insert_with(SystemTime::now);
         Ok(messages)
+    }
+
+    /// Makes a batch just read ready for scoring. A model with per-key items: the records
+    /// received before a rebalance seen while the batch was read are dropped unscored (their
+    /// partitions' owner reads them again from the committed offset); after a rebalance every
+    /// key state is dropped; then every partition of the batch without a store is restored
+    /// from the changelog. Returns the records to score and the batch's generation (the
+    /// rebalances seen).
+    pub(crate) async fn prepare<'c>(
+        &mut self,
+        mut messages: Vec<BorrowedMessage<'c>>,
+    ) -> Result<(Vec<BorrowedMessage<'c>>, u64)> {
+        let before = self.generation;
+        let now = self.received_at.last().copied().unwrap_or(before);
+        self.generation = now;
+        if !self.scorer.is_per_key() {
+            return Ok((messages, now));
+        }
+        let state_log = self.state_log().await?;
+        if now != before {
+            let stale = crate::keystate::fetched_before_rebalance(before, &self.received_at);
+            if stale > 0 {
+                log::info!(
+                    "{stale} records fetched before a rebalance dropped unscored; their \
+                     partitions' owner reads them again"
+                );
+                messages.drain(..stale);
+            }
+            let states = self.scorer.states();
+            if states.partitions() > 0 {
+                log::info!(
+                    "rebalanced: dropping the per-key states of {} partitions ({} keys); \
+                     each is restored from the changelog before its next record",
+                    states.partitions(),
+                    states.keys()
+                );
+            }
+            self.scorer.states_mut().clear();
+        }
+        let partitions: Vec<i32> = messages.iter().map(|m| m.partition()).collect();
+        state_log
+            .restore_missing(&mut self.scorer, partitions)
+            .await?;
+        Ok((messages, now))
+    }
+
+    /// The changelog, opened (made sure of) the first time.
+    pub(crate) async fn state_log(&mut self) -> Result<std::sync::Arc<StateLog>> {
+        if let Some(log) = &self.state_log {
+            return Ok(log.clone());
+        }
+        let log = StateLog::open(
+            &self.kafka,
+            &self.group,
+            &self.topics.input,
+            self.metrics.clone(),
+        )
+        .await?;
+        let log = std::sync::Arc::new(log);
+        self.state_log = Some(log.clone());
+        Ok(log)
+    }
+
+    /// True when keys past their time to live are due to be forgotten (per-key features, at
+    /// most every [`EXPIRE_EVERY`](crate::statelog::EXPIRE_EVERY)).
+    pub(crate) fn expire_due(&self) -> bool {
+        self.state_log.is_some()
+            && self.scorer.is_per_key()
+            && self.scorer.states().partitions() > 0
+            && self.expired_at.elapsed() >= crate::statelog::EXPIRE_EVERY
+    }
+
+    /// Forgets the keys past their time to live (every offset read so far committed).
+    pub(crate) fn expire(&mut self) {
+        self.expired_at = Instant::now();
+        if let Some(log) = &self.state_log {
+            log.expire(&mut self.scorer);
+        }
+    }
+
+    /// Tries again to forget expired keys after the next interval (the commit failed).
+    pub(crate) fn postpone_expiry(&mut self) {
+        self.expired_at = Instant::now();
     }
 
     /// One summary line on stdout.
@@ -230,6 +333,7 @@ pub(crate) fn incoming_one<'m>(message: &'m BorrowedMessage<'_>) -> Incoming<'m>
         offset: message.offset(),
         key: message.key(),
         payload: message.payload(),
+        timestamp_ms: message.timestamp().to_millis(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The accounting table at full size (`scripts/accounting.sh` builds and runs it):
-//! `accounting [--records N] [--rate R] [--seed S] [--work-dir DIR]`.
+//! `accounting [--records N] [--rate R] [--seed S] [--work-dir DIR] [--stream synthetic|per-key]`
+//! (`per-key`: card payments keyed by card through a model with per-key features).
 //!
 //! Prints each scenario's progress, then the Markdown table; exits 1 if any scenario lost or
 //! invented an anomaly or lost a transaction.
@@ -7,7 +8,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use e2e::accounting::{self, Scenario, Settings, Table};
+use e2e::accounting::{self, Scenario, Settings, Stream, Table};
 
 fn main() -> ExitCode {
     let mut settings = Settings {
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
         rate: 5_000.0,
         seed: 11,
         work_dir: std::env::temp_dir().join(format!("accounting-{}", std::process::id())),
+        stream: Stream::Synthetic,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -23,6 +25,11 @@ fn main() -> ExitCode {
             ("--records", Some(v)) => v.parse().map(|n| settings.records = n).is_ok(),
             ("--rate", Some(v)) => v.parse().map(|r| settings.rate = r).is_ok(),
             ("--seed", Some(v)) => v.parse().map(|s| settings.seed = s).is_ok(),
+            ("--stream", Some("synthetic")) => true,
+            ("--stream", Some("per-key")) => {
+                settings.stream = Stream::PerKey;
+                true
+            }
             ("--work-dir", Some(v)) => {
                 settings.work_dir = PathBuf::from(v);
                 true
@@ -30,7 +37,10 @@ fn main() -> ExitCode {
             _ => false,
         };
         if !parsed {
-            eprintln!("usage: accounting [--records N] [--rate R] [--seed S] [--work-dir DIR]");
+            eprintln!(
+                "usage: accounting [--records N] [--rate R] [--seed S] [--work-dir DIR] \
+                 [--stream synthetic|per-key]"
+            );
             return ExitCode::from(2);
         }
     }

@@ -7,7 +7,7 @@
 //! It starts its own broker (Tansu, sqlite storage): two scenarios kill it.
 //! `ACCOUNTING_RECORDS` changes the size; `scripts/accounting.sh` runs the full-size table.
 
-use e2e::accounting::{self, Scenario, Settings, Table};
+use e2e::accounting::{self, Scenario, Settings, Stream, Table};
 
 #[test]
 fn every_record_is_accounted_for_under_each_disturbance() {
@@ -21,6 +21,7 @@ fn every_record_is_accounted_for_under_each_disturbance() {
         rate: 1_000.0,
         seed: 11,
         work_dir: work_dir.path().to_path_buf(),
+        stream: Stream::Synthetic,
     };
     let accounts = accounting::run(&Scenario::ALL, &settings);
     println!("\n{}", Table(&accounts));

@@ -1,5 +1,6 @@
 //! `scripts/demo.sh` on a machine where nothing of it runs: it starts its own broker (on a
-//! spare port, beside the tests' broker), shows anomalies, and leaves no process behind.
+//! spare port, beside the tests' broker), shows anomalies and the address of its live page,
+//! and leaves no process behind.
 
 use std::net::TcpStream;
 use std::process::Command;
@@ -32,7 +33,15 @@ fn demo_shows_anomalies_and_leaves_nothing_running() {
     let output = run_ok(
         Command::new("bash")
             .arg(repo_root().join("scripts/demo.sh"))
-            .args(["--seconds", "4", "--rate", "250", "--model"])
+            .args([
+                "--seconds",
+                "4",
+                "--rate",
+                "250",
+                "--page-port",
+                "0",
+                "--model",
+            ])
             .arg(&model)
             .env("BROKER_PORT", port.to_string())
             .env("RUN_DIR", run_dir.path())
@@ -50,6 +59,14 @@ fn demo_shows_anomalies_and_leaves_nothing_running() {
         "the demo showed {shown} anomalies:\n{stdout}\n{stderr}"
     );
     assert!(stderr.contains("demo done"), "{stderr}");
+    let page = stderr
+        .lines()
+        .find_map(|line| line.split_once("live page: http://127.0.0.1:"))
+        .map(|(_, rest)| rest.split('/').next().unwrap_or_default());
+    assert!(
+        page.is_some_and(|port| port.parse::<u16>().is_ok_and(|port| port > 0)),
+        "no live page address: {stderr}"
+    );
 
     assert!(
         TcpStream::connect(("127.0.0.1", port as u16)).is_err(),

@@ -1,15 +1,15 @@
 //! Extraction: one row of numbers from one record, with the learned state, or the reason the
 //! record cannot give one ([`ExtractError`], what a dead letter carries).
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
-
 use schema::RecordId;
 use serde_json::Value;
 
+use crate::categories::CategoryCounts;
+use crate::item::{Feature, Transform};
 use crate::path::FieldPath;
-use crate::reader::Plan;
-use crate::spec::{Feature, FeatureSpec, Missing, Transform};
+use crate::reader::{Fields, Plan};
+use crate::spec::{FeatureSpec, Missing};
+use crate::state::StateLayout;
 use crate::value::{category_key, log1p, Instant, Scalar, MAX_EPOCH_MS};
 
 /// Why a record gives no row. [`reason`](Self::reason) is the stable, machine-readable code
@@ -90,6 +90,52 @@ pub enum ExtractError {
         /// What it holds.
         found: String,
     },
+    /// Per-key items need a key: the key field is absent or `null`, or (keyed by the Kafka
+    /// key) the record has none. A key is never imputed.
+    #[error("{}", match field {
+        Some(field) => format!("the key field {field} is missing"),
+        None => "the record has no Kafka key".to_string(),
+    })]
+    MissingKey {
+        /// The key field (`None`: the Kafka key).
+        field: Option<String>,
+    },
+    /// The key field holds something that cannot be a key.
+    #[error("the key field {field} is {found}, not a string or an integer")]
+    InvalidKey {
+        /// The key field.
+        field: String,
+        /// What it holds.
+        found: String,
+    },
+    /// Per-key items need the record's time: the time field is absent or `null`, or (timed
+    /// by the Kafka timestamp) the record has none. A time is never imputed.
+    #[error("{}", match field {
+        Some(field) => format!("the time field {field} is missing"),
+        None => "the record has no Kafka timestamp".to_string(),
+    })]
+    MissingTime {
+        /// The time field (`None`: the Kafka timestamp).
+        field: Option<String>,
+    },
+    /// The time field holds something that is not a time.
+    #[error(
+        "the time field {field} is {found}, not a time (RFC 3339, naive ISO 8601 as UTC, or \
+         epoch milliseconds within ±8.64e15)"
+    )]
+    NotATimeField {
+        /// The time field.
+        field: String,
+        /// What it holds, quoted and shortened.
+        found: String,
+    },
+    /// The features have per-key items, and this way of reading has no key history: read
+    /// such records through a [`StateStore`](crate::StateStore).
+    #[error(
+        "the features have per-key items ({0}): records are read with their key's history, \
+         through a state store"
+    )]
+    NeedsKeyState(String),
 }
 
 /// ` (feature NAME)` when the feature's name says more than its field.
@@ -114,6 +160,11 @@ impl ExtractError {
             ExtractError::NotATime { .. } => "not_a_time",
             ExtractError::NotACategory { .. } => "not_a_category",
             ExtractError::InvalidId { .. } => "invalid_id",
+            ExtractError::MissingKey { .. } => "missing_key",
+            ExtractError::InvalidKey { .. } => "invalid_key",
+            ExtractError::MissingTime { .. } => "missing_time",
+            ExtractError::NotATimeField { .. } => "not_a_time",
+            ExtractError::NeedsKeyState(_) => "needs_key_state",
         }
     }
 
@@ -132,99 +183,32 @@ impl ExtractError {
 
 /// What a feature learned from its training data.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Learned {
     /// A number, log, hour or weekday feature: the median of its training values (after the
     /// transform), which stands in for a missing value under [`Missing::Impute`].
+    ///
+    /// For per-key items, the value that stands for "no history": `delta` the median of the
+    /// training deltas, `since_last` the median of the training gaps in seconds (a key's
+    /// first record), `lag:K` the median of the field (a slot before the key's first value
+    /// when the current value is missing too).
     Median(f64),
     /// A category feature: how often each category occurred.
     Categories(CategoryCounts),
-}
-
-/// A category feature's training counts; a category encodes as its relative frequency.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CategoryCounts {
-    counts: BTreeMap<String, u64>,
-    total: u64,
-    most_frequent: String,
-    frequency: HashMap<Box<str>, f64, BuildHasherDefault<Fnv>>,
-}
-
-/// FNV-1a: category keys are short, and SipHash's protection against chosen collisions is
-/// not needed for keys learned from training data (a record's key is only looked up).
-#[derive(Debug, Clone, Copy)]
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl CategoryCounts {
-    /// From counts (each at least 1; at least one category), or `None`.
-    pub(crate) fn new(counts: BTreeMap<String, u64>) -> Option<CategoryCounts> {
-        if counts.values().any(|&count| count == 0) {
-            return None;
-        }
-        let total = counts
-            .values()
-            .try_fold(0u64, |total, &count| total.checked_add(count))?;
-        // The largest count; among equals, the first in key order.
-        let most_frequent = counts
-            .iter()
-            .fold(
-                None,
-                |best: Option<(&String, u64)>, (key, &count)| match best {
-                    Some((_, best_count)) if best_count >= count => best,
-                    _ => Some((key, count)),
-                },
-            )?
-            .0
-            .clone();
-        let frequency = counts
-            .iter()
-            .map(|(key, &count)| (key.as_str().into(), count as f64 / total as f64))
-            .collect();
-        Some(CategoryCounts {
-            counts,
-            total,
-            most_frequent,
-            frequency,
-        })
-    }
-
-    /// Occurrences of each category in training, in key order.
-    pub fn counts(&self) -> &BTreeMap<String, u64> {
-        &self.counts
-    }
-
-    /// Training values counted.
-    pub fn total(&self) -> u64 {
-        self.total
-    }
-
-    /// The most frequent category (the first in key order among equals): what stands in for
-    /// a missing one under [`Missing::Impute`].
-    pub fn most_frequent(&self) -> &str {
-        &self.most_frequent
-    }
-
-    /// A category's relative frequency in training; 0 for one never seen.
-    pub fn frequency(&self, category: &str) -> f64 {
-        self.frequency.get(category).copied().unwrap_or(0.0)
-    }
+    /// A `zscore` item: the mean and standard deviation of the field over all training
+    /// records (after its transform), which stand in for a key's own until it has enough
+    /// history, and the median training z-score, which stands in for a missing field under
+    /// [`Missing::Impute`].
+    Moments {
+        /// The training mean.
+        mean: f64,
+        /// The training standard deviation (population).
+        std: f64,
+        /// The median training z-score.
+        median: f64,
+    },
+    /// A `count:WINDOW` item: nothing (every record has a count, 0 for a key's first).
+    Nothing,
 }
 
 /// Named features ready to use: the specification and what each feature learned. Built by
@@ -235,17 +219,51 @@ pub struct NamedFeatures {
     learned: Vec<Learned>,
     /// Derived from `spec`: the paths [`read`](Self::read) follows.
     plan: Plan,
+    /// Derived from `spec`: what a key's history holds.
+    layout: StateLayout,
 }
 
 impl NamedFeatures {
     /// The specification with its learned state (one per feature, of the feature's kind:
     /// the callers check).
     pub(crate) fn new(spec: FeatureSpec, learned: Vec<Learned>) -> NamedFeatures {
-        let plan = Plan::new(spec.features().iter().map(Feature::field), spec.id_field());
+        let per_key = spec.is_per_key();
+        let plan = Plan::new(Fields {
+            features: spec.features().iter().map(Feature::field),
+            id: spec.id_field(),
+            key: spec.per_key().key_field().filter(|_| per_key),
+            time: spec.per_key().time_field().filter(|_| per_key),
+        });
+        let layout = StateLayout::new(&spec);
         NamedFeatures {
             spec,
             learned,
             plan,
+            layout,
+        }
+    }
+
+    /// The paths a record is read along.
+    pub(crate) fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// What a key's history holds.
+    pub(crate) fn layout(&self) -> &StateLayout {
+        &self.layout
+    }
+
+    /// True when some item is computed from the key's history ([`FeatureSpec::is_per_key`]):
+    /// read records through a [`StateStore`](crate::StateStore), not [`read`](Self::read).
+    pub fn is_per_key(&self) -> bool {
+        self.spec.is_per_key()
+    }
+
+    /// The refusal of a stateless reading when the features have per-key items.
+    fn refuse_per_key(&self) -> Result<(), ExtractError> {
+        match self.features().iter().find(|f| f.per_key().is_some()) {
+            Some(feature) => Err(ExtractError::NeedsKeyState(feature.name().to_string())),
+            None => Ok(()),
         }
     }
 
@@ -259,12 +277,12 @@ impl NamedFeatures {
         self.spec.features()
     }
 
-    /// The features' names, in row order (as the model names its features).
+    /// The columns' names, in row order (as the model names its features).
     pub fn names(&self) -> Vec<String> {
         self.spec.names()
     }
 
-    /// Features per row.
+    /// Columns per row (an item may fill several: [`Feature::width`]).
     pub fn len(&self) -> usize {
         self.spec.len()
     }
@@ -274,7 +292,7 @@ impl NamedFeatures {
         self.spec.is_empty()
     }
 
-    /// What each feature learned, in row order.
+    /// What each item learned, in the order of [`features`](Self::features).
     pub fn learned(&self) -> &[Learned] {
         &self.learned
     }
@@ -285,8 +303,10 @@ impl NamedFeatures {
     }
 
     /// Appends `record`'s row (one value per feature) to `row`. On an error nothing is
-    /// appended. `row` may already hold other rows: this builds row-major tables.
+    /// appended. `row` may already hold other rows: this builds row-major tables. Features
+    /// with per-key items are refused ([`ExtractError::NeedsKeyState`]).
     pub fn extract_into(&self, record: &Value, row: &mut Vec<f64>) -> Result<(), ExtractError> {
+        self.refuse_per_key()?;
         if !record.is_object() {
             return Err(ExtractError::NotAnObject);
         }
@@ -294,7 +314,10 @@ impl NamedFeatures {
         let mut scratch = Scratch::default();
         let features = self.spec.features.iter().zip(&self.learned);
         for ((feature, learned), &slot) in features.zip(&self.plan.feature_slots) {
-            let value = feature.field().lookup(record).map(Scalar::of);
+            let value = feature
+                .field()
+                .and_then(|field| field.lookup(record))
+                .map(Scalar::of);
             match self.value(feature, learned, value.as_ref(), &mut scratch, slot) {
                 Ok(value) => row.push(value),
                 Err(error) => {
@@ -329,7 +352,11 @@ impl NamedFeatures {
     /// [`extract_into`](Self::extract_into) on the parsed record. The syntax of the whole
     /// record is checked, but values no feature reads are not converted: a number beyond a
     /// 64-bit float, or a lone surrogate escape, in such a field is not an error here.
+    ///
+    /// Features with per-key items are refused ([`ExtractError::NeedsKeyState`]): read those
+    /// records through a [`StateStore`](crate::StateStore).
     pub fn read(&self, bytes: &[u8], row: &mut Vec<f64>) -> Result<Option<RecordId>, ExtractError> {
+        self.refuse_per_key()?;
         let text = std::str::from_utf8(bytes).map_err(|_| ExtractError::NotUtf8)?;
         self.plan
             .read(text, |slots| {
@@ -339,7 +366,8 @@ impl NamedFeatures {
                 let mut scratch = Scratch::default();
                 let features = self.spec.features().iter().zip(&self.learned);
                 for ((feature, learned), &slot) in features.zip(&self.plan.feature_slots) {
-                    match self.value(feature, learned, slots[slot].as_ref(), &mut scratch, slot) {
+                    let value = slot.and_then(|slot| slots[slot].as_ref());
+                    match self.value(feature, learned, value, &mut scratch, slot) {
                         Ok(value) => row.push(value),
                         Err(error) => {
                             row.truncate(start);
@@ -353,51 +381,68 @@ impl NamedFeatures {
     }
 
     pub(crate) fn id_of(&self, value: Option<&Scalar>) -> Result<Option<RecordId>, ExtractError> {
-        match value {
-            None | Some(Scalar::Null) => Ok(None),
-            Some(Scalar::Int(id)) => Ok(Some(RecordId::Int(*id))),
-            Some(Scalar::Str(id)) if !id.is_empty() => Ok(Some(RecordId::Str(id.to_string()))),
-            Some(other) => Err(ExtractError::InvalidId {
-                field: self.id_field().to_string(),
-                found: other.quote(),
-            }),
-        }
+        id_from(self.id_field(), value)
     }
 
     /// One feature's value from its field's value (`None`: absent); `slot` names the field
-    /// for [`Scratch`]'s memory of times.
-    fn value(
+    /// for [`Scratch`]'s memory of times. For a per-key item on a field, the field's value
+    /// after its transform (the per-key step computes the rest); a missing value under
+    /// [`Missing::Impute`] is then NaN, which the per-key step replaces.
+    pub(crate) fn value(
         &self,
         feature: &Feature,
         learned: &Learned,
         value: Option<&Scalar>,
         scratch: &mut Scratch,
-        slot: usize,
+        slot: Option<usize>,
     ) -> Result<f64, ExtractError> {
         let value = match value {
             None | Some(Scalar::Null) => return self.stand_in(feature, learned),
             Some(value) => value,
         };
-        match (stateless(feature, value, scratch, Some(slot))?, learned) {
+        match (stateless(feature, value, scratch, slot)?, learned) {
             (Stateless::Number(number), _) => Ok(number),
-            (Stateless::Category(key), Learned::Categories(counts)) => Ok(counts.frequency(key)),
+            (Stateless::Category(key), Learned::Categories(counts)) => {
+                Ok(counts.encode(feature.transform(), key))
+            }
             // A category feature always learns categories (checked when built or read).
-            (Stateless::Category(_), Learned::Median(_)) => Ok(0.0),
+            (Stateless::Category(_), _) => Ok(0.0),
         }
     }
 
     /// What stands in for a missing value, or the refusal.
     fn stand_in(&self, feature: &Feature, learned: &Learned) -> Result<f64, ExtractError> {
-        match (self.spec.missing(), learned) {
-            (Missing::Impute, Learned::Median(median)) => Ok(*median),
-            (Missing::Impute, Learned::Categories(counts)) => {
-                Ok(counts.frequency(counts.most_frequent()))
-            }
-            (Missing::DeadLetter, _) => Err(ExtractError::Missing {
+        if self.spec.missing() == Missing::DeadLetter {
+            return Err(ExtractError::Missing {
                 feature: feature.name().to_string(),
-                field: feature.field().to_string(),
-            }),
+                field: feature.field().map(ToString::to_string).unwrap_or_default(),
+            });
         }
+        Ok(match learned {
+            _ if feature.per_key().is_some() => f64::NAN,
+            Learned::Median(median) => *median,
+            Learned::Categories(counts) => {
+                counts.encode(feature.transform(), counts.most_frequent())
+            }
+            Learned::Moments { median, .. } => *median,
+            Learned::Nothing => 0.0,
+        })
+    }
+}
+
+/// The id the id field's value gives: `None` when absent; an error when it cannot be an id.
+pub(crate) fn id_from(
+    field: &FieldPath,
+    value: Option<&Scalar>,
+) -> Result<Option<RecordId>, ExtractError> {
+    match value {
+        None | Some(Scalar::Null) => Ok(None),
+        Some(Scalar::Int(id)) => Ok(Some(RecordId::Int(*id))),
+        Some(Scalar::Str(id)) if !id.is_empty() => Ok(Some(RecordId::Str(id.to_string()))),
+        Some(other) => Err(ExtractError::InvalidId {
+            field: field.to_string(),
+            found: other.quote(),
+        }),
     }
 }
 
@@ -427,9 +472,14 @@ pub(crate) fn stateless<'b>(
     scratch: &'b mut Scratch,
     slot: Option<usize>,
 ) -> Result<Stateless<'b>, ExtractError> {
-    let names = || (feature.name().to_string(), feature.field().to_string());
+    let names = || {
+        (
+            feature.name().to_string(),
+            feature.field().map(ToString::to_string).unwrap_or_default(),
+        )
+    };
     match feature.transform() {
-        Transform::Category => match category_key(value, &mut scratch.buffer) {
+        Transform::Category | Transform::Rarity => match category_key(value, &mut scratch.buffer) {
             Some(key) => Ok(Stateless::Category(key)),
             None => {
                 let (feature, field) = names();
@@ -444,10 +494,7 @@ pub(crate) fn stateless<'b>(
             let instant = match (scratch.time, slot) {
                 (Some((read, instant)), Some(slot)) if read == slot => instant,
                 _ => {
-                    let instant = match value {
-                        Scalar::Str(text) => Instant::parse(text),
-                        other => Instant::from_epoch_ms(other),
-                    };
+                    let instant = Instant::of(value);
                     scratch.time = slot.map(|slot| (slot, instant));
                     instant
                 }
@@ -568,6 +615,29 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "mcc is 54.11, not a string or an integer category (feature mcc:category)"
+        );
+    }
+
+    #[test]
+    fn rarity_is_the_surprisal_in_bits_and_unseen_is_half_a_count() {
+        let features = fitted("mcc:rarity,mcc:category", Missing::DeadLetter);
+        let row = |mcc: Value| features.extract(&json!({"mcc": mcc})).unwrap();
+        // 5411 is 2 of 3, 5812 1 of 3; unseen counts as 0.5 of 3.
+        assert_eq!(row(json!("5411")), [(3.0f64 / 2.0).log2(), 2.0 / 3.0]);
+        assert_eq!(row(json!(5812)), [3f64.log2(), 1.0 / 3.0]);
+        assert_eq!(
+            row(json!("7995")),
+            [6f64.log2(), 0.0],
+            "never seen: one bit rarer"
+        );
+        let error = features.extract(&json!({"mcc": true})).unwrap_err();
+        assert_eq!(error.reason(), "not_a_category");
+        assert_eq!(error.feature(), Some("mcc:rarity"));
+        let impute = fitted("mcc:rarity", Missing::Impute);
+        assert_eq!(
+            impute.extract(&json!({})).unwrap(),
+            [(3.0f64 / 2.0).log2()],
+            "the most frequent category stands in"
         );
     }
 

@@ -1,15 +1,23 @@
 //! Learning from training records: each category feature's counts, each other feature's
-//! median. Deterministic: the same records give the same state (sorted maps, a fixed median
-//! rule), so the model file is byte-identical for the same input.
+//! median, each `zscore`'s training mean and standard deviation; then, for per-key items, the
+//! medians of what records with a history give (deltas, gaps, z-scores), computed by running
+//! the training records through their keys' histories. Deterministic: the same records (in
+//! the same order, where per-key items make order matter) give the same state (sorted maps, a
+//! fixed median rule), so the model file is byte-identical for the same input.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
+use crate::categories::CategoryCounts;
 use crate::extract::{
-    stateless, CategoryCounts, ExtractError, Learned, NamedFeatures, Scratch, Stateless,
+    id_from, stateless, ExtractError, Learned, NamedFeatures, Scratch, Stateless,
 };
+use crate::item::PerKey;
+use crate::reading::{key_from, time_from, Reading};
 use crate::spec::{FeatureSpec, Missing};
+use crate::state::KeyState;
+use crate::store::RecordMeta;
 use crate::value::Scalar;
 
 /// What [`FeatureSpec::fit`] returns: the features ready to use, and the training table
@@ -24,6 +32,18 @@ pub struct Fitted {
     pub kept: Vec<usize>,
     /// Records left out (position in the input, and why), in input order.
     pub rejected: Vec<(usize, ExtractError)>,
+}
+
+/// A training record and what a consumer would know of it besides: its partition, Kafka key,
+/// timestamp and offset (what per-key items may need).
+#[derive(Debug, Clone, Copy)]
+pub struct TrainingRecord<'r> {
+    /// The record.
+    pub value: &'r Value,
+    /// Its partition: each partition's records are one history, in the order given.
+    pub partition: i32,
+    /// Its Kafka key, timestamp and offset.
+    pub meta: RecordMeta<'r>,
 }
 
 /// Why nothing can be learned.
@@ -49,6 +69,16 @@ pub enum LearnError {
         /// The feature.
         feature: String,
     },
+    /// A per-key item no training record had a history for (no key had two records with
+    /// the field).
+    #[error(
+        "no training record has a history for {feature} (no key has two records with it): \
+         there is nothing to learn its value for a key without history from"
+    )]
+    NoHistory {
+        /// The feature.
+        feature: String,
+    },
 }
 
 /// Values gathered for one feature.
@@ -62,12 +92,90 @@ impl FeatureSpec {
     /// from the records whose features can all be read (a missing field, under
     /// [`Missing::DeadLetter`], leaves its record out, as it would refuse it later), then
     /// extracts the training rows with what was learned, exactly as any later record is.
+    ///
+    /// Records are taken as one partition, in the order given, without Kafka keys or
+    /// timestamps (offsets count from 0): per-key items then need a key field and, for times,
+    /// a time field. [`fit_records`](Self::fit_records) takes what a topic gives.
     pub fn fit<'r, I>(&self, records: I) -> Result<Fitted, LearnError>
     where
         I: IntoIterator<Item = &'r Value>,
         I::IntoIter: Clone,
     {
+        self.fit_records(
+            records
+                .into_iter()
+                .enumerate()
+                .map(|(index, value)| TrainingRecord {
+                    value,
+                    partition: 0,
+                    meta: RecordMeta::at(index as i64),
+                }),
+        )
+    }
+
+    /// [`fit`](Self::fit) of records with their partitions, Kafka keys, timestamps and
+    /// offsets. Per-key items read each partition's records in the order given (a topic's:
+    /// offset order), each key's history as a consumer of that partition would.
+    pub fn fit_records<'r, I>(&self, records: I) -> Result<Fitted, LearnError>
+    where
+        I: IntoIterator<Item = TrainingRecord<'r>>,
+        I::IntoIter: Clone,
+    {
         let records = records.into_iter();
+        let learned = self.learn_from_values(records.clone())?;
+        let features = NamedFeatures::new(self.clone(), learned);
+        if !self.is_per_key() {
+            let mut rows = Vec::new();
+            let mut kept = Vec::new();
+            let mut rejected = Vec::new();
+            for (index, record) in records.enumerate() {
+                match features.extract_into(record.value, &mut rows) {
+                    Ok(()) => kept.push(index),
+                    Err(error) => rejected.push((index, error)),
+                }
+            }
+            return Ok(Fitted {
+                features,
+                rows,
+                kept,
+                rejected,
+            });
+        }
+        // What records with a history give, with the provisional state (the stand-ins for
+        // no history are what is being learned, and are left out).
+        let mut observed: Vec<Vec<f64>> = vec![Vec::new(); self.features.len()];
+        run_histories(&features, records.clone(), Some(&mut observed));
+        let mut learned = features.learned().to_vec();
+        for ((feature, state), values) in self.features.iter().zip(&mut learned).zip(observed) {
+            let missing = || LearnError::NoHistory {
+                feature: feature.name().to_string(),
+            };
+            match (feature.per_key(), state) {
+                (Some(PerKey::ZScore), Learned::Moments { median: m, .. }) => {
+                    *m = median(&mut values.clone()).ok_or_else(missing)?;
+                }
+                (Some(PerKey::Delta | PerKey::SinceLast), Learned::Median(m)) => {
+                    *m = median(&mut values.clone()).ok_or_else(missing)?;
+                }
+                _ => {}
+            }
+        }
+        let features = NamedFeatures::new(self.clone(), learned);
+        let (rows, kept, rejected) = run_histories(&features, records, None);
+        Ok(Fitted {
+            features,
+            rows,
+            kept,
+            rejected,
+        })
+    }
+
+    /// The first pass: what each item learns from the values of its field (counts, medians,
+    /// training moments), with placeholders for what per-key items learn from histories.
+    fn learn_from_values<'r>(
+        &self,
+        records: impl Iterator<Item = TrainingRecord<'r>>,
+    ) -> Result<Vec<Learned>, LearnError> {
         let mut gathered: Vec<Gathered> = self
             .features
             .iter()
@@ -82,15 +190,19 @@ impl FeatureSpec {
         let (mut count, mut usable) = (0usize, 0usize);
         let mut first_rejected = None;
         let mut scratch = Scratch::default();
-        for (index, record) in records.clone().enumerate() {
+        for (index, record) in records.enumerate() {
             count += 1;
-            if let Err(error) = self.check_with(record, &mut scratch) {
+            if let Err(error) = self.check_training(&record, &mut scratch) {
                 first_rejected.get_or_insert((index, error));
                 continue;
             }
             usable += 1;
             for (feature, gathered) in self.features.iter().zip(&mut gathered) {
-                let Some(value) = feature.field().lookup(record).map(Scalar::of) else {
+                let Some(value) = feature
+                    .field()
+                    .and_then(|field| field.lookup(record.value))
+                    .map(Scalar::of)
+                else {
                     continue;
                 };
                 match (stateless(feature, &value, &mut scratch, None), gathered) {
@@ -119,46 +231,80 @@ impl FeatureSpec {
             }
             _ => {}
         }
-        let learned = self
-            .features
+        self.features
             .iter()
             .zip(gathered)
             .map(|(feature, gathered)| {
-                match gathered {
-                    Gathered::Numbers(mut numbers) => median(&mut numbers).map(Learned::Median),
-                    Gathered::Categories(counts) => {
-                        CategoryCounts::new(counts).map(Learned::Categories)
-                    }
-                }
-                .ok_or_else(|| LearnError::NoValues {
+                let no_values = || LearnError::NoValues {
                     feature: feature.name().to_string(),
-                })
+                };
+                match (feature.per_key(), gathered) {
+                    (Some(PerKey::Count(_)), _) => Ok(Learned::Nothing),
+                    (Some(PerKey::SinceLast), _) => Ok(Learned::Median(0.0)),
+                    (Some(PerKey::ZScore), Gathered::Numbers(numbers)) => {
+                        let (mean, std) = moments(&numbers).ok_or_else(no_values)?;
+                        Ok(Learned::Moments {
+                            mean,
+                            std,
+                            median: 0.0,
+                        })
+                    }
+                    (Some(PerKey::Delta), Gathered::Numbers(numbers)) if !numbers.is_empty() => {
+                        Ok(Learned::Median(0.0))
+                    }
+                    (_, Gathered::Numbers(mut numbers)) => median(&mut numbers)
+                        .map(Learned::Median)
+                        .ok_or_else(no_values),
+                    (_, Gathered::Categories(counts)) => CategoryCounts::new(counts)
+                        .map(Learned::Categories)
+                        .ok_or_else(no_values),
+                }
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        let features = NamedFeatures::new(self.clone(), learned);
-        let mut rows = Vec::with_capacity(usable * self.len());
-        let mut kept = Vec::with_capacity(usable);
-        let mut rejected = Vec::new();
-        for (index, record) in records.enumerate() {
-            match features.extract_into(record, &mut rows) {
-                Ok(()) => kept.push(index),
-                Err(error) => rejected.push((index, error)),
-            }
-        }
-        Ok(Fitted {
-            features,
-            rows,
-            kept,
-            rejected,
-        })
+            .collect()
     }
 
     /// Whether `record` can give a row, as far as that depends on the record alone: it is an
     /// object and every feature's field holds a value of the right kind (a missing one only
     /// refuses the record under [`Missing::DeadLetter`]). Once the features are learned, a
-    /// record that passes always gives a row.
+    /// record that passes always gives a row (with per-key items, given its key and time:
+    /// see [`fit_records`](Self::fit_records)).
     pub fn check_record(&self, record: &Value) -> Result<(), ExtractError> {
         self.check_with(record, &mut Scratch::default())
+    }
+
+    /// [`check_record`](Self::check_record), and with per-key items its id, key and time as
+    /// reading it would check them.
+    fn check_training(
+        &self,
+        record: &TrainingRecord<'_>,
+        scratch: &mut Scratch,
+    ) -> Result<(), ExtractError> {
+        self.check_with(record.value, scratch)?;
+        if !self.is_per_key() {
+            return Ok(());
+        }
+        let lookup = |field: &crate::FieldPath| field.lookup(record.value).map(Scalar::of);
+        id_from(&self.id_field, lookup(&self.id_field).as_ref())?;
+        let settings = self.per_key();
+        match settings.key_field() {
+            Some(field) => {
+                key_from(field, lookup(field).as_ref())?;
+            }
+            None if record.meta.key.is_none() => {
+                return Err(ExtractError::MissingKey { field: None });
+            }
+            None => {}
+        }
+        match settings.time_field() {
+            Some(field) => {
+                time_from(field, lookup(field).as_ref())?;
+            }
+            None if record.meta.timestamp_ms.is_none() && self.needs_time() => {
+                return Err(ExtractError::MissingTime { field: None });
+            }
+            None => {}
+        }
+        Ok(())
     }
 
     /// [`check_record`](Self::check_record) with a scratch buffer for category keys.
@@ -167,12 +313,15 @@ impl FeatureSpec {
             return Err(ExtractError::NotAnObject);
         }
         for feature in &self.features {
-            match feature.field().lookup(record).map(Scalar::of) {
+            let Some(field) = feature.field() else {
+                continue;
+            };
+            match field.lookup(record).map(Scalar::of) {
                 None | Some(Scalar::Null) => {
                     if self.missing == Missing::DeadLetter {
                         return Err(ExtractError::Missing {
                             feature: feature.name().to_string(),
-                            field: feature.field().to_string(),
+                            field: field.to_string(),
                         });
                     }
                 }
@@ -183,6 +332,69 @@ impl FeatureSpec {
         }
         Ok(())
     }
+}
+
+/// Rows, kept and rejected records.
+type Extracted = (Vec<f64>, Vec<usize>, Vec<(usize, ExtractError)>);
+
+/// Runs `records` through their keys' histories (one per partition), as a consumer of each
+/// partition would, giving each record's row; with `observed`, also collects per item the
+/// per-key values that did not take a stand-in.
+fn run_histories<'r>(
+    features: &NamedFeatures,
+    records: impl Iterator<Item = TrainingRecord<'r>>,
+    mut observed: Option<&mut Vec<Vec<f64>>>,
+) -> Extracted {
+    let mut states: HashMap<(i32, Vec<u8>), KeyState> = HashMap::new();
+    let mut reading = Reading::default();
+    let (mut rows, mut kept, mut rejected) = (Vec::new(), Vec::new(), Vec::new());
+    let mut row = Vec::with_capacity(features.len());
+    let mut stand_ins = Vec::with_capacity(features.features().len());
+    for (index, record) in records.enumerate() {
+        let read = features
+            .reading_of(record.value, &mut reading)
+            .and_then(|()| {
+                let key = features.record_key(&reading, record.meta.key)?.to_vec();
+                let time = features.record_time(&reading, record.meta.timestamp_ms)?;
+                Ok((key, time))
+            });
+        let (key, time) = match read {
+            Ok(read) => read,
+            Err(error) => {
+                rejected.push((index, error));
+                continue;
+            }
+        };
+        let state = states
+            .entry((record.partition, key))
+            .or_insert_with(|| KeyState::new(features));
+        row.clear();
+        let observe = observed.is_some().then_some(&mut stand_ins);
+        features.step_observed(state, &reading, time, record.meta.offset, &mut row, observe);
+        if let Some(observed) = observed.as_deref_mut() {
+            let mut column = 0;
+            for (item, feature) in features.features().iter().enumerate() {
+                if !stand_ins[item] {
+                    observed[item].push(row[column]);
+                }
+                column += feature.width();
+            }
+        }
+        rows.extend_from_slice(&row);
+        kept.push(index);
+    }
+    (rows, kept, rejected)
+}
+
+/// The mean and population standard deviation (two passes); `None` for no values.
+fn moments(values: &[f64]) -> Option<(f64, f64)> {
+    if values.is_empty() {
+        return None;
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+    Some((mean, var.sqrt()))
 }
 
 /// The median: the middle value, or the mean of the two middle ones; `None` for no values.

@@ -7,7 +7,7 @@
 //! "ts": "2026-12-01T03:12:09Z"}` is read through a list like
 //! `amount:log,/merchant/mcc:category,ts:hour`: each item is a field (a top-level name, or an
 //! RFC 6901 JSON Pointer for nested fields) and a transform (`number` when none is written,
-//! `log`, `category`, `hour`, `weekday`).
+//! `log`, `category`, `rarity`, `hour`, `weekday`).
 //!
 //! ```
 //! use features::{FeatureParams, Features, Missing};
@@ -52,51 +52,136 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Per-key items
+//!
+//! Items computed from a key's previous records, in partition order, before the record
+//! itself is added: `FIELD:zscore` (against the key's exponentially weighted mean and
+//! variance, the training mean and standard deviation standing in until the key has a few
+//! values), `FIELD:delta`, `FIELD:lag:K` (the key's previous K values), `count:WINDOW` (its
+//! records within a window of record time) and `since_last` (seconds since its previous
+//! record); `amount:log:zscore` applies the log first. A record's key is its Kafka key or a
+//! key field; its time its Kafka timestamp or a time field. The whole specification (the
+//! half-life, the windows, the key and time fields, the time to live) is kept in the model.
+//!
+//! Such features read records through a [`StateStore`], one per partition: a record's row
+//! depends on the record and on its key's [`KeyState`], which the record then joins. The
+//! trainer runs its records through the same step, so a record gives the same row offline
+//! and online. A store's states travel to and from a changelog as bytes
+//! ([`StateStore::take_changes`], [`StateStore::restore`]); each carries the offset of its
+//! key's last record, so a record replayed after a restart is recognised and skipped
+//! ([`Applied::replayed`]). [`StateStore`] documents the whole protocol.
+//!
+//! ```
+//! use features::{FeatureParams, RecordMeta, StateStore};
+//! use serde_json::json;
+//!
+//! let spec = FeatureParams::new("amount:log,amount:log:zscore,count:10m,since_last")
+//!     .key_field(Some("card".into()))
+//!     .time_field(Some("ts".into()))
+//!     .check()?;
+//! // Two cards, one paying about 10, one about 1000, a payment every hour.
+//! let training: Vec<_> = (0..200)
+//!     .map(|i| json!({
+//!         "card": if i % 2 == 0 { "small" } else { "large" },
+//!         "amount": if i % 2 == 0 { 10.0 + (i % 7) as f64 } else { 1000.0 + (i % 5) as f64 * 50.0 },
+//!         "ts": 1_796_094_900_000i64 + i as i64 * 1_800_000,
+//!     }))
+//!     .collect();
+//! let features = spec.fit(&training)?.features;
+//!
+//! // Online: one store per partition; each record's row from its key's history.
+//! let mut store = StateStore::new(&features);
+//! let mut row = Vec::new();
+//! for (offset, record) in training.iter().enumerate() {
+//!     row.clear();
+//!     let meta = RecordMeta::at(offset as i64); // and the Kafka key and timestamp, if any
+//!     store.read(&features, record.to_string().as_bytes(), meta, &mut row)?;
+//! }
+//! // 1000 is ordinary for the population, not for the small card.
+//! row.clear();
+//! let fraud = br#"{"card": "small", "amount": 1000.0, "ts": 1796455000000}"#;
+//! let applied = store.read(&features, fraud, RecordMeta::at(200), &mut row)?;
+//! assert!(row[1] > 10.0, "z-score {}", row[1]);
+//! assert_eq!((applied.key, applied.replayed), (&b"small"[..], false));
+//!
+//! // Once the outputs are acknowledged: the changed states, for a changelog.
+//! let changes = store.take_changes();
+//! assert_eq!(changes.len(), 2);
+//!
+//! // After a restart: the changelog restores the states, and a replayed record is skipped.
+//! let mut restored = StateStore::new(&features);
+//! for change in &changes {
+//!     restored.restore(&features, &change.key, change.value.as_deref())?;
+//! }
+//! row.clear();
+//! let replay = restored.read(&features, fraud, RecordMeta::at(200), &mut row)?;
+//! assert!(replay.replayed && row.is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Layout
 //!
 //! - `path`: [`FieldPath`], a top-level name or a JSON Pointer, parsed once into tokens.
+//! - `span`: [`Span`], a span of record time (`60s`, `7d`).
+//! - `item`: one item of a list ([`Feature`], [`Transform`], [`PerKey`]), parsed and named;
+//!   [`SpecError`] and [`ItemError`] name the item at fault.
 //! - `spec`: [`FeatureParams`] (the list as typed, by-value setters) → `check()` →
-//!   [`FeatureSpec`] (validated; [`SpecError`] names the item), [`Feature`], [`Transform`],
-//!   [`Missing`].
+//!   [`FeatureSpec`] (validated), [`Missing`], [`PerKeySettings`].
 //! - `value`: the transforms' arithmetic on one JSON value (numbers, `ln(1 + x)`, times,
 //!   category keys), whatever parsed the record.
-//! - `learn`: [`FeatureSpec::fit`] learns category counts and medians ([`Fitted`],
-//!   [`LearnError`]).
 //! - `reader`: the per-record reader behind [`NamedFeatures::read`]: one parser pass that keeps
 //!   only the values on the features' paths, no `Value` tree.
+//! - `categories`: [`CategoryCounts`], a category's training frequency and rarity.
 //! - `extract`: [`NamedFeatures`] (specification + [`Learned`] state) gives one row per record
 //!   or an [`ExtractError`] whose [`reason`](ExtractError::reason) a dead letter carries.
+//! - `reading`: a record read for per-key items ([`Reading`]): id, key, time, values.
+//! - `state`: a key's history ([`KeyState`]) and its shape for a specification.
+//! - `history`: the pure per-key step ([`NamedFeatures::step`]).
+//! - `codec`: a key's state as bytes ([`KeyState::encode`], [`KeyState::decode`],
+//!   [`StateError`]).
+//! - `store`: every key's state for a partition ([`StateStore`], [`RecordMeta`], [`Applied`],
+//!   [`StateChange`]): the per-record step, replays, changes for a changelog, restoring,
+//!   expiry after the time to live.
+//! - `learn`: [`FeatureSpec::fit`] learns counts, medians and moments ([`Fitted`],
+//!   [`LearnError`], [`TrainingRecord`]).
 //! - `metadata`: the JSON kept in the model file under [`METADATA_KEY`], with a version, read
 //!   back with checks ([`MetadataError`]).
 //! - here: [`Features`], the one type for both a model's kinds of input.
-//!
-//! # Extending
-//!
-//! Every transform so far is stateless: a row depends on its record alone. Features computed
-//! from a key's history (a card's own z-score, the time since its last record, a count over
-//! a minute) will be further [`Transform`] variants (or items without a field) for which
-//! [`Transform::is_stateless`] is false; their state will live in a separate type fed after
-//! the stateless extraction, so the extraction here stays as it is and the learned state
-//! gains entries, not a new shape.
 #![deny(missing_docs)]
 
+mod categories;
+mod codec;
 mod extract;
+mod history;
+mod item;
 mod learn;
 mod metadata;
 mod path;
 mod reader;
+mod reading;
+mod span;
 mod spec;
+mod state;
+mod store;
 mod value;
 
 use std::collections::BTreeMap;
 
-pub use extract::{CategoryCounts, ExtractError, Learned, NamedFeatures};
-pub use learn::{Fitted, LearnError};
+pub use categories::CategoryCounts;
+pub use codec::{StateError, STATE_FORMAT};
+pub use extract::{ExtractError, Learned, NamedFeatures};
+pub use item::{Feature, ItemError, PerKey, SpecError, Transform, MAX_LAG};
+pub use learn::{Fitted, LearnError, TrainingRecord};
 pub use metadata::{MetadataError, METADATA_KEY, METADATA_VERSION};
 pub use path::{FieldPath, PathError};
+pub use reading::{key_text, Reading};
+pub use span::{Span, SpanError};
 pub use spec::{
-    Feature, FeatureParams, FeatureSpec, ItemError, Missing, SpecError, Transform, DEFAULT_ID_FIELD,
+    FeatureParams, FeatureSpec, Missing, PerKeySettings, DEFAULT_HALF_LIFE, DEFAULT_ID_FIELD,
+    DEFAULT_MAX_WINDOW_RECORDS, DEFAULT_MIN_HISTORY, DEFAULT_STATE_TTL_DAYS,
 };
+pub use state::KeyState;
+pub use store::{Applied, RecordMeta, StateChange, StateStore};
 
 /// What a model reads from a record: the `data` array of the original pipeline, or named
 /// features.
@@ -170,5 +255,9 @@ mod tests {
         has_autotraits::<MetadataError>();
         has_autotraits::<SpecError>();
         has_autotraits::<LearnError>();
+        has_autotraits::<StateStore>();
+        has_autotraits::<KeyState>();
+        has_autotraits::<StateChange>();
+        has_autotraits::<StateError>();
     }
 }

@@ -81,6 +81,17 @@ impl FieldPath {
         &self.text
     }
 
+    /// The path as a JSON Pointer, however it was written: `amount` → `/amount`, `a/b` →
+    /// `/a~1b`. Two equal paths have the same pointer.
+    pub fn pointer(&self) -> String {
+        let mut pointer = String::new();
+        for token in &self.tokens {
+            pointer.push('/');
+            pointer.push_str(&token.key.replace('~', "~0").replace('/', "~1"));
+        }
+        pointer
+    }
+
     /// True for a field directly in the record (`amount`, `/amount`).
     pub fn is_top_level(&self) -> bool {
         self.tokens.len() == 1
@@ -220,5 +231,14 @@ mod tests {
             FieldPath::parse("/a/b").unwrap()
         );
         assert_eq!(FieldPath::parse("/amount").unwrap().to_string(), "/amount");
+        for (text, pointer) in [
+            ("amount", "/amount"),
+            ("a/b", "/a~1b"),
+            ("/m~0n/~1", "/m~0n/~1"),
+        ] {
+            let path = FieldPath::parse(text).unwrap();
+            assert_eq!(path.pointer(), pointer);
+            assert_eq!(FieldPath::parse(&path.pointer()).unwrap(), path);
+        }
     }
 }

@@ -20,11 +20,16 @@ use crate::value::Scalar;
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Plan {
     nodes: Vec<Node>,
-    /// For each feature, the slot holding its field's value.
-    pub(crate) feature_slots: Vec<usize>,
+    /// For each feature, the slot holding its field's value (`None`: it reads no field).
+    pub(crate) feature_slots: Vec<Option<usize>>,
     /// The slot holding the id field's value.
     pub(crate) id_slot: usize,
-    slots: usize,
+    /// The slot holding the key field's value, when records are keyed by a field.
+    pub(crate) key_slot: Option<usize>,
+    /// The slot holding the time field's value, when records are timed by a field.
+    pub(crate) time_slot: Option<usize>,
+    /// Each slot's path, to read the same values from a parsed record.
+    pub(crate) paths: Vec<FieldPath>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -46,16 +51,42 @@ pub(crate) type Slots<'de> = [Option<Scalar<'de>>];
 /// Slots held on the stack; a plan with more takes a vector.
 const STACK_SLOTS: usize = 8;
 
+/// The fields a plan reads.
+pub(crate) struct Fields<'a, I> {
+    /// The features' fields, in row order (`None`: a feature without a field).
+    pub(crate) features: I,
+    /// The id field.
+    pub(crate) id: &'a FieldPath,
+    /// The key field, if records are keyed by one.
+    pub(crate) key: Option<&'a FieldPath>,
+    /// The time field, if records are timed by one.
+    pub(crate) time: Option<&'a FieldPath>,
+}
+
 impl Plan {
-    /// The tree of `fields` (the features' fields in row order) and `id`.
-    pub(crate) fn new<'a>(fields: impl IntoIterator<Item = &'a FieldPath>, id: &FieldPath) -> Plan {
+    /// The tree of the fields.
+    pub(crate) fn new<'a, I>(fields: Fields<'a, I>) -> Plan
+    where
+        I: IntoIterator<Item = Option<&'a FieldPath>>,
+    {
         let mut plan = Plan {
             nodes: vec![Node::default()],
             ..Plan::default()
         };
-        plan.feature_slots = fields.into_iter().map(|f| plan.add(f)).collect();
-        plan.id_slot = plan.add(id);
+        plan.feature_slots = fields
+            .features
+            .into_iter()
+            .map(|f| f.map(|f| plan.add(f)))
+            .collect();
+        plan.id_slot = plan.add(fields.id);
+        plan.key_slot = fields.key.map(|f| plan.add(f));
+        plan.time_slot = fields.time.map(|f| plan.add(f));
         plan
+    }
+
+    /// Slots per record.
+    pub(crate) fn slots(&self) -> usize {
+        self.paths.len()
     }
 
     fn add(&mut self, path: &FieldPath) -> usize {
@@ -84,8 +115,8 @@ impl Plan {
         if let Some(slot) = self.nodes[node].slot {
             return slot;
         }
-        let slot = self.slots;
-        self.slots += 1;
+        let slot = self.paths.len();
+        self.paths.push(path.clone());
         self.nodes[node].slot = Some(slot);
         for &node in &visited {
             self.nodes[node].below.push(slot);
@@ -102,10 +133,10 @@ impl Plan {
     ) -> Result<T, serde_json::Error> {
         let mut on_stack: [Option<Scalar<'de>>; STACK_SLOTS] = Default::default();
         let mut on_heap = Vec::new();
-        let slots: &mut Slots<'de> = match on_stack.get_mut(..self.slots) {
+        let slots: &mut Slots<'de> = match on_stack.get_mut(..self.slots()) {
             Some(slots) => slots,
             None => {
-                on_heap.resize(self.slots, None);
+                on_heap.resize(self.slots(), None);
                 &mut on_heap
             }
         };

@@ -1,167 +1,13 @@
 //! The specification: which features a model reads, parsed from a `--features` list and
-//! validated once ([`FeatureParams`] → [`FeatureSpec`], as linfa checks its parameters).
+//! validated once with its settings ([`FeatureParams`] → [`FeatureSpec`], as linfa checks its
+//! parameters).
 
 use std::fmt;
 use std::str::FromStr;
 
-use crate::path::{FieldPath, PathError};
-
-/// What is computed from a field's value.
-///
-/// Every transform so far is stateless: it reads one record. Transforms computed from a key's
-/// history (a z-score against the card's own amounts, the time since its last record) will be
-/// further variants, marked by [`Transform::is_stateless`] returning false, and computed by a
-/// separate stateful step after the stateless extraction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum Transform {
-    /// The number as it is (`amount`, or explicitly `amount:number`).
-    Number,
-    /// `ln(1 + x)` of a number `x ≥ 0` (`amount:log`): heavy-tailed amounts.
-    Log,
-    /// A string or integer category, encoded as its relative frequency in the training data;
-    /// a value never seen in training is 0 (`mcc:category`).
-    Category,
-    /// The hour of day in UTC, 0 ≤ h < 24 and fractional, of an RFC 3339 time, a naive time
-    /// (taken as UTC) or epoch milliseconds (`ts:hour`).
-    Hour,
-    /// The day of week in UTC, 0 = Monday … 6 = Sunday, of the same kinds of time
-    /// (`ts:weekday`).
-    Weekday,
-}
-
-impl Transform {
-    /// Every transform, in the order the documentation lists them.
-    pub const ALL: [Transform; 5] = [
-        Transform::Number,
-        Transform::Log,
-        Transform::Category,
-        Transform::Hour,
-        Transform::Weekday,
-    ];
-
-    /// The name written after the colon.
-    pub fn name(self) -> &'static str {
-        match self {
-            Transform::Number => "number",
-            Transform::Log => "log",
-            Transform::Category => "category",
-            Transform::Hour => "hour",
-            Transform::Weekday => "weekday",
-        }
-    }
-
-    /// True when the value depends on the record alone (every transform so far).
-    pub fn is_stateless(self) -> bool {
-        true
-    }
-
-    /// True when the transform learns category frequencies (else it learns a median).
-    pub fn is_category(self) -> bool {
-        self == Transform::Category
-    }
-
-    fn parse(name: &str) -> Option<Transform> {
-        Transform::ALL.into_iter().find(|t| t.name() == name)
-    }
-}
-
-impl fmt::Display for Transform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.name())
-    }
-}
-
-/// One feature: a field and what is computed from it. Two features are equal when they read
-/// the same field the same way (`amount` and `/amount:number` are one feature).
-#[derive(Debug, Clone)]
-pub struct Feature {
-    field: FieldPath,
-    transform: Transform,
-    name: String,
-}
-
-impl Feature {
-    /// A feature of `field` with `transform`.
-    pub fn new(field: FieldPath, transform: Transform) -> Self {
-        let name = match transform {
-            // A field whose name has a colon keeps an explicit `:number`, so that the name
-            // reads back as the same feature.
-            Transform::Number if !field.as_str().contains(':') => field.as_str().to_string(),
-            _ => format!("{}:{}", field.as_str(), transform.name()),
-        };
-        Feature {
-            field,
-            transform,
-            name,
-        }
-    }
-
-    /// Reads one item of a `--features` list: `FIELD` or `FIELD:TRANSFORM`.
-    ///
-    /// The transform is the text after the first colon that is followed by a transform's
-    /// name, so a pointer may hold colons (`/a:b/c`); a top-level field whose own name ends in
-    /// `:something` takes an explicit transform (`ns:x:number`).
-    pub fn parse(item: &str) -> Result<Feature, SpecError> {
-        let item = item.trim();
-        let problem = |kind| SpecError::Item {
-            item: item.to_string(),
-            kind,
-        };
-        if item.ends_with(':') {
-            return Err(problem(ItemError::NoTransform));
-        }
-        let split = item
-            .match_indices(':')
-            .find_map(|(at, _)| Transform::parse(&item[at + 1..]).map(|t| (&item[..at], t)));
-        let (field, transform) = match split {
-            Some(split) => split,
-            None => {
-                if let Some((_, suffix)) = item.rsplit_once(':') {
-                    if suffix
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                    {
-                        return Err(problem(ItemError::UnknownTransform(suffix.to_string())));
-                    }
-                }
-                (item, Transform::Number)
-            }
-        };
-        let field = FieldPath::parse(field).map_err(|e| problem(ItemError::Field(e)))?;
-        Ok(Feature::new(field, transform))
-    }
-
-    /// The name shown to people and given to the model: `amount`, `/merchant/mcc:category`,
-    /// `ts:hour`. It reads back ([`Feature::parse`]) as the same feature.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The field read.
-    pub fn field(&self) -> &FieldPath {
-        &self.field
-    }
-
-    /// What is computed from it.
-    pub fn transform(&self) -> Transform {
-        self.transform
-    }
-}
-
-impl PartialEq for Feature {
-    fn eq(&self, other: &Self) -> bool {
-        self.field == other.field && self.transform == other.transform
-    }
-}
-
-impl Eq for Feature {}
-
-impl fmt::Display for Feature {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&self.name)
-    }
-}
+use crate::item::{Feature, PerKey, SpecError};
+use crate::path::FieldPath;
+use crate::span::Span;
 
 /// What happens to a record that lacks a feature's field (absent or `null`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -171,7 +17,8 @@ pub enum Missing {
     #[default]
     DeadLetter,
     /// The training median stands in for a number, the most frequent training category for a
-    /// category.
+    /// category; a per-key item uses the value that stands for "no history" and leaves the
+    /// key's history of that field as it was.
     Impute,
 }
 
@@ -205,67 +52,98 @@ impl FromStr for Missing {
 
 /// The field that identifies a record when nobody says otherwise.
 pub const DEFAULT_ID_FIELD: &str = "id";
+/// The half-life of a key's weighted mean and variance, in records, when nobody says
+/// otherwise.
+pub const DEFAULT_HALF_LIFE: f64 = 20.0;
+/// The records a key needs before its own mean and variance replace the training ones.
+pub const DEFAULT_MIN_HISTORY: u32 = 5;
+/// The most record times a key keeps for its `count:WINDOW` items.
+pub const DEFAULT_MAX_WINDOW_RECORDS: u32 = 1000;
+/// Days of record time after which a key not seen again is forgotten.
+pub const DEFAULT_STATE_TTL_DAYS: u64 = 7;
 
-/// Why a feature list or setting is refused. Each names the item at fault.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SpecError {
-    /// No feature at all.
-    #[error("the feature list is empty")]
-    Empty,
-    /// An empty item (`a,,b`, or a trailing comma).
-    #[error("feature {position} of the list is empty")]
-    EmptyItem {
-        /// 1-based position in the list.
-        position: usize,
-    },
-    /// An item that cannot be read.
-    #[error("feature {item:?}: {kind}")]
-    Item {
-        /// The item as written.
-        item: String,
-        /// What is wrong with it.
-        kind: ItemError,
-    },
-    /// Two items name the same feature.
-    #[error("feature {name:?} is listed twice")]
-    Duplicate {
-        /// The feature's name.
-        name: String,
-    },
-    /// The id field cannot be read.
-    #[error("id field: {0}")]
-    IdField(PathError),
+/// How per-key items keep each key's history: the key, the record time, the weighting of the
+/// mean and variance, the window bound and the time to live. They matter only to a list with
+/// per-key items.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerKeySettings {
+    pub(crate) key_field: Option<FieldPath>,
+    pub(crate) time_field: Option<FieldPath>,
+    pub(crate) half_life: f64,
+    pub(crate) min_history: u32,
+    pub(crate) max_window_records: u32,
+    pub(crate) state_ttl: Option<Span>,
 }
 
-/// What is wrong with one item of a feature list.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ItemError {
-    /// The field cannot be read.
-    #[error("{0}")]
-    Field(PathError),
-    /// `FIELD:` with nothing after the colon.
-    #[error("nothing after the colon (transforms: number, log, category, hour, weekday)")]
-    NoTransform,
-    /// A transform nobody knows.
-    #[error(
-        "unknown transform {0:?} (transforms: number, log, category, hour, weekday; a field \
-         whose name holds a colon takes one explicitly, as in `ns:x:number`)"
-    )]
-    UnknownTransform(String),
+// The half-life is checked finite when built, so equality is an equivalence.
+impl Eq for PerKeySettings {}
+
+impl Default for PerKeySettings {
+    /// The defaults [`FeatureParams`] lists.
+    fn default() -> Self {
+        PerKeySettings {
+            key_field: None,
+            time_field: None,
+            half_life: DEFAULT_HALF_LIFE,
+            min_history: DEFAULT_MIN_HISTORY,
+            max_window_records: DEFAULT_MAX_WINDOW_RECORDS,
+            state_ttl: Some(Span::days(DEFAULT_STATE_TTL_DAYS)),
+        }
+    }
+}
+
+impl PerKeySettings {
+    /// The field keying a record (`None`: its Kafka key).
+    pub fn key_field(&self) -> Option<&FieldPath> {
+        self.key_field.as_ref()
+    }
+
+    /// The field holding a record's time (`None`: its Kafka timestamp).
+    pub fn time_field(&self) -> Option<&FieldPath> {
+        self.time_field.as_ref()
+    }
+
+    /// The half-life of a key's weighted mean and variance, in records.
+    pub fn half_life(&self) -> f64 {
+        self.half_life
+    }
+
+    /// Values of a field a key needs before its own mean and variance replace the training
+    /// ones in `zscore`.
+    pub fn min_history(&self) -> u32 {
+        self.min_history
+    }
+
+    /// The most record times a key keeps for `count:WINDOW`; a count is at most this.
+    pub fn max_window_records(&self) -> u32 {
+        self.max_window_records
+    }
+
+    /// How long (record time) a key's history outlives its last record; `None`: forever.
+    pub fn state_ttl(&self) -> Option<Span> {
+        self.state_ttl
+    }
 }
 
 /// The features a model should read, unchecked: a `--features` list and the settings that go
 /// with it. [`check`](Self::check) validates them into a [`FeatureSpec`].
 ///
-/// Defaults: missing fields are dead-lettered ([`Missing::DeadLetter`]) and a record is
-/// identified by its `id` field where it has one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Defaults: missing fields are dead-lettered ([`Missing::DeadLetter`]); a record is
+/// identified by its `id` field where it has one; per-key items key a record by its Kafka key
+/// and time it by its Kafka timestamp, with a half-life of 20 records, 5 records of history
+/// before a key's own z-score, at most 1000 record times per key, and keys forgotten after 7
+/// days of record time without a record.
+#[derive(Debug, Clone, PartialEq)]
 pub struct FeatureParams {
     list: String,
     missing: Missing,
     id_field: String,
+    key_field: Option<String>,
+    time_field: Option<String>,
+    half_life: f64,
+    min_history: u32,
+    max_window_records: u32,
+    state_ttl: Option<Span>,
 }
 
 impl FeatureParams {
@@ -275,6 +153,12 @@ impl FeatureParams {
             list: list.into(),
             missing: Missing::default(),
             id_field: DEFAULT_ID_FIELD.to_string(),
+            key_field: None,
+            time_field: None,
+            half_life: DEFAULT_HALF_LIFE,
+            min_history: DEFAULT_MIN_HISTORY,
+            max_window_records: DEFAULT_MAX_WINDOW_RECORDS,
+            state_ttl: Some(Span::days(DEFAULT_STATE_TTL_DAYS)),
         }
     }
 
@@ -288,6 +172,45 @@ impl FeatureParams {
     /// identified by where they were read.
     pub fn id_field(mut self, id_field: impl Into<String>) -> Self {
         self.id_field = id_field.into();
+        self
+    }
+
+    /// The field keying a record for per-key items (a name or a pointer); `None`: the
+    /// record's Kafka key.
+    pub fn key_field(mut self, key_field: Option<String>) -> Self {
+        self.key_field = key_field;
+        self
+    }
+
+    /// The field holding a record's time for per-key items (a name or a pointer); `None`: the
+    /// record's Kafka timestamp.
+    pub fn time_field(mut self, time_field: Option<String>) -> Self {
+        self.time_field = time_field;
+        self
+    }
+
+    /// The half-life of a key's weighted mean and variance, in records (1 to 1,000,000).
+    pub fn half_life(mut self, records: f64) -> Self {
+        self.half_life = records;
+        self
+    }
+
+    /// Values a key needs before its own mean and variance replace the training ones
+    /// (2 to 1,000,000).
+    pub fn min_history(mut self, records: u32) -> Self {
+        self.min_history = records;
+        self
+    }
+
+    /// The most record times a key keeps for `count:WINDOW` (1 to 100,000).
+    pub fn max_window_records(mut self, records: u32) -> Self {
+        self.max_window_records = records;
+        self
+    }
+
+    /// How long (record time) a key's history outlives its last record; `None`: forever.
+    pub fn state_ttl(mut self, ttl: Option<Span>) -> Self {
+        self.state_ttl = ttl;
         self
     }
 
@@ -312,38 +235,107 @@ impl FeatureParams {
             features.push(feature);
         }
         let id_field = FieldPath::parse(self.id_field.trim()).map_err(SpecError::IdField)?;
+        let mut per_key = check_per_key(
+            self.key_field.as_deref(),
+            self.time_field.as_deref(),
+            self.half_life,
+            self.min_history,
+            self.max_window_records,
+            self.state_ttl,
+        )?;
+        if !features.iter().any(|f| f.per_key().is_some()) {
+            // Settings that change nothing are not kept, so that two lists without per-key
+            // items are the same specification whatever settings came with them.
+            per_key = PerKeySettings::default();
+        }
         Ok(FeatureSpec {
             features,
             missing: self.missing,
             id_field,
+            per_key,
         })
     }
 }
 
+/// Validates the per-key settings (as [`FeatureParams::check`] and a model's entry do).
+pub(crate) fn check_per_key(
+    key_field: Option<&str>,
+    time_field: Option<&str>,
+    half_life: f64,
+    min_history: u32,
+    max_window_records: u32,
+    state_ttl: Option<Span>,
+) -> Result<PerKeySettings, SpecError> {
+    let key_field = key_field
+        .map(|f| FieldPath::parse(f.trim()).map_err(SpecError::KeyField))
+        .transpose()?;
+    let time_field = time_field
+        .map(|f| FieldPath::parse(f.trim()).map_err(SpecError::TimeField))
+        .transpose()?;
+    let setting = |setting, range, value: String| SpecError::Setting {
+        setting,
+        range,
+        value,
+    };
+    if !(1.0..=1e6).contains(&half_life) {
+        return Err(setting(
+            "half-life",
+            "a number of records from 1 to 1000000",
+            half_life.to_string(),
+        ));
+    }
+    if !(2..=1_000_000).contains(&min_history) {
+        return Err(setting(
+            "min-history",
+            "a number of records from 2 to 1000000",
+            min_history.to_string(),
+        ));
+    }
+    if !(1..=100_000).contains(&max_window_records) {
+        return Err(setting(
+            "max-window-records",
+            "a number of records from 1 to 100000",
+            max_window_records.to_string(),
+        ));
+    }
+    Ok(PerKeySettings {
+        key_field,
+        time_field,
+        half_life,
+        min_history,
+        max_window_records,
+        state_ttl,
+    })
+}
+
 /// A checked feature specification: what to read from each record, what to do when a field
-/// is missing, and which field identifies a record. [`fit`](Self::fit) learns what the
-/// features need from training records.
+/// is missing, which field identifies a record, and how per-key items keep each key's
+/// history. [`fit`](Self::fit) learns what the features need from training records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeatureSpec {
     pub(crate) features: Vec<Feature>,
     pub(crate) missing: Missing,
     pub(crate) id_field: FieldPath,
+    pub(crate) per_key: PerKeySettings,
 }
 
 impl FeatureSpec {
-    /// The features, in row order.
+    /// The items, in row order (an item may fill several columns: [`Feature::width`]).
     pub fn features(&self) -> &[Feature] {
         &self.features
     }
 
-    /// The features' names, in row order.
+    /// The columns' names, in row order.
     pub fn names(&self) -> Vec<String> {
-        self.features.iter().map(|f| f.name().to_string()).collect()
+        self.features
+            .iter()
+            .flat_map(Feature::column_names)
+            .collect()
     }
 
-    /// Number of features.
+    /// Columns per row.
     pub fn len(&self) -> usize {
-        self.features.len()
+        self.features.iter().map(Feature::width).sum()
     }
 
     /// Always false: a checked specification has at least one feature.
@@ -361,96 +353,43 @@ impl FeatureSpec {
         &self.id_field
     }
 
-    /// True when some feature reads `field` (a label field must not be one).
+    /// How per-key items keep each key's history.
+    pub fn per_key(&self) -> &PerKeySettings {
+        &self.per_key
+    }
+
+    /// True when some item is computed from the key's history: records must then be read
+    /// through a [`StateStore`](crate::StateStore), in partition order.
+    pub fn is_per_key(&self) -> bool {
+        self.features.iter().any(|f| f.per_key().is_some())
+    }
+
+    /// True when a row depends on the record's time: per-key items with a time to live, or
+    /// `count:WINDOW` and `since_last`.
+    pub fn needs_time(&self) -> bool {
+        self.is_per_key()
+            && (self.per_key.state_ttl.is_some()
+                || self
+                    .features
+                    .iter()
+                    .any(|f| matches!(f.per_key(), Some(PerKey::Count(_) | PerKey::SinceLast))))
+    }
+
+    /// True when some feature reads `field`, or per-key items key or time records by it (a
+    /// label field must not be one).
     pub fn reads(&self, field: &FieldPath) -> bool {
-        self.features.iter().any(|f| f.field() == field)
+        let per_key = self.is_per_key()
+            && [&self.per_key.key_field, &self.per_key.time_field]
+                .into_iter()
+                .any(|f| f.as_ref() == Some(field));
+        per_key || self.features.iter().any(|f| f.field() == Some(field))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(item: &str) -> Result<(String, Transform), SpecError> {
-        Feature::parse(item).map(|f| (f.field().as_str().to_string(), f.transform()))
-    }
-
-    #[test]
-    fn every_item_form_reads() {
-        let cases = [
-            ("amount", "amount", Transform::Number, "amount"),
-            ("amount:number", "amount", Transform::Number, "amount"),
-            ("amount:log", "amount", Transform::Log, "amount:log"),
-            (
-                " /merchant/mcc:category ",
-                "/merchant/mcc",
-                Transform::Category,
-                "/merchant/mcc:category",
-            ),
-            ("ts:hour", "ts", Transform::Hour, "ts:hour"),
-            ("ts:weekday", "ts", Transform::Weekday, "ts:weekday"),
-            (
-                "/merchant/geo/lat",
-                "/merchant/geo/lat",
-                Transform::Number,
-                "/merchant/geo/lat",
-            ),
-            ("/a:b/c", "/a:b/c", Transform::Number, "/a:b/c:number"),
-            ("/a:b/c:log", "/a:b/c", Transform::Log, "/a:b/c:log"),
-            ("ns:x:number", "ns:x", Transform::Number, "ns:x:number"),
-            ("/t~1z:hour", "/t~1z", Transform::Hour, "/t~1z:hour"),
-        ];
-        for (item, field, transform, name) in cases {
-            let feature = Feature::parse(item).unwrap();
-            assert_eq!(
-                (
-                    feature.field().as_str(),
-                    feature.transform(),
-                    feature.name()
-                ),
-                (field, transform, name),
-                "{item}"
-            );
-            assert_eq!(
-                Feature::parse(feature.name()).unwrap(),
-                feature,
-                "{name} reads back"
-            );
-        }
-    }
-
-    #[test]
-    fn a_bad_item_is_refused_with_the_item_named() {
-        let unknown = parse("amount:lg").unwrap_err();
-        assert_eq!(
-            unknown,
-            SpecError::Item {
-                item: "amount:lg".into(),
-                kind: ItemError::UnknownTransform("lg".into())
-            }
-        );
-        assert!(unknown.to_string().contains("\"amount:lg\""), "{unknown}");
-        assert!(unknown.to_string().contains("ns:x:number"), "{unknown}");
-        assert!(matches!(
-            parse("amount:"),
-            Err(SpecError::Item {
-                kind: ItemError::NoTransform,
-                ..
-            })
-        ));
-        assert!(matches!(
-            parse(":log"),
-            Err(SpecError::Item {
-                kind: ItemError::Field(PathError::Empty),
-                ..
-            })
-        ));
-        let escape = parse("/a~2:log").unwrap_err();
-        assert!(
-            matches!(&escape, SpecError::Item { item, kind: ItemError::Field(PathError::BadEscape { .. }) } if item == "/a~2:log"),
-            "{escape:?}"
-        );
-    }
+    use crate::path::PathError;
 
     #[test]
     fn a_list_reads_in_order_with_its_settings() {
@@ -468,9 +407,115 @@ mod tests {
         assert_eq!(spec.id_field().as_str(), "/meta/id");
         assert!(spec.reads(&FieldPath::parse("/amount").unwrap()));
         assert!(!spec.reads(&FieldPath::parse("label").unwrap()));
+        assert!(!spec.is_per_key() && !spec.needs_time());
         let defaults = FeatureParams::new("x").check().unwrap();
         assert_eq!(defaults.missing(), Missing::DeadLetter);
         assert_eq!(defaults.id_field().as_str(), "id");
+        let per_key = defaults.per_key();
+        assert_eq!(
+            (
+                per_key.key_field(),
+                per_key.time_field(),
+                per_key.half_life(),
+                per_key.min_history(),
+                per_key.max_window_records(),
+                per_key.state_ttl()
+            ),
+            (None, None, 20.0, 5, 1000, Some(Span::days(7)))
+        );
+    }
+
+    #[test]
+    fn per_key_items_widen_the_row_and_read_their_key_and_time() {
+        let spec = FeatureParams::new("amount:log:zscore,value:lag:3,count:60s,since_last")
+            .key_field(Some("card".into()))
+            .time_field(Some("/meta/ts".into()))
+            .half_life(8.0)
+            .min_history(3)
+            .max_window_records(50)
+            .state_ttl(None)
+            .check()
+            .unwrap();
+        assert_eq!(spec.len(), 6);
+        assert_eq!(
+            spec.names(),
+            [
+                "amount:log:zscore",
+                "value:lag:3[1]",
+                "value:lag:3[2]",
+                "value:lag:3[3]",
+                "count:60s",
+                "since_last"
+            ]
+        );
+        assert!(spec.is_per_key() && spec.needs_time());
+        assert!(spec.reads(&FieldPath::parse("card").unwrap()), "the key");
+        assert!(
+            spec.reads(&FieldPath::parse("/meta/ts").unwrap()),
+            "the time"
+        );
+        let no_time = FeatureParams::new("amount:zscore")
+            .state_ttl(None)
+            .check()
+            .unwrap();
+        assert!(no_time.is_per_key() && !no_time.needs_time());
+    }
+
+    #[test]
+    fn settings_without_per_key_items_are_not_kept() {
+        let plain = FeatureParams::new("amount").check().unwrap();
+        let with_settings = FeatureParams::new("amount")
+            .key_field(Some("card".into()))
+            .half_life(3.0)
+            .check()
+            .unwrap();
+        assert_eq!(plain, with_settings);
+        assert!(
+            FeatureParams::new("amount").half_life(0.0).check().is_err(),
+            "still checked"
+        );
+    }
+
+    #[test]
+    fn per_key_settings_are_checked() {
+        let refused = |params: FeatureParams, setting: &str| match params.check() {
+            Err(SpecError::Setting { setting: s, .. }) => assert_eq!(s, setting),
+            other => panic!("{setting}: {other:?}"),
+        };
+        refused(FeatureParams::new("a").half_life(0.5), "half-life");
+        refused(FeatureParams::new("a").half_life(f64::NAN), "half-life");
+        refused(FeatureParams::new("a").min_history(1), "min-history");
+        refused(
+            FeatureParams::new("a").max_window_records(0),
+            "max-window-records",
+        );
+        refused(
+            FeatureParams::new("a").max_window_records(100_001),
+            "max-window-records",
+        );
+        assert_eq!(
+            FeatureParams::new("a")
+                .key_field(Some(String::new()))
+                .check(),
+            Err(SpecError::KeyField(PathError::Empty))
+        );
+        assert_eq!(
+            FeatureParams::new("a")
+                .time_field(Some("/t~".into()))
+                .check(),
+            Err(SpecError::TimeField(PathError::BadEscape {
+                text: "/t~".into()
+            }))
+        );
+        let message = FeatureParams::new("a")
+            .half_life(0.0)
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            message,
+            "half-life must be a number of records from 1 to 1000000, not 0"
+        );
     }
 
     #[test]
@@ -494,8 +539,19 @@ mod tests {
                 name: "/amount".into()
             })
         );
-        // The same field with two transforms is two features.
-        assert!(FeatureParams::new("amount,amount:log").check().is_ok());
+        assert_eq!(
+            FeatureParams::new("count:60s,count:1m").check(),
+            Err(SpecError::Duplicate {
+                name: "count:1m".into()
+            })
+        );
+        // The same field with two transforms is two features, and so is a field and its
+        // per-key items.
+        assert!(
+            FeatureParams::new("amount,amount:log,amount:zscore,amount:log:zscore")
+                .check()
+                .is_ok()
+        );
     }
 
     #[test]
@@ -507,17 +563,6 @@ mod tests {
     }
 
     #[test]
-    fn names_pad_as_strings_do() {
-        assert_eq!(format!("{:<6}|", Transform::Log), "log   |");
-        let feature = Feature::parse("ts:hour").unwrap();
-        assert_eq!(
-            format!("{feature:>9}|{:<5}|", feature.field()),
-            "  ts:hour|ts   |"
-        );
-        assert_eq!(format!("{:<12}|", Missing::Impute), "impute      |");
-    }
-
-    #[test]
     fn missing_policies_read_and_print() {
         for policy in [Missing::DeadLetter, Missing::Impute] {
             assert_eq!(policy.to_string().parse::<Missing>(), Ok(policy));
@@ -526,5 +571,6 @@ mod tests {
             .parse::<Missing>()
             .unwrap_err()
             .contains("dead-letter"));
+        assert_eq!(format!("{:<12}|", Missing::Impute), "impute      |");
     }
 }

@@ -104,6 +104,19 @@ impl Instant {
         (self.days + EPOCH_WEEKDAY).rem_euclid(7) as f64
     }
 
+    /// Milliseconds since 1970-01-01T00:00:00Z, to the nearest millisecond.
+    pub(crate) fn epoch_ms(self) -> i64 {
+        self.days * MS_PER_DAY + (self.seconds * 1000.0).round() as i64
+    }
+
+    /// A time given as text (RFC 3339 or naive ISO 8601) or as epoch milliseconds.
+    pub(crate) fn of(value: &Scalar) -> Option<Instant> {
+        match value {
+            Scalar::Str(text) => Instant::parse(text),
+            other => Instant::from_epoch_ms(other),
+        }
+    }
+
     /// A time given as epoch milliseconds (an integer or not).
     pub(crate) fn from_epoch_ms(value: &Scalar) -> Option<Instant> {
         match *value {
@@ -374,6 +387,19 @@ mod tests {
         assert_eq!(Instant::from_epoch_ms(&Scalar::Float(1e300)), None);
         assert_eq!(Instant::from_epoch_ms(&Scalar::Int(i64::MAX)), None);
         assert_eq!(Instant::from_epoch_ms(&Scalar::Str("1".into())), None);
+    }
+
+    #[test]
+    fn times_give_epoch_milliseconds() {
+        let ms = |text: &str| Instant::parse(text).unwrap().epoch_ms();
+        assert_eq!(ms("1970-01-01T00:00:00Z"), 0);
+        assert_eq!(ms("2026-12-01T03:12:09.123Z"), 1_796_094_729_123);
+        assert_eq!(ms("2026-12-01T04:12:09.123+01:00"), 1_796_094_729_123);
+        assert_eq!(ms("1969-12-31T23:59:59.999Z"), -1);
+        for epoch in [0i64, -1, 1_796_094_729_123, -86_400_001] {
+            let instant = Instant::of(&Scalar::Int(epoch)).unwrap();
+            assert_eq!(instant.epoch_ms(), epoch);
+        }
     }
 
     #[test]

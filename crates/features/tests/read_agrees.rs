@@ -45,7 +45,7 @@ fn payments_read_the_same_both_ways() {
         .collect();
     for missing in [Missing::DeadLetter, Missing::Impute] {
         let features = FeatureParams::new(
-            "amount,amount:log,/merchant/mcc:category,/merchant/country:category,ts:hour,ts:weekday,card:category",
+            "amount,amount:log,/merchant/mcc:category,/merchant/mcc:rarity,/merchant/country:category,ts:hour,ts:weekday,card:category,card:rarity",
         )
         .missing(missing)
         .check()

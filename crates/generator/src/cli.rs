@@ -7,12 +7,18 @@ use clap::{Parser, ValueEnum};
 /// The scenarios `--scenario` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
-    /// Card payments with labelled frauds ([`dataset::payments`]).
+    /// Card payments, each card with its habits, with labelled frauds
+    /// ([`dataset::payments`]); `--key-field card` keeps each card's payments in one
+    /// partition.
     Payments,
+    /// Sensors reading noisy periodic series, with labelled faults ([`dataset::sensors`]);
+    /// `--key-field sensor` keeps each sensor's readings in one partition.
+    Sensors,
 }
 
 /// Produce records into Kafka: the original pipeline's synthetic stream (seeded), a replayed
-/// CSV table with its labels, a replayed JSON-lines file, or a scenario (`payments`). Prints
+/// CSV table with its labels, a replayed JSON-lines file, or a scenario (`payments`,
+/// `sensors`). Prints
 /// one summary line at the end and exits non-zero if any record was not acknowledged.
 #[derive(Debug, Parser)]
 #[command(name = "generator", version, about)]
@@ -55,12 +61,13 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", conflicts_with = "scenario")]
     pub jsonl: Option<PathBuf>,
     /// Send a scenario's seeded records instead of the synthetic stream: `payments` (card
-    /// payments with labelled frauds; --seed, --first-id).
+    /// payments with labelled frauds) or `sensors` (sensor readings with labelled faults);
+    /// --seed, --first-id.
     #[arg(long, value_name = "NAME")]
     pub scenario: Option<Scenario>,
     /// Key each record by this field (a name or a JSON Pointer; `card` keeps each card's
-    /// payments in one partition): with --jsonl (default: no key) or --scenario (default:
-    /// the id).
+    /// payments in one partition, as per-key features need): with --jsonl (default: no key)
+    /// or --scenario (default: the id). A string is the key as it is, an integer its digits.
     #[arg(long, value_name = "NAME")]
     pub key_field: Option<String>,
     /// Write the records to standard output, one per line, instead of sending them (no

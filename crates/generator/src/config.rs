@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use dataset::{csv_records, shifted_synthetic_records, PaymentsParams, Shift};
+use dataset::{csv_records, shifted_synthetic_records, PaymentsParams, SensorsParams, Shift};
 use features::FieldPath;
 use rdkafka::ClientConfig;
 use schema::Transaction;
@@ -30,15 +30,47 @@ pub enum Source {
     Table(Vec<Transaction>),
     /// A JSON-lines file's records as written, with their keys, already read.
     Lines(Vec<Outgoing>),
-    /// The payments scenario.
-    Payments {
-        /// Its settings (seed, first id).
-        params: PaymentsParams,
+    /// A scenario's seeded records.
+    Scenario {
+        /// Which, with its settings (seed, first id).
+        params: ScenarioParams,
         /// Records to send; 0 = without end.
         count: u64,
         /// The field keying each record (`None`: the id).
         key_field: Option<FieldPath>,
     },
+}
+
+/// A scenario and its settings.
+#[derive(Debug, Clone)]
+pub enum ScenarioParams {
+    /// Card payments ([`dataset::payments`]).
+    Payments(PaymentsParams),
+    /// Sensor readings ([`dataset::sensors`]).
+    Sensors(SensorsParams),
+}
+
+impl ScenarioParams {
+    /// The scenario's records as JSON values, each with its text; checked in
+    /// [`Config::from_cli`], so settings the scenario refuses give no records here.
+    fn records(&self) -> Box<dyn Iterator<Item = (Value, String)> + '_> {
+        match self {
+            ScenarioParams::Payments(params) => Box::new(
+                params
+                    .records()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| (p.to_value(), p.to_json())),
+            ),
+            ScenarioParams::Sensors(params) => Box::new(
+                params
+                    .records()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| (r.to_value(), r.to_json())),
+            ),
+        }
+    }
 }
 
 /// A record to send: its key and its bytes.
@@ -50,13 +82,13 @@ pub struct Outgoing {
     pub payload: Vec<u8>,
 }
 
-/// A record's key from `field`: a string as it is, anything else as its JSON text; `None`
-/// when the field is absent or null.
+/// A record's key from `field`, as per-key features key it ([`features::key_text`]): a
+/// string as it is, an integer as its digits (`5411` and `5411.0` alike); anything else as
+/// its JSON text; `None` when the field is absent or null.
 pub fn key_of(record: &Value, field: &FieldPath) -> Option<String> {
     match field.lookup(record)? {
         Value::Null => None,
-        Value::String(text) => Some(text.clone()),
-        other => Some(other.to_string()),
+        value => features::key_text(value).or_else(|| Some(value.to_string())),
     }
 }
 
@@ -141,15 +173,29 @@ impl Config {
                     })
                     .collect(),
             )
-        } else if let Some(Scenario::Payments) = cli.scenario {
-            let params = PaymentsParams {
-                seed: cli.seed,
-                first_id: cli.first_id,
-                ..PaymentsParams::default()
-            };
+        } else if let Some(scenario) = cli.scenario {
             // Settings the scenario refuses stop the run here, not at the first record.
-            params.records()?;
-            Source::Payments {
+            let params = match scenario {
+                Scenario::Payments => {
+                    let params = PaymentsParams {
+                        seed: cli.seed,
+                        first_id: cli.first_id,
+                        ..PaymentsParams::default()
+                    };
+                    params.records()?;
+                    ScenarioParams::Payments(params)
+                }
+                Scenario::Sensors => {
+                    let params = SensorsParams {
+                        seed: cli.seed,
+                        first_id: cli.first_id,
+                        ..SensorsParams::default()
+                    };
+                    params.records()?;
+                    ScenarioParams::Sensors(params)
+                }
+            };
+            Source::Scenario {
                 params,
                 count: cli.count,
                 key_field,
@@ -183,8 +229,8 @@ impl Config {
             Source::Synthetic { count, .. } => Some(*count),
             Source::Table(rows) => Some(rows.len() as u64),
             Source::Lines(lines) => Some(lines.len() as u64),
-            Source::Payments { count: 0, .. } => None,
-            Source::Payments { count, .. } => Some(*count),
+            Source::Scenario { count: 0, .. } => None,
+            Source::Scenario { count, .. } => Some(*count),
         }
     }
 
@@ -212,25 +258,24 @@ impl Config {
             ),
             Source::Table(rows) => Box::new(rows.iter().cloned().map(transaction)),
             Source::Lines(lines) => Box::new(lines.iter().cloned()),
-            Source::Payments {
+            Source::Scenario {
                 params,
                 count,
                 key_field,
             } => {
-                // Checked in `from_cli`: the scenario's settings make a stream.
-                let payments = params.records().into_iter().flatten();
-                let payments: Box<dyn Iterator<Item = dataset::Payment>> = match count {
-                    0 => Box::new(payments),
-                    count => Box::new(payments.take(usize::try_from(*count).unwrap_or(usize::MAX))),
+                let records = params.records();
+                let records: Box<dyn Iterator<Item = (Value, String)>> = match count {
+                    0 => records,
+                    count => Box::new(records.take(usize::try_from(*count).unwrap_or(usize::MAX))),
                 };
-                Box::new(payments.map(move |payment| {
+                Box::new(records.map(move |(value, text)| {
                     let key = match key_field {
-                        Some(field) => key_of(&payment.to_value(), field),
-                        None => Some(payment.id.to_string()),
+                        Some(field) => key_of(&value, field),
+                        None => value.get("id").map(Value::to_string),
                     };
                     Outgoing {
                         key,
-                        payload: payment.to_json().into_bytes(),
+                        payload: text.into_bytes(),
                     }
                 }))
             }
@@ -431,6 +476,53 @@ mod tests {
         assert!(
             Cli::try_parse_from(["generator", "--scenario", "payments", "--shift", "1,1"]).is_err()
         );
+    }
+
+    #[test]
+    fn the_sensors_scenario_is_seeded_and_keyed_by_sensor() {
+        let by_sensor = config(&[
+            "--scenario",
+            "sensors",
+            "--count",
+            "400",
+            "--seed",
+            "2",
+            "--key-field",
+            "sensor",
+        ])
+        .unwrap();
+        let expected: Vec<dataset::SensorReading> = SensorsParams {
+            seed: 2,
+            ..SensorsParams::default()
+        }
+        .records()
+        .unwrap()
+        .take(400)
+        .collect();
+        let sent: Vec<Outgoing> = by_sensor.records().collect();
+        assert_eq!(sent.len(), 400);
+        for (outgoing, reading) in sent.iter().zip(&expected) {
+            assert_eq!(outgoing.payload, reading.to_json().into_bytes());
+            assert_eq!(outgoing.key.as_deref(), Some(reading.sensor.as_str()));
+        }
+        let by_id = config(&["--scenario", "sensors", "--count", "3", "--first-id", "5"]).unwrap();
+        let keys: Vec<Option<String>> = by_id.records().map(|o| o.key).collect();
+        assert_eq!(keys, [Some("5".into()), Some("6".into()), Some("7".into())]);
+    }
+
+    #[test]
+    fn keys_are_the_ones_per_key_features_read() {
+        let field = FieldPath::parse("k").unwrap();
+        for (value, key) in [
+            (serde_json::json!({"k": "c-1"}), Some("c-1")),
+            (serde_json::json!({"k": 5411}), Some("5411")),
+            (serde_json::json!({"k": 5411.0}), Some("5411")),
+            (serde_json::json!({"k": {"n": 7}}), Some(r#"{"n":7}"#)),
+            (serde_json::json!({"k": null}), None),
+            (serde_json::json!({}), None),
+        ] {
+            assert_eq!(key_of(&value, &field).as_deref(), key, "{value}");
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The generator: produces records into Kafka: the original pipeline's synthetic stream
 //! (seeded, so tests know every record in advance: [`dataset::synthetic_records`]), a
 //! replayed CSV table with its labels ([`dataset::csv_records`]), a replayed JSON-lines file
-//! (each line sent as it is written, keyed by `--key-field` when given), or the payments
-//! scenario ([`dataset::PaymentsParams`]: seeded card payments with labelled frauds).
+//! (each line sent as it is written, keyed by `--key-field` when given), or a scenario: card
+//! payments with labelled frauds ([`dataset::PaymentsParams`]) or sensor readings with
+//! labelled faults ([`dataset::SensorsParams`]), seeded.
 //!
 //! Records are keyed by id (or `--key-field`) and sent asynchronously in batches (never a
 //! flush per record),
@@ -27,7 +28,7 @@ use std::sync::Arc;
 use anyhow::Result;
 
 pub use cli::Cli;
-pub use config::{Config, Outgoing, Source};
+pub use config::{Config, Outgoing, ScenarioParams, Source};
 pub use emit::Summary;
 
 /// Runs the generator as the command line asks, until it has sent everything or `stop` is

@@ -209,7 +209,8 @@ impl Arena {
     }
 
     /// The nodes a row visits in `tree`, root first, ending at its leaf, or at the split the
-    /// range check ends its path at.
+    /// range check ends its path at (the explanations' reference walk, in their tests).
+    #[cfg(test)]
     pub(crate) fn path<'a>(
         &'a self,
         tree: &Tree,
@@ -231,6 +232,7 @@ impl Arena {
     }
 
     /// Whether a row goes to the right child of internal node `node`.
+    #[cfg(test)]
     pub(crate) fn goes_right(&self, node: usize, row: &[f64]) -> bool {
         self.split_value(node, row) >= self.nodes[node].split
     }

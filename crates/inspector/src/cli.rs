@@ -39,6 +39,13 @@ pub enum Command {
     /// group's members and lag, the score histogram (and contour for a 2-feature model), the
     /// latest anomalies with their top reason, the dead letters by reason and the model.
     Serve(ServeArgs),
+    /// Check the anomalies against their source records: fetch each one's transaction by
+    /// partition and offset, re-score it with the model the anomaly names (from
+    /// --models-dir) and compare score and features bit for bit; with one model over the
+    /// range, also re-score every transaction in it and report anomalies missing from the
+    /// output and anomalies that should not be there. Exit code 1 when anything differs or is
+    /// missing.
+    Verify(VerifyArgs),
 }
 
 impl Command {
@@ -48,7 +55,10 @@ impl Command {
         match self {
             Command::Tail(_) | Command::Alert(_) | Command::Serve(_) => true,
             Command::Stats(args) => !args.once,
-            Command::Topics(_) | Command::CreateTopics(_) | Command::Plot(_) => false,
+            Command::Topics(_)
+            | Command::CreateTopics(_)
+            | Command::Plot(_)
+            | Command::Verify(_) => false,
         }
     }
 }
@@ -185,8 +195,9 @@ pub struct AlertArgs {
     /// Wait before the first retry, doubled for each further one (at most 60 s).
     #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
     pub backoff: f64,
-    /// Model file for the explanation's top feature; without a readable one, messages
-    /// leave it out.
+    /// Model file for the top feature of anomalies written without an explanation (an
+    /// anomaly's own explanation comes first); without a readable one, their messages leave
+    /// it out.
     #[arg(long, default_value = "models/model.bin", value_name = "FILE")]
     pub model: std::path::PathBuf,
     /// Stop after this many seconds (default: at Ctrl-C).
@@ -277,4 +288,42 @@ pub struct ServeArgs {
     /// Stop after this many seconds (default: at SIGINT or SIGTERM).
     #[arg(long, value_name = "SECONDS")]
     pub seconds: Option<f64>,
+}
+
+/// `inspector verify`.
+///
+/// Without `--from-beginning` or `--last`, every anomaly is read and the range re-scored
+/// for missing anomalies is, per input partition, the source offsets from the first
+/// anomaly's to the last one's.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerifyArgs {
+    /// Read every anomaly, and re-score the whole input topic for missing ones.
+    #[arg(long, conflicts_with = "last")]
+    pub from_beginning: bool,
+    /// Read only the last N anomalies of each partition of the anomalies topic.
+    #[arg(long, value_name = "N")]
+    pub last: Option<u64>,
+    /// Where the models are kept by id, as `trainer fit` writes them (`<DIR>/<id>.bin`).
+    #[arg(long, default_value = "models/by-id", value_name = "DIR")]
+    pub models_dir: PathBuf,
+    /// Print one JSON object with every count and the first differences.
+    #[arg(long)]
+    pub json: bool,
+    /// The transactions topic (the anomalies' sources).
+    #[arg(long, default_value = schema::topics::TRANSACTIONS)]
+    pub input_topic: String,
+    /// The anomalies topic.
+    #[arg(long, default_value = schema::topics::ANOMALIES)]
+    pub output_topic: String,
+    /// The detectors' consumer group (not joined): an expected anomaly at or past its
+    /// committed offset is pending, not missing.
+    #[arg(long, default_value = schema::topics::DEFAULT_GROUP)]
+    pub group: String,
+    /// Records larger than this are refused, as the detectors refuse them (set it as theirs
+    /// was).
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    pub max_record_bytes: usize,
+    /// Give up (exit code 2) when the topics are not read within this many seconds.
+    #[arg(long, default_value_t = 300.0, value_name = "SECONDS")]
+    pub timeout: f64,
 }

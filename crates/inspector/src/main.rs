@@ -13,7 +13,9 @@ fn main() -> ExitCode {
         }
     }
     match inspector::run(&cli, &shutdown) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(inspector::Status::Done) => ExitCode::SUCCESS,
+        // `verify` found differences: its report says which.
+        Ok(inspector::Status::Findings) => ExitCode::from(1),
         // The reader of our output went away (`inspector topics | head -1`): not an error.
         Err(error)
             if error.chain().any(|cause| {

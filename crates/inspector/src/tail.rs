@@ -9,11 +9,12 @@ use anyhow::{bail, Context as _, Result};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use schema::{Anomaly, DeadLetter, DecodeLimits, Transaction};
+use schema::{DeadLetter, DecodeLimits, Transaction};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::TailArgs;
+use crate::reason::TopReason;
 
 /// Longest value text shown in a human line before it is cut with `…`.
 const SHOWN_CHARS: usize = 240;
@@ -165,20 +166,8 @@ fn describe_value(value: &[u8]) -> String {
     };
     let has = |name: &str| json.get(name).is_some();
     if has("anomaly_score") {
-        if let Ok(anomaly) = Anomaly::decode(value) {
-            return cut(&format!(
-                "anomaly id={} score={:.4} threshold={:.4} data={}{} model={} from {}/{}",
-                anomaly.id,
-                anomaly.anomaly_score,
-                anomaly.threshold,
-                features(&anomaly.features),
-                anomaly
-                    .label
-                    .map_or(String::new(), |l| format!(" label={l}")),
-                cut_to(&anomaly.model, 12),
-                anomaly.partition,
-                anomaly.offset
-            ));
+        if let Some(line) = describe_anomaly(&json) {
+            return line;
         }
     }
     if has("reason") && has("original_base64") {
@@ -221,6 +210,58 @@ fn describe_value(value: &[u8]) -> String {
         ));
     }
     cut(&json.to_string())
+}
+
+/// An anomaly by its verdict, its features (`data`, or the `features` object of a record
+/// without `data`) and where its transaction was, then its top reason when it carries one
+/// (`reason: amount:log high (58%)`). Read tolerantly, so anomalies of any form are shown.
+fn describe_anomaly(json: &Value) -> Option<String> {
+    let number = |name: &str| json.get(name)?.as_f64();
+    let (anomaly_score, threshold) = (number("anomaly_score")?, number("threshold")?);
+    let model = json.get("model")?.as_str()?;
+    let partition = json.get("partition")?.as_i64()?;
+    let offset = json.get("offset")?.as_i64()?;
+    let present = |name: &str| json.get(name).filter(|v| !v.is_null());
+    let id = match present("id").or_else(|| present("record_id")) {
+        Some(Value::String(id)) => id.clone(),
+        Some(id) => id.to_string(),
+        // A record without an id is known by where it was.
+        None => format!("{partition}:{offset}"),
+    };
+    let shown = match (present("data"), present("features")) {
+        (Some(data), _) => format!("data={}", row(data)),
+        (None, Some(named)) => format!("features={}", cut_to(&named.to_string(), 120)),
+        (None, None) => "data=-".to_string(),
+    };
+    let label = match present("label") {
+        Some(Value::Bool(label)) => format!(" label={}", u8::from(*label)),
+        Some(label) => format!(" label={label}"),
+        None => String::new(),
+    };
+    let line = cut(&format!(
+        "anomaly id={id} score={anomaly_score:.4} threshold={threshold:.4} {shown}{label} \
+         model={} from {partition}/{offset}",
+        cut_to(model, 12),
+    ));
+    Some(match TopReason::of(json) {
+        Some(reason) => format!("{line} reason: {}", cut_to(&reason.to_string(), 80)),
+        None => line,
+    })
+}
+
+/// `data` as one row: `[[x, y]]` and `[x, y]` both give `[x,y]`.
+fn row(data: &Value) -> String {
+    let values = match data.as_array().map(Vec::as_slice) {
+        Some([inner @ Value::Array(_)]) => inner,
+        _ => data,
+    };
+    match values
+        .as_array()
+        .and_then(|v| v.iter().map(Value::as_f64).collect::<Option<Vec<f64>>>())
+    {
+        Some(row) => features(&row),
+        None => cut_to(&values.to_string(), 120),
+    }
 }
 
 fn features(values: &[f64]) -> String {
@@ -285,6 +326,30 @@ mod tests {
             line,
             "0/5 key=9 anomaly id=9 score=0.7123 threshold=0.6200 data=[3.5,-3.9] \
              model=0123456789ab… from 1/33"
+        );
+    }
+
+    #[test]
+    fn anomalies_show_their_top_reason_when_they_carry_one() {
+        let explained = br#"{"card": "c-81", "amount": 912.4, "score": [-0.71],
+            "anomaly_score": 0.71, "threshold": 0.62, "model": "0123456789abcdef",
+            "detected_at": "2026-12-01T03:12:10.000000Z", "partition": 2, "offset": 40,
+            "record_id": null, "features": {"amount:log": 6.8176, "ts:hour": 3.2025},
+            "explanation": [{"feature": "amount:log", "value": 6.8176, "direction": "high",
+            "share": 0.584}, {"feature": "ts:hour", "value": 3.2025, "direction": "low",
+            "share": 0.416}]}"#;
+        assert_eq!(
+            describe_record(0, 9, Some(b"2:40"), explained),
+            r#"0/9 key=2:40 anomaly id=2:40 score=0.7100 threshold=0.6200 features={"amount:log":6.8176,"ts:hour":3.2025} model=0123456789ab… from 2/40 reason: amount:log high (58%)"#
+        );
+        let with_data = br#"{"id": "tx-9", "data": [[3.5, -3.9]], "label": true,
+            "anomaly_score": 0.7, "threshold": 0.6, "model": "m", "partition": 0,
+            "offset": 1, "explanation": [{"feature": "y", "value": -3.9,
+            "direction": "low", "share": 0.9}]}"#;
+        assert_eq!(
+            describe_record(0, 1, None, with_data),
+            "0/1 key=- anomaly id=tx-9 score=0.7000 threshold=0.6000 data=[3.5,-3.9] label=1 \
+             model=m from 0/1 reason: y low (90%)"
         );
     }
 

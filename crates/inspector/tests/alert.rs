@@ -287,6 +287,49 @@ fn each_burst_becomes_one_message_with_its_ids_and_top_feature() {
 }
 
 #[test]
+fn an_anomaly_s_own_explanation_is_its_top_feature() {
+    // The model would name feature 1; the anomaly's explanation names another, and wins.
+    let mut explained: Value = serde_json::from_slice(&anomaly(30)).unwrap();
+    explained["explanation"] = serde_json::json!([
+        {"feature": "amount:log", "value": 6.8, "direction": "high", "share": 0.584},
+        {"feature": "ts:hour", "value": 3.2, "direction": "low", "share": 0.416},
+    ]);
+    let topic = topic_with(&[]);
+    let at = now_ms() - 60_000;
+    produce(
+        &topic,
+        &[
+            Record::at(0, "30", serde_json::to_vec(&explained).unwrap(), at),
+            // Written before anomalies carried explanations: the model explains it.
+            Record::at(0, "31", anomaly(31), at + 100),
+        ],
+    );
+    let webhook = Webhook::start(Behaviour::Answer);
+    let mut options = options(&topic, &webhook);
+    options.model = Some(model());
+    let running = Running::start(options);
+    wait_until(Duration::from_secs(30), "a message", || {
+        !webhook.bodies().is_empty()
+    });
+    running.stop();
+    let text = &webhook.texts()[0];
+    let line = |id: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("• id={id} ")))
+            .unwrap_or_else(|| panic!("no line for {id}: {text}"))
+            .to_string()
+    };
+    assert!(
+        line("30").contains(" top feature: amount:log high (58%) source 0/30"),
+        "{text}"
+    );
+    assert!(
+        line("31").contains(" top feature: feature 1 high ("),
+        "{text}"
+    );
+}
+
+#[test]
 fn the_rate_limit_holds_and_nothing_is_dropped_silently() {
     let topic = topic_with(&bursts(&[&[1], &[2], &[3], &[4], &[5]]));
     let webhook = Webhook::start(Behaviour::Answer);

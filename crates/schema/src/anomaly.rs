@@ -1,13 +1,17 @@
-//! Anomalies: the transaction with every field it had plus the detector's [`Verdict`]
-//! ([`encode_anomaly`]), and the record as readers see it ([`Anomaly`]).
+//! Anomalies: the record with every field it had plus the detector's [`Verdict`] and the
+//! reasons ([`encode_scored_anomaly`]; [`encode_anomaly`] writes the form without reasons),
+//! and the record as readers see it ([`Anomaly`], which reads both forms).
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::digest::Digest;
 use crate::error::DecodeError;
-
+use crate::fields::ANOMALY_FIELDS;
 use crate::id::RecordId;
+use crate::members::extend_object;
+use crate::reasons::{write_reasons, Contribution, OrderedFeatures, Scored, WireId};
 use crate::transaction::{DecodeLimits, Transaction};
 
 /// The detector's verdict on one transaction, added to it in the anomaly record.
@@ -27,9 +31,10 @@ pub struct Verdict {
     pub detected_at: DateTime<Utc>,
 }
 
-/// The anomaly record: every field the transaction had, plus `score` (`[−anomaly_score]`,
-/// scikit-learn's sign: lower = more anomalous), `anomaly_score`, `threshold`, `model`,
-/// `detected_at` (RFC 3339) and the source `partition` and `offset`.
+/// The anomaly record without reasons (the form written before anomalies carried
+/// `features` and `explanation`): every field the transaction had, plus `score`
+/// (`[−anomaly_score]`, scikit-learn's sign: lower = more anomalous), `anomaly_score`,
+/// `threshold`, `model`, `detected_at` (RFC 3339) and the source `partition` and `offset`.
 pub fn encode_anomaly(transaction: &Transaction, verdict: &Verdict) -> Vec<u8> {
     let detected_at = detected_at_text(verdict.detected_at);
     if transaction.has_verdict_fields || !transaction.unchanged() {
@@ -52,40 +57,78 @@ pub fn encode_anomaly(transaction: &Transaction, verdict: &Verdict) -> Vec<u8> {
     }
     // Fast path: the transaction's own text with the verdict appended before its closing
     // brace, each value written straight into the buffer (this runs once per anomaly).
-    let text = transaction.text.trim_end();
-    let object = text.strip_suffix('}').unwrap_or(text).trim_end();
-    let mut bytes = Vec::with_capacity(object.len() + 224);
-    bytes.extend_from_slice(object.as_bytes());
-    // `{` alone: the record had no field before the verdict (not possible for a transaction,
-    // which has `id` and `data`, but kept valid JSON).
-    let mut first = object == "{";
-    let mut field = |bytes: &mut Vec<u8>, name: &str| {
-        if !first {
-            bytes.push(b',');
-        }
-        first = false;
-        bytes.push(b'"');
-        bytes.extend_from_slice(name.as_bytes());
-        bytes.extend_from_slice(b"\":");
-    };
+    extend_object(&transaction.text, &[], 224, |out| {
+        write_verdict(out, verdict, &detected_at)
+    })
+}
+
+/// The anomaly of a record the detector scored: the record's JSON object (`record`, its text
+/// as read) with every field it had, in its order and as written, then the verdict (`score`,
+/// `anomaly_score`, `threshold`, `model`, `detected_at`, `partition`, `offset`) and the
+/// reasons (`record_id`, `features`, `explanation`; see [`Scored`]). A field of the record
+/// with one of those names is replaced (a re-scored anomaly gets one verdict, not two).
+/// [`Anomaly::decode`] reads it.
+pub fn encode_scored_anomaly(record: &str, verdict: &Verdict, scored: &Scored<'_>) -> Vec<u8> {
+    let detected_at = detected_at_text(verdict.detected_at);
+    // The verdict is about 200 bytes; each feature about 30 in `features` and 80 in
+    // `explanation`.
+    let extra = 256 + 32 * scored.names.len() + 96 * scored.top.len();
+    extend_object(record, &ANOMALY_FIELDS, extra, |out| {
+        write_verdict(out, verdict, &detected_at);
+        write_reasons(out, scored);
+    })
+}
+
+/// The anomaly of a record too large to be written whole, with reasons: `truncated: true`
+/// with the record's size (`original_bytes`) and SHA-256 (`original_sha256`), every verdict
+/// field, and `record_id`, `features` and `explanation`; for a `data` record
+/// ([`Scored::from_data`]) also `id` and `data`, first, as before. The record's other fields
+/// are left out: it is at `partition`/`offset` of the source topic, and the digest tells that
+/// it is the one. [`Anomaly::decode`] reads it, with [`Anomaly::truncated`] set.
+pub fn encode_reduced_scored_anomaly(
+    verdict: &Verdict,
+    scored: &Scored<'_>,
+    original: &Digest,
+) -> Vec<u8> {
+    let detected_at = detected_at_text(verdict.detected_at);
+    let mut out = Vec::with_capacity(512 + 128 * scored.names.len());
+    // Writing JSON into a Vec cannot fail.
+    out.push(b'{');
+    if let (true, Some(id)) = (scored.from_data, scored.record_id) {
+        out.extend_from_slice(b"\"id\":");
+        let _ = serde_json::to_writer(&mut out, id);
+        out.extend_from_slice(b",\"data\":");
+        let _ = serde_json::to_writer(&mut out, &[scored.row]);
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"truncated\":true,\"original_bytes\":");
+    let _ = serde_json::to_writer(&mut out, &original.bytes);
+    out.extend_from_slice(b",\"original_sha256\":");
+    let _ = serde_json::to_writer(&mut out, &original.sha256);
+    write_verdict(&mut out, verdict, &detected_at);
+    write_reasons(&mut out, scored);
+    out.push(b'}');
+    out
+}
+
+/// Writes the verdict's fields, each with a leading comma.
+fn write_verdict(out: &mut Vec<u8>, verdict: &Verdict, detected_at: &str) {
     // Writing JSON into a Vec cannot fail; a non-finite score (impossible from the forest)
     // would become null, as serde_json writes it.
-    field(&mut bytes, "score");
-    let _ = serde_json::to_writer(&mut bytes, &[-verdict.anomaly_score]);
-    field(&mut bytes, "anomaly_score");
-    let _ = serde_json::to_writer(&mut bytes, &verdict.anomaly_score);
-    field(&mut bytes, "threshold");
-    let _ = serde_json::to_writer(&mut bytes, &verdict.threshold);
-    field(&mut bytes, "model");
-    let _ = serde_json::to_writer(&mut bytes, verdict.model.as_str());
-    field(&mut bytes, "detected_at");
-    let _ = serde_json::to_writer(&mut bytes, detected_at.as_str());
-    field(&mut bytes, "partition");
-    let _ = serde_json::to_writer(&mut bytes, &verdict.partition);
-    field(&mut bytes, "offset");
-    let _ = serde_json::to_writer(&mut bytes, &verdict.offset);
-    bytes.push(b'}');
-    bytes
+    out.extend_from_slice(b",\"score\":");
+    let _ = serde_json::to_writer(&mut *out, &[-verdict.anomaly_score]);
+    out.extend_from_slice(b",\"anomaly_score\":");
+    let _ = serde_json::to_writer(&mut *out, &verdict.anomaly_score);
+    out.extend_from_slice(b",\"threshold\":");
+    let _ = serde_json::to_writer(&mut *out, &verdict.threshold);
+    out.extend_from_slice(b",\"model\":");
+    let _ = serde_json::to_writer(&mut *out, verdict.model.as_str());
+    out.extend_from_slice(b",\"detected_at\":");
+    let _ = serde_json::to_writer(&mut *out, detected_at);
+    out.extend_from_slice(b",\"partition\":");
+    let _ = serde_json::to_writer(&mut *out, &verdict.partition);
+    out.extend_from_slice(b",\"offset\":");
+    let _ = serde_json::to_writer(&mut *out, &verdict.offset);
 }
 
 /// A reduced anomaly's JSON, in the order written.
@@ -165,13 +208,24 @@ fn detected_at_text(time: DateTime<Utc>) -> String {
     })
 }
 
-/// An anomaly record, as readers see it.
+/// An anomaly record, as readers see it: with reasons ([`encode_scored_anomaly`]) or
+/// without ([`encode_anomaly`]), whole or reduced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Anomaly {
-    /// The transaction's id.
+    /// The record's id; for a record without one, `<partition>:<offset>`
+    /// ([`RecordId::position`], the anomaly's Kafka key), and
+    /// [`identified_by_position`](Self::identified_by_position) is set.
     pub id: RecordId,
-    /// Its features.
+    /// The record had no id: [`id`](Self::id) is its partition and offset.
+    pub identified_by_position: bool,
+    /// The values scored, in the model's feature order (`data` in an anomaly without
+    /// reasons).
     pub features: Vec<f64>,
+    /// The features' names, in the same order (empty in an anomaly without reasons).
+    pub feature_names: Vec<String>,
+    /// The features that isolated the record most, largest share first (empty in an anomaly
+    /// without reasons).
+    pub explanation: Vec<Contribution>,
     /// Its label, if it had one.
     pub label: Option<u8>,
     /// `[−anomaly_score]`.
@@ -201,8 +255,30 @@ impl Anomaly {
         Anomaly::decode_with(bytes, &DecodeLimits::default())
     }
 
-    /// Reads an anomaly record within `limits`.
+    /// Reads an anomaly record within `limits` (its size; the nesting limit applies to
+    /// anomalies without reasons, whose records are transactions).
     pub fn decode_with(bytes: &[u8], limits: &DecodeLimits) -> Result<Anomaly, DecodeError> {
+        if bytes.len() > limits.max_bytes {
+            return Err(DecodeError::Oversized {
+                size: bytes.len(),
+                limit: limits.max_bytes,
+            });
+        }
+        let with_reasons =
+            serde_json::from_slice::<Probe>(bytes).is_ok_and(|probe| probe.record_id.0);
+        if !with_reasons {
+            return Anomaly::decode_without_reasons(bytes, limits);
+        }
+        match serde_json::from_slice::<WithReasons>(bytes) {
+            Ok(wire) => Ok(wire.into()),
+            // A transaction of its own with a `record_id` field, scored without reasons.
+            Err(error) => Anomaly::decode_without_reasons(bytes, limits)
+                .map_err(|_| DecodeError::NotJson(format!("not an anomaly with reasons: {error}"))),
+        }
+    }
+
+    /// An anomaly without reasons: its record is a transaction.
+    fn decode_without_reasons(bytes: &[u8], limits: &DecodeLimits) -> Result<Anomaly, DecodeError> {
         let transaction = Transaction::decode(bytes, limits)?;
         let fields = transaction.fields();
         let number = |name: &'static str| {
@@ -246,6 +322,9 @@ impl Anomaly {
         };
         Ok(Anomaly {
             truncated,
+            identified_by_position: false,
+            feature_names: Vec::new(),
+            explanation: Vec::new(),
             score,
             anomaly_score: number("anomaly_score")?,
             threshold: number("threshold")?,
@@ -259,6 +338,88 @@ impl Anomaly {
             features: transaction.features,
             label: transaction.label,
         })
+    }
+}
+
+/// Whether a field is present, whatever it holds.
+#[derive(Debug, Default)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer).map(|_| Present(true))
+    }
+}
+
+/// Enough of an anomaly to tell whether it carries reasons.
+#[derive(Deserialize)]
+struct Probe {
+    #[serde(default)]
+    record_id: Present,
+}
+
+/// An anomaly with reasons, as written. The record's own fields are read only where the
+/// typed [`Anomaly`] has them, and leniently (they are whatever the record held).
+#[derive(Deserialize)]
+struct WithReasons {
+    score: Vec<f64>,
+    anomaly_score: f64,
+    threshold: f64,
+    model: String,
+    detected_at: String,
+    partition: i32,
+    offset: i64,
+    record_id: Option<WireId>,
+    features: OrderedFeatures,
+    explanation: Vec<Contribution>,
+    #[serde(default)]
+    label: Option<Value>,
+    #[serde(default)]
+    current_time: Option<Value>,
+    #[serde(default)]
+    truncated: Option<Value>,
+    #[serde(default)]
+    original_bytes: Option<Value>,
+    #[serde(default)]
+    original_sha256: Option<Value>,
+}
+
+impl From<WithReasons> for Anomaly {
+    fn from(wire: WithReasons) -> Self {
+        let label = match wire.label {
+            Some(Value::Bool(label)) => Some(u8::from(label)),
+            Some(Value::Number(label)) => label.as_u64().filter(|&l| l <= 1).map(|l| l as u8),
+            _ => None,
+        };
+        let truncated = match (wire.truncated, wire.original_bytes, wire.original_sha256) {
+            (Some(Value::Bool(true)), Some(Value::Number(bytes)), Some(Value::String(sha256))) => {
+                bytes.as_u64().map(|bytes| Digest { bytes, sha256 })
+            }
+            _ => None,
+        };
+        Anomaly {
+            identified_by_position: wire.record_id.is_none(),
+            id: wire.record_id.map_or_else(
+                || RecordId::position(wire.partition, wire.offset),
+                RecordId::from,
+            ),
+            features: wire.features.values,
+            feature_names: wire.features.names,
+            explanation: wire.explanation,
+            label,
+            score: wire.score,
+            anomaly_score: wire.anomaly_score,
+            threshold: wire.threshold,
+            model: wire.model,
+            detected_at: wire.detected_at,
+            partition: wire.partition,
+            offset: wire.offset,
+            current_time: match wire.current_time {
+                Some(Value::String(time)) => Some(time),
+                _ => None,
+            },
+            truncated,
+        }
     }
 }
 
@@ -411,5 +572,204 @@ pub(crate) mod tests {
             ..DecodeLimits::default()
         };
         assert_eq!(Anomaly::decode_with(&bytes, &limits).unwrap().offset, 99);
+    }
+
+    use crate::reasons::{Direction, FeatureShare};
+
+    fn names() -> Vec<String> {
+        ["amount:log", "/merchant/mcc:category", "ts:hour"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    const TOP: [FeatureShare; 3] = [
+        FeatureShare {
+            feature: 0,
+            direction: Direction::High,
+            share: 0.5,
+        },
+        FeatureShare {
+            feature: 2,
+            direction: Direction::Low,
+            share: 0.3,
+        },
+        FeatureShare {
+            feature: 1,
+            direction: Direction::Low,
+            share: 0.125,
+        },
+    ];
+
+    fn scored<'a>(id: Option<&'a RecordId>, names: &'a [String], row: &'a [f64]) -> Scored<'a> {
+        Scored {
+            record_id: id,
+            names,
+            row,
+            top: &TOP,
+            from_data: false,
+        }
+    }
+
+    const PAYMENT: &str = r#"{"card": "c-81", "amount": 912.40, "merchant": {"mcc": "5411", "geo": [1e999, 2]}, "ts": "2026-12-01T03:12:09Z", "label": true} "#;
+
+    #[test]
+    fn a_scored_anomaly_keeps_the_record_as_written_and_adds_verdict_and_reasons() {
+        let (names, row) = (names(), [6.817, 0.0, 3.2025]);
+        let bytes = encode_scored_anomaly(PAYMENT, &verdict(), &scored(None, &names, &row));
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        // Every field as written (1e999 included), in its order; the additions at the end.
+        let record = PAYMENT.trim_end().strip_suffix('}').unwrap();
+        assert!(text.starts_with(record), "{text}");
+        let added = &text[record.len()..];
+        let score = serde_json::to_string(&verdict().anomaly_score).unwrap();
+        assert_eq!(
+            added,
+            format!(
+                r#","score":[-{score}],"anomaly_score":{score},"threshold":0.62,"model":"abc","detected_at":"2026-11-28T09:00:00.000000Z","partition":2,"offset":99,"record_id":null,"features":{{"amount:log":6.817,"/merchant/mcc:category":0.0,"ts:hour":3.2025}},"explanation":[{{"feature":"amount:log","value":6.817,"direction":"high","share":0.5}},{{"feature":"ts:hour","value":3.2025,"direction":"low","share":0.3}},{{"feature":"/merchant/mcc:category","value":0.0,"direction":"low","share":0.125}}]}}"#
+            )
+        );
+        let anomaly = Anomaly::decode(&bytes).unwrap();
+        assert_eq!(anomaly.id, RecordId::Str("2:99".into()));
+        assert!(anomaly.identified_by_position);
+        assert_eq!(anomaly.features, row);
+        assert_eq!(anomaly.feature_names, names);
+        assert_eq!(
+            anomaly.explanation,
+            [
+                Contribution {
+                    feature: "amount:log".into(),
+                    value: 6.817,
+                    direction: Direction::High,
+                    share: 0.5
+                },
+                Contribution {
+                    feature: "ts:hour".into(),
+                    value: 3.2025,
+                    direction: Direction::Low,
+                    share: 0.3
+                },
+                Contribution {
+                    feature: "/merchant/mcc:category".into(),
+                    value: 0.0,
+                    direction: Direction::Low,
+                    share: 0.125
+                },
+            ]
+        );
+        assert_eq!(
+            (anomaly.label, anomaly.current_time.as_deref()),
+            (Some(1), None)
+        );
+        assert_eq!(anomaly.verdict(), Some(verdict()));
+        assert_eq!(anomaly.truncated, None);
+    }
+
+    #[test]
+    fn a_rescored_anomaly_with_reasons_gets_one_verdict_and_the_record_its_other_fields() {
+        let (names, row) = (names(), [1.0, 2.0, 3.0]);
+        let id = RecordId::Int(17);
+        let first = encode_scored_anomaly(PAYMENT, &verdict(), &scored(Some(&id), &names, &row));
+        let again = Verdict {
+            offset: 7,
+            ..verdict()
+        };
+        let other = RecordId::Str("x".into());
+        let second = encode_scored_anomaly(
+            std::str::from_utf8(&first).unwrap(),
+            &again,
+            &scored(Some(&other), &names[..1], &row[..1]),
+        );
+        let text = String::from_utf8(second.clone()).unwrap();
+        for name in ANOMALY_FIELDS {
+            assert_eq!(
+                text.matches(&format!("\"{name}\"")).count(),
+                1,
+                "{name}: {text}"
+            );
+        }
+        assert!(text.contains(r#""amount":912.40"#), "{text}");
+        let anomaly = Anomaly::decode(&second).unwrap();
+        assert_eq!((anomaly.offset, anomaly.id), (7, other));
+        assert_eq!(anomaly.feature_names, ["amount:log"]);
+        // A data record scored with reasons: `id` and `data` are the record's, `record_id`
+        // and `features` the same values.
+        let tx = r#"{"id": 4, "data": [[2.39, -1.22]], "current_time": "2024-04-27T21:17:34.733387", "label": 0}"#;
+        let (names, row) = (vec!["x0".to_string(), "x1".to_string()], [2.39, -1.22]);
+        let id = RecordId::Int(4);
+        let bytes = encode_scored_anomaly(
+            tx,
+            &verdict(),
+            &Scored {
+                from_data: true,
+                top: &TOP[..1],
+                ..scored(Some(&id), &names, &row)
+            },
+        );
+        let anomaly = Anomaly::decode(&bytes).unwrap();
+        assert_eq!((anomaly.id, anomaly.identified_by_position), (id, false));
+        assert_eq!(anomaly.features, row);
+        assert_eq!(anomaly.label, Some(0));
+        assert_eq!(
+            anomaly.current_time.as_deref(),
+            Some("2024-04-27T21:17:34.733387")
+        );
+        let value = json_of(&bytes);
+        assert_eq!(
+            (value["id"].clone(), value["data"].clone()),
+            (json!(4), json!([[2.39, -1.22]]))
+        );
+    }
+
+    #[test]
+    fn anomalies_without_reasons_are_still_read() {
+        let anomaly =
+            Anomaly::decode(&encode_anomaly(&decode(ORIGINAL).unwrap(), &verdict())).unwrap();
+        assert_eq!(anomaly.id, RecordId::Int(4));
+        assert_eq!(anomaly.features, [2.39, -1.22]);
+        assert!(anomaly.feature_names.is_empty() && anomaly.explanation.is_empty());
+        assert!(!anomaly.identified_by_position);
+        // A transaction with its own `record_id` (not an anomaly with reasons) too.
+        let own = r#"{"id": 5, "data": [1, 2], "record_id": {"a": 1}}"#;
+        let anomaly = Anomaly::decode(&encode_anomaly(&decode(own).unwrap(), &verdict())).unwrap();
+        assert_eq!(
+            (anomaly.id, anomaly.features),
+            (RecordId::Int(5), vec![1.0, 2.0])
+        );
+        // Something that is neither says why.
+        let error = Anomaly::decode(br#"{"record_id": 1, "id": 1}"#).unwrap_err();
+        assert!(error.to_string().contains("reasons"), "{error}");
+    }
+
+    #[test]
+    fn a_reduced_scored_anomaly_keeps_reasons_and_verdict() {
+        let (names, row) = (names(), [6.817, 0.0, 3.2025]);
+        let original = Digest::of(PAYMENT.as_bytes());
+        let id = RecordId::Str("tx-9".into());
+        let bytes =
+            encode_reduced_scored_anomaly(&verdict(), &scored(Some(&id), &names, &row), &original);
+        let value = json_of(&bytes);
+        assert!(
+            value.get("id").is_none() && value.get("card").is_none(),
+            "{value}"
+        );
+        assert_eq!(value["record_id"], json!("tx-9"));
+        let anomaly = Anomaly::decode(&bytes).unwrap();
+        assert_eq!(anomaly.truncated, Some(original.clone()));
+        assert_eq!((&anomaly.id, &anomaly.features), (&id, &row.to_vec()));
+        assert_eq!(anomaly.explanation.len(), 3);
+        assert_eq!(anomaly.verdict(), Some(verdict()));
+        // A data record's keeps `id` and `data` first, as the form without reasons did.
+        let (names, row) = (vec!["x0".to_string(), "x1".to_string()], [3.5, -1.25]);
+        let id = RecordId::Int(9);
+        let data = Scored {
+            from_data: true,
+            ..scored(Some(&id), &names, &row)
+        };
+        let bytes = encode_reduced_scored_anomaly(&verdict(), &data, &original);
+        assert!(bytes.starts_with(br#"{"id":9,"data":[[3.5,-1.25]],"truncated":true,"#));
+        let anomaly = Anomaly::decode(&bytes).unwrap();
+        assert_eq!((anomaly.id, anomaly.truncated), (id, Some(original)));
+        // Neither form is large: three features and their explanation.
+        assert!(bytes.len() < 700, "{} bytes", bytes.len());
     }
 }

@@ -191,15 +191,31 @@ impl DeadLetter {
         key: Option<&[u8]>,
         original: &[u8],
     ) -> Self {
-        Self {
-            reason: rejection.reason().to_string(),
-            detail: rejection.to_string(),
-            source_topic: source_topic.to_string(),
+        let source = SourceRecord {
+            topic: source_topic,
             partition,
             offset,
-            key: key.map(|key| String::from_utf8_lossy(key).into_owned()),
-            original: original.to_vec(),
-            original_text: std::str::from_utf8(original).ok().map(str::to_string),
+            key,
+            value: original,
+        };
+        DeadLetter::refused(rejection.reason(), &rejection.to_string(), &source)
+    }
+
+    /// A dead letter for `source`, refused for `reason` (the machine-readable code) with
+    /// `detail` (for people): for refusals that are not a [`Rejection`], such as a feature a
+    /// model names that a record does not hold (`missing_feature`).
+    pub fn refused(reason: &str, detail: &str, source: &SourceRecord<'_>) -> Self {
+        Self {
+            reason: reason.to_string(),
+            detail: detail.to_string(),
+            source_topic: source.topic.to_string(),
+            partition: source.partition,
+            offset: source.offset,
+            key: source
+                .key
+                .map(|key| String::from_utf8_lossy(key).into_owned()),
+            original: source.value.to_vec(),
+            original_text: std::str::from_utf8(source.value).ok().map(str::to_string),
             detected_at: now(),
             truncated: None,
         }

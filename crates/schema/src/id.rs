@@ -13,6 +13,14 @@ pub enum RecordId {
     Str(String),
 }
 
+impl RecordId {
+    /// What identifies a record that has no id of its own: where it was read,
+    /// `<partition>:<offset>` (the Kafka key of its anomaly).
+    pub fn position(partition: i32, offset: i64) -> RecordId {
+        RecordId::Str(format!("{partition}:{offset}"))
+    }
+}
+
 impl fmt::Display for RecordId {
     /// The record's Kafka key: the id as text.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -11,13 +11,19 @@
 //! machine-readable code a dead letter carries. Records are keyed by id
 //! ([`Transaction::key`]).
 //!
-//! An anomaly is the transaction with every field it had plus the verdict
-//! ([`encode_anomaly`], read back with [`Anomaly::decode`]); a [`DeadLetter`] carries the
-//! [`Rejection`], where the record came from and its original bytes.
+//! An anomaly is the record with every field it had, as written, plus the verdict and the
+//! reasons ([`encode_scored_anomaly`]): `record_id` (the record's id as the model reads it,
+//! `null` for a record without one, which its partition and offset identify), `features` (the
+//! values scored, by feature name) and `explanation` (the three features that isolated it
+//! most: `feature`, `value`, `direction` and `share`). [`Anomaly::decode`] reads it, and the
+//! form without reasons that [`encode_anomaly`] writes. A [`DeadLetter`] carries the
+//! [`Rejection`] (or another reason, [`DeadLetter::refused`]), where the record came from and
+//! its original bytes.
 //!
-//! An output too large for its topic is reduced, never dropped: [`encode_reduced_anomaly`]
-//! keeps `id`, `data` and every verdict field and replaces the transaction's other fields by
-//! `truncated: true` with its size and SHA-256 ([`Digest`]); [`DeadLetter::reduced_to_fit`]
+//! An output too large for its topic is reduced, never dropped:
+//! [`encode_reduced_scored_anomaly`] keeps every verdict field and the reasons (and a `data`
+//! record's `id` and `data`) and replaces the record's other fields by `truncated: true` with
+//! its size and SHA-256 ([`Digest`]); [`DeadLetter::reduced_to_fit`]
 //! keeps the reason, the source and the first bytes of the original with the whole
 //! original's size and SHA-256. Anyone can still read the whole record at its partition and
 //! offset, and check it against the digest.
@@ -48,8 +54,11 @@
 //!
 //! One way, top to bottom (a module uses only those below it):
 //!
-//! - `dead_letter`: [`DeadLetter`]; `anomaly`: [`Verdict`], [`encode_anomaly`], [`Anomaly`];
-//!   both use `digest` ([`Digest`], [`reduced_key`]) for what they reduce.
+//! - `dead_letter`: [`DeadLetter`]; `anomaly`: [`Verdict`], [`encode_scored_anomaly`],
+//!   [`encode_anomaly`], [`Anomaly`]; both use `digest` ([`Digest`], [`reduced_key`]) for what
+//!   they reduce; `anomaly` also uses `reasons` ([`Scored`], [`FeatureShare`],
+//!   [`Contribution`], [`Direction`]: the reasons on the wire) and `members` (a record's
+//!   fields passed on as written, with the anomaly's added).
 //! - `transaction`: [`Transaction`], [`DecodeLimits`], encoding; it reads with `fast_read`
 //!   (the common shape, straight into typed fields) or else `full_read` (through a `Value`
 //!   tree, with the exact reason for every refusal).
@@ -71,14 +80,20 @@ mod fast_read;
 mod fields;
 mod full_read;
 mod id;
+mod members;
+mod reasons;
 mod time;
 mod transaction;
 
-pub use anomaly::{encode_anomaly, encode_reduced_anomaly, Anomaly, Verdict};
+pub use anomaly::{
+    encode_anomaly, encode_reduced_anomaly, encode_reduced_scored_anomaly, encode_scored_anomaly,
+    Anomaly, Verdict,
+};
 pub use dead_letter::{DeadLetter, SourceRecord, Truncation, ORIGINAL_PREFIX_BYTES};
 pub use digest::{reduced_key, Digest, KEY_PREFIX_BYTES};
 pub use error::{DecodeError, Rejection};
 pub use id::RecordId;
+pub use reasons::{Contribution, Direction, FeatureShare, Scored};
 pub use transaction::{DecodeLimits, Transaction};
 
 /// Topic names and the consumer group, as the scripts and docker-compose.yml create them.

@@ -77,9 +77,13 @@ pub struct SourceArgs {
 pub struct FeatureArgs {
     /// The features, comma-separated, each a field and a transform: `amount` (a top-level
     /// number), `/merchant/geo/lat` (a JSON Pointer), `amount:log` (ln(1 + x)),
-    /// `/merchant/mcc:category` (its training frequency), `ts:hour`, `ts:weekday`. They are
-    /// stored in the model, and the detector reads them. Without it, records carry their
-    /// features as a `data` array.
+    /// `/merchant/mcc:category` (its training frequency), `/merchant/mcc:rarity` (its
+    /// surprisal in bits; unseen values far beyond the rarest), `ts:hour`, `ts:weekday`; and
+    /// per key, from the key's previous records: `amount:log:zscore` (against the key's own
+    /// weighted mean and spread), `value:delta`, `value:lag:K` (its previous K values),
+    /// `count:10m` (its records in the window), `since_last` (seconds since its previous
+    /// record). They are stored in the model, and the detector reads them. Without it, records
+    /// carry their features as a `data` array.
     #[arg(long, value_name = "LIST")]
     pub features: Option<String>,
     /// A record missing a feature: `dead-letter` (refused, and left out of training) or
@@ -99,6 +103,55 @@ pub struct FeatureArgs {
     /// feature.
     #[arg(long, value_name = "NAME")]
     pub label_field: Option<String>,
+    /// How per-key items keep each key's history.
+    #[command(flatten)]
+    pub per_key: PerKeyArgs,
+}
+
+/// How per-key items (`zscore`, `delta`, `lag:K`, `count:WINDOW`, `since_last`) keep each
+/// key's history; stored in the model with the features.
+#[derive(Debug, Args, Clone, PartialEq)]
+pub struct PerKeyArgs {
+    /// The field keying each record (a name or a JSON Pointer), e.g. `card` [default: the
+    /// record's Kafka key; records of a file have none].
+    #[arg(long, value_name = "NAME", requires = "features")]
+    pub key_field: Option<String>,
+    /// The field holding each record's time (RFC 3339, naive ISO 8601 as UTC, or epoch
+    /// milliseconds) [default: the record's Kafka timestamp; records of a file have none].
+    #[arg(long, value_name = "NAME", requires = "features")]
+    pub time_field: Option<String>,
+    /// The half-life of a key's weighted mean and variance (`zscore`), in records.
+    #[arg(long, value_name = "N", default_value_t = features::DEFAULT_HALF_LIFE, requires = "features")]
+    pub half_life: f64,
+    /// Values a key needs before its own mean and variance replace the training ones.
+    #[arg(long, value_name = "N", default_value_t = features::DEFAULT_MIN_HISTORY, requires = "features")]
+    pub min_history: u32,
+    /// The most record times a key keeps for `count:WINDOW` (a count is at most this).
+    #[arg(long, value_name = "N", default_value_t = features::DEFAULT_MAX_WINDOW_RECORDS, requires = "features")]
+    pub max_window_records: u32,
+    /// How long (record time) a key's history outlives its last record: a span (`7d`,
+    /// `12h`, `30m`) or `never`.
+    #[arg(
+        long,
+        value_name = "SPAN|never",
+        default_value = "7d",
+        requires = "features"
+    )]
+    pub state_ttl: String,
+}
+
+impl Default for PerKeyArgs {
+    /// The command line's defaults.
+    fn default() -> Self {
+        PerKeyArgs {
+            key_field: None,
+            time_field: None,
+            half_life: features::DEFAULT_HALF_LIFE,
+            min_history: features::DEFAULT_MIN_HISTORY,
+            max_window_records: features::DEFAULT_MAX_WINDOW_RECORDS,
+            state_ttl: format!("{}d", features::DEFAULT_STATE_TTL_DAYS),
+        }
+    }
 }
 
 /// Hyper-parameters; unset ones take the library defaults (or the original pipeline's values
@@ -220,6 +273,10 @@ pub struct ScoreArgs {
     /// (`top_feature`, `direction`, `share`).
     #[arg(long, requires = "jsonl")]
     pub explain: bool,
+    /// JSON lines: also write each scored record's row of features (`features`, a JSON array
+    /// whose numbers read back bit for bit), as the model scored it.
+    #[arg(long, requires = "jsonl")]
+    pub rows: bool,
     /// Output file (default: standard output).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -244,6 +301,11 @@ pub struct EvalArgs {
     /// records; the kind is this field's value on records labelled 1 (`--group-field fraud`).
     #[arg(long, value_name = "NAME", requires = "jsonl")]
     pub group_field: Option<String>,
+    /// JSON lines: read the first N records without measuring them, so that per-key features
+    /// measure the rest with their keys' histories (the training records, say), as a detector
+    /// running since then would.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "jsonl")]
+    pub warm_up: usize,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use dataset::{CsvSelection, Table};
-use features::{FeatureParams, FeatureSpec, FieldPath, NamedFeatures};
+use features::{FeatureParams, FeatureSpec, FieldPath, NamedFeatures, Span};
 use iforest::{Contamination, IsolationForest, IsolationForestParams, SplitRule};
 use schema::{DecodeLimits, Transaction};
 
@@ -23,9 +23,20 @@ pub fn feature_spec(args: &FeatureArgs) -> Result<Option<FeatureSpec>> {
     let Some(list) = &args.features else {
         return Ok(None);
     };
+    let per_key = &args.per_key;
+    let state_ttl = match per_key.state_ttl.as_str() {
+        "never" => None,
+        text => Some(Span::parse(text).context("--state-ttl")?),
+    };
     let spec = FeatureParams::new(list.as_str())
         .missing(args.missing)
         .id_field(args.id_field.as_str())
+        .key_field(per_key.key_field.clone())
+        .time_field(per_key.time_field.clone())
+        .half_life(per_key.half_life)
+        .min_history(per_key.min_history)
+        .max_window_records(per_key.max_window_records)
+        .state_ttl(state_ttl)
         .check()
         .context("--features")?;
     if let Some(label) = &args.label_field {
@@ -231,11 +242,16 @@ fn fit_named(args: &FitArgs, spec: &FeatureSpec) -> Result<Trained> {
                     offset: record.offset,
                 },
                 value: record.value,
+                key: record.key,
+                timestamp_ms: record.timestamp_ms,
             })
             .collect()
     } else {
         bail!("--features needs training records: --jsonl FILE, --csv FILE or --topic T");
     };
+    if source.topic.is_none() {
+        check_file_keys_and_times(spec, "records of a file")?;
+    }
     let labelled = match args.features.label_field.as_deref() {
         Some(field) => Some(count_labels(&records, &records::label_field(field)?)?),
         None => None,
@@ -252,10 +268,12 @@ fn fit_named(args: &FitArgs, spec: &FeatureSpec) -> Result<Trained> {
     })
 }
 
-/// Learns the features from `records` and extracts the training rows.
+/// Learns the features from `records` and extracts the training rows. Per-key items read
+/// each partition's records in the order given (a file's: line order), each key's history
+/// as the detector reading that partition would.
 pub fn learn(spec: &FeatureSpec, records: &[Record]) -> Result<(NamedFeatures, Vec<f64>, LeftOut)> {
     let fitted = spec
-        .fit(records.iter().map(|record| &record.value))
+        .fit_records(records.iter().map(Record::training))
         .map_err(|error| match error {
             features::LearnError::NoUsableRecords {
                 records: count,
@@ -273,6 +291,29 @@ pub fn learn(spec: &FeatureSpec, records: &[Record]) -> Result<(NamedFeatures, V
         left_out.add(error.reason(), records[*index].origin, error);
     }
     Ok((fitted.features, fitted.rows, left_out))
+}
+
+/// Refuses per-key items that key records by their Kafka key, or time them by their Kafka
+/// timestamp, when `what` (records of a file) have neither.
+pub fn check_file_keys_and_times(spec: &FeatureSpec, what: &str) -> Result<()> {
+    if !spec.is_per_key() {
+        return Ok(());
+    }
+    let settings = spec.per_key();
+    if settings.key_field().is_none() {
+        bail!(
+            "per-key features key each record by its Kafka key, and {what} have none: name the \
+             field that keys them (--key-field card)"
+        );
+    }
+    if settings.time_field().is_none() && spec.needs_time() {
+        bail!(
+            "per-key features time each record by its Kafka timestamp, and {what} have none: \
+             name the field holding their time (--time-field ts), or --state-ttl never without \
+             count:WINDOW and since_last"
+        );
+    }
+    Ok(())
 }
 
 /// (labelled records, those labelled 1).
@@ -376,6 +417,7 @@ mod tests {
             missing: features::Missing::DeadLetter,
             id_field: "id".into(),
             label_field: Some("/label".into()),
+            per_key: Default::default(),
         };
         let error = feature_spec(&args).unwrap_err().to_string();
         assert!(
@@ -387,5 +429,63 @@ mod tests {
             ..args
         };
         assert_eq!(feature_spec(&fine).unwrap().unwrap().names(), ["amount"]);
+    }
+
+    #[test]
+    fn per_key_flags_make_the_specification() {
+        let args = FeatureArgs {
+            features: Some("amount:log:zscore,count:10m".into()),
+            missing: features::Missing::DeadLetter,
+            id_field: "id".into(),
+            label_field: None,
+            per_key: crate::cli::PerKeyArgs {
+                key_field: Some("card".into()),
+                time_field: Some("/meta/ts".into()),
+                half_life: 7.5,
+                min_history: 9,
+                max_window_records: 64,
+                state_ttl: "never".into(),
+            },
+        };
+        let spec = feature_spec(&args).unwrap().unwrap();
+        let settings = spec.per_key();
+        assert_eq!(
+            (
+                settings.key_field().map(ToString::to_string),
+                settings.time_field().map(ToString::to_string),
+                settings.half_life(),
+                settings.min_history(),
+                settings.max_window_records(),
+                settings.state_ttl(),
+            ),
+            (
+                Some("card".into()),
+                Some("/meta/ts".into()),
+                7.5,
+                9,
+                64,
+                None
+            )
+        );
+        assert!(check_file_keys_and_times(&spec, "records of a file").is_ok());
+        let mut kafka = args.clone();
+        kafka.per_key.key_field = None;
+        let spec = feature_spec(&kafka).unwrap().unwrap();
+        let error = check_file_keys_and_times(&spec, "records of a file").unwrap_err();
+        assert!(error.to_string().contains("--key-field"), "{error}");
+        let mut ttl = args.clone();
+        ttl.per_key.state_ttl = "7 days".into();
+        let error = format!("{:#}", feature_spec(&ttl).unwrap_err());
+        assert!(
+            error.contains("--state-ttl") && error.contains("\"7 days\""),
+            "{error}"
+        );
+        let mut label = args;
+        label.label_field = Some("card".into());
+        let error = feature_spec(&label).unwrap_err().to_string();
+        assert!(
+            error.contains("also a feature"),
+            "the key field is read: {error}"
+        );
     }
 }

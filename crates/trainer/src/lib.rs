@@ -84,6 +84,12 @@ fn fit_following(args: &FitArgs, stop: &Arc<AtomicBool>) -> Result<()> {
         drift_threshold: follow.drift_threshold,
     };
     let spec = fit::feature_spec(&args.features)?;
+    if spec.as_ref().is_some_and(features::FeatureSpec::is_per_key) {
+        anyhow::bail!(
+            "--follow does not refit per-key features: fit them with `trainer fit` on a file or \
+             a topic"
+        );
+    }
     let params = fit::build_params(&args.params, false, Vec::new());
     let output = follow::output(&args.out, args.models_dir.as_deref());
     let mut follower = follow::Follower::new(policy, params, output, spec)?;

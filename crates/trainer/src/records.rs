@@ -38,21 +38,53 @@ impl fmt::Display for Origin {
     }
 }
 
-/// A JSON record and where it came from.
+/// A JSON record, where it came from, and its Kafka key and timestamp when it came from a
+/// topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     /// Where.
     pub origin: Origin,
     /// The record.
     pub value: Value,
+    /// Its Kafka key, if it has one.
+    pub key: Option<Vec<u8>>,
+    /// Its Kafka timestamp, epoch milliseconds, if it has one.
+    pub timestamp_ms: Option<i64>,
+}
+
+impl Record {
+    /// A record of a file: no Kafka key or timestamp.
+    pub fn unkeyed(origin: Origin, value: Value) -> Record {
+        Record {
+            origin,
+            value,
+            key: None,
+            timestamp_ms: None,
+        }
+    }
+
+    /// The record as per-key features learn from it: a file is one partition whose offsets
+    /// are its line numbers; a topic's records keep their partition and offset.
+    pub fn training(&self) -> features::TrainingRecord<'_> {
+        let (partition, offset) = match self.origin {
+            Origin::Line(line) | Origin::Row(line) => (0, line as i64),
+            Origin::Message { partition, offset } => (partition, offset),
+        };
+        features::TrainingRecord {
+            value: &self.value,
+            partition,
+            meta: features::RecordMeta {
+                key: self.key.as_deref(),
+                timestamp_ms: self.timestamp_ms,
+                offset,
+            },
+        }
+    }
 }
 
 impl From<JsonLine> for Record {
     fn from(line: JsonLine) -> Self {
-        Record {
-            origin: Origin::Line(line.line),
-            value: line.value,
-        }
+        Record::unkeyed(Origin::Line(line.line), line.value)
     }
 }
 
@@ -78,11 +110,8 @@ fn table_records(table: &Table) -> Vec<Record> {
                 .zip(table.row(row))
                 .map(|(name, &value)| (name.clone(), Value::from(value)))
                 .collect();
-            Record {
-                // The header is line 1.
-                origin: Origin::Row(row as u64 + 2),
-                value: Value::Object(fields),
-            }
+            // The header is line 1.
+            Record::unkeyed(Origin::Row(row as u64 + 2), Value::Object(fields))
         })
         .collect()
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use dataset::{Confusion, CsvSelection, JsonLine, Table};
-use features::{Features, FieldPath};
+use features::{Features, FieldPath, RecordMeta, StateStore};
 use iforest::{Direction, IsolationForest};
 use schema::{DecodeLimits, RecordId, Rejection, Transaction};
 
@@ -95,15 +95,12 @@ pub fn score(args: &ScoreArgs) -> Result<()> {
         .as_deref()
         .map(records::label_field)
         .transpose()?;
-    let verdicts = judge(
-        &model,
-        &features,
-        &lines,
-        label.as_ref(),
-        None,
-        args.explain,
-    )?;
-    write_verdicts(&mut out, &verdicts, model.threshold(), args.explain)
+    let extras = Extras {
+        explain: args.explain,
+        rows: args.rows,
+    };
+    let verdicts = judge(&model, &features, &lines, label.as_ref(), None, extras)?;
+    write_verdicts(&mut out, &verdicts, model.threshold(), extras)
         .and_then(|()| out.flush())
         .context("cannot write the scores")?;
     let refused = verdicts.iter().filter(|v| v.outcome.is_err()).count();
@@ -149,6 +146,15 @@ pub struct Top {
     pub share: f64,
 }
 
+/// What a verdict carries besides the score.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extras {
+    /// The largest contributor to the isolation.
+    pub explain: bool,
+    /// The row of features the model scored.
+    pub rows: bool,
+}
+
 /// What the detector would do with one record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
@@ -163,6 +169,8 @@ pub struct Verdict {
     pub label: Option<u8>,
     /// Its group (the group field's value), when it has one.
     pub group: Option<String>,
+    /// The row of features scored, when asked for and the record was scored.
+    pub row: Option<Vec<f64>>,
 }
 
 /// Reads each record as the detector would and scores the usable ones.
@@ -172,19 +180,37 @@ pub fn judge(
     lines: &[JsonLine],
     label: Option<&FieldPath>,
     group: Option<&FieldPath>,
-    explain: bool,
+    extras: Extras,
 ) -> Result<Vec<Verdict>> {
     let limits = DecodeLimits::default();
     let width = model.n_features();
     let mut rows = Vec::with_capacity(lines.len() * width);
     let mut verdicts = Vec::with_capacity(lines.len());
+    // Per-key features: the file is one partition, read in line order, as the detector
+    // reads a partition in offset order.
+    let mut store = match features {
+        Features::Named(named) if named.is_per_key() => {
+            crate::fit::check_file_keys_and_times(named.spec(), "records of a JSON-lines file")?;
+            Some(StateStore::new(named))
+        }
+        _ => None,
+    };
     for line in lines {
         let bytes = line.text.as_bytes();
-        let read = match features {
-            Features::Named(named) => named
+        let read = match (features, store.as_mut()) {
+            (Features::Named(named), Some(store)) => {
+                let meta = RecordMeta::at(line.line as i64);
+                match store.read(named, bytes, meta, &mut rows) {
+                    Ok(applied) if !applied.replayed => Ok(applied.id),
+                    // Line numbers only increase: no line is a replay of another.
+                    Ok(_) => Err(("replayed", format!("line {} read twice", line.line))),
+                    Err(e) => Err((e.reason(), e.to_string())),
+                }
+            }
+            (Features::Named(named), None) => named
                 .read(bytes, &mut rows)
                 .map_err(|e| (e.reason(), e.to_string())),
-            Features::Data => match Transaction::decode(bytes, &limits) {
+            (Features::Data, _) => match Transaction::decode(bytes, &limits) {
                 Ok(transaction) if transaction.features.len() == width => {
                     rows.extend_from_slice(&transaction.features);
                     Ok(Some(transaction.id))
@@ -228,16 +254,21 @@ pub fn judge(
             outcome: read.map(|_| (f64::NAN, None)),
             label,
             group,
+            row: None,
         });
     }
     let scores = score_rows(model, &rows)?;
-    let scored = verdicts.iter_mut().filter_map(|v| v.outcome.as_mut().ok());
-    for (index, ((score, top), &value)) in scored.zip(&scores).enumerate() {
+    let scored = verdicts
+        .iter_mut()
+        .filter_map(|v| Some((v.outcome.as_mut().ok()?, &mut v.row)));
+    for (index, (((score, top), row_out), &value)) in scored.zip(&scores).enumerate() {
         *score = value;
-        if explain {
-            let explanation = model
-                .explain(&rows[index * width..(index + 1) * width])
-                .context("cannot explain a score")?;
+        let row = &rows[index * width..(index + 1) * width];
+        if extras.rows {
+            *row_out = Some(row.to_vec());
+        }
+        if extras.explain {
+            let explanation = model.explain(row).context("cannot explain a score")?;
             *top = explanation.contributions.first().map(|c| Top {
                 feature: c.name.clone().unwrap_or_else(|| format!("#{}", c.feature)),
                 direction: c.direction,
@@ -257,24 +288,21 @@ fn cell(text: &str) -> String {
     }
 }
 
-/// Writes `line,id,score,anomaly,label,reason[,top_feature,direction,share]`, one line per
-/// record in input order; a refused record has no score and names its reason.
+/// Writes `line,id,score,anomaly,label,reason[,top_feature,direction,share][,features]`, one
+/// line per record in input order; a refused record has no score and names its reason. The
+/// features are the row as a JSON array whose numbers read back bit for bit.
 pub fn write_verdicts(
     out: &mut dyn Write,
     verdicts: &[Verdict],
     threshold: f64,
-    explain: bool,
+    extras: Extras,
 ) -> std::io::Result<()> {
+    let explain = extras.explain;
     write!(out, "line,id,score,anomaly,label,reason")?;
-    writeln!(
-        out,
-        "{}",
-        if explain {
-            ",top_feature,direction,share"
-        } else {
-            ""
-        }
-    )?;
+    if explain {
+        write!(out, ",top_feature,direction,share")?;
+    }
+    writeln!(out, "{}", if extras.rows { ",features" } else { "" })?;
     for verdict in verdicts {
         let id = verdict
             .id
@@ -288,22 +316,30 @@ pub fn write_verdicts(
             Ok((score, top)) => {
                 write!(out, "{score},{},{label},", u8::from(*score > threshold))?;
                 match (explain, top) {
-                    (true, Some(top)) => writeln!(
+                    (true, Some(top)) => write!(
                         out,
                         ",{},{},{:.4}",
                         cell(&top.feature),
                         top.direction,
                         top.share
                     )?,
-                    (true, None) => writeln!(out, ",,,")?,
-                    (false, _) => writeln!(out)?,
+                    (true, None) => write!(out, ",,,")?,
+                    (false, _) => {}
                 }
             }
             Err((reason, _)) => {
                 write!(out, ",,{label},{reason}")?;
-                writeln!(out, "{}", if explain { ",,," } else { "" })?;
+                write!(out, "{}", if explain { ",,," } else { "" })?;
             }
         }
+        if extras.rows {
+            // Finite numbers always serialise.
+            let row = verdict.row.as_ref().map_or(String::new(), |row| {
+                cell(&serde_json::to_string(row).unwrap_or_default())
+            });
+            write!(out, ",{row}")?;
+        }
+        writeln!(out)?;
     }
     Ok(())
 }
@@ -455,18 +491,28 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         .as_deref()
         .map(records::label_field)
         .transpose()?;
-    let explain = group.is_some();
+    let extras = Extras {
+        explain: group.is_some(),
+        rows: false,
+    };
     let verdicts = judge(
         &model,
         &features,
         &lines,
         Some(&label),
         group.as_ref(),
-        explain,
+        extras,
     )?;
+    anyhow::ensure!(
+        args.warm_up < verdicts.len(),
+        "--warm-up {} leaves none of the {} records to measure",
+        args.warm_up,
+        verdicts.len()
+    );
+    let verdicts = &verdicts[args.warm_up..];
     let (mut scores, mut labels) = (Vec::new(), Vec::new());
     let (mut refused, mut unlabelled) = (0usize, 0usize);
-    for verdict in &verdicts {
+    for verdict in verdicts {
         match (&verdict.outcome, verdict.label) {
             (Err(_), _) => refused += 1,
             (Ok(_), None) => unlabelled += 1,
@@ -482,7 +528,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         args.label_field
     );
     let evaluation = evaluate(&scores, &labels, model.threshold());
-    let groups = evaluate_groups(&verdicts, model.threshold());
+    let groups = evaluate_groups(verdicts, model.threshold());
     if args.json {
         let mut json = evaluation.json();
         json["refused"] = refused.into();
@@ -548,6 +594,7 @@ mod tests {
                 outcome: Ok((0.7, None)),
                 label: Some(1),
                 group: None,
+                row: None,
             },
             Verdict {
                 line: 3,
@@ -555,13 +602,54 @@ mod tests {
                 outcome: Err(("not_numeric", "amount is a string".into())),
                 label: None,
                 group: None,
+                row: None,
             },
         ];
         let mut out = Vec::new();
-        write_verdicts(&mut out, &verdicts, 0.5, false).unwrap();
+        write_verdicts(&mut out, &verdicts, 0.5, Extras::default()).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "line,id,score,anomaly,label,reason\n1,\"a,b\",0.7,1,1,\n3,,,,,not_numeric\n"
+        );
+    }
+
+    #[test]
+    fn rows_are_written_as_json_arrays_that_read_back_bit_for_bit() {
+        let row = vec![0.1 + 0.2, -1e-300, 12.0];
+        let verdicts = [
+            Verdict {
+                line: 1,
+                id: None,
+                outcome: Ok((0.25, None)),
+                label: None,
+                group: None,
+                row: Some(row.clone()),
+            },
+            Verdict {
+                line: 2,
+                id: None,
+                outcome: Err(("missing_key", "the key field card is missing".into())),
+                label: None,
+                group: None,
+                row: None,
+            },
+        ];
+        let mut out = Vec::new();
+        let extras = Extras {
+            explain: false,
+            rows: true,
+        };
+        write_verdicts(&mut out, &verdicts, 0.5, extras).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "line,id,score,anomaly,label,reason,features");
+        assert_eq!(lines[2], "2,,,,,missing_key,");
+        let cell = lines[1].strip_prefix("1,,0.25,0,,,").unwrap();
+        let json = cell.trim_matches('"').replace("\"\"", "\"");
+        let read: Vec<f64> = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            read.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            row.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         );
     }
 
@@ -589,6 +677,7 @@ mod tests {
             )),
             label: Some(label),
             group: group.map(str::to_string),
+            row: None,
         };
         let verdicts = [
             verdict(0.9, 1, Some("amount"), Some("amount:log")),

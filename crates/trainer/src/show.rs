@@ -1,7 +1,7 @@
 //! `trainer show`: a model file's header, its parameters, and the features it reads.
 
 use anyhow::{Context, Result};
-use features::{Features, Learned};
+use features::{Features, Learned, PerKey};
 use iforest::IsolationForest;
 
 use crate::cli::ShowArgs;
@@ -82,10 +82,42 @@ pub fn describe_features(features: &Features) -> Vec<String> {
         named.spec().missing(),
         named.id_field()
     )];
+    if named.is_per_key() {
+        let settings = named.spec().per_key();
+        let field = |field: Option<&features::FieldPath>, otherwise: &str| {
+            field.map_or(otherwise.to_string(), |f| format!("field {f}"))
+        };
+        lines.push(format!(
+            "per key            keyed by {}; timed by {}; half-life {} records; own moments \
+             after {} values; at most {} times per key; forgotten after {}",
+            field(settings.key_field(), "the Kafka key"),
+            field(settings.time_field(), "the Kafka timestamp"),
+            settings.half_life(),
+            settings.min_history(),
+            settings.max_window_records(),
+            settings
+                .state_ttl()
+                .map_or("never".to_string(), |ttl| format!("{ttl} without a record")),
+        ));
+    }
     for (feature, learned) in named.features().iter().zip(named.learned()) {
-        let summary = match learned {
-            Learned::Median(median) => format!("median {median:.6}"),
-            Learned::Categories(counts) => {
+        let kind = feature
+            .per_key()
+            .map_or(feature.transform().name(), |per_key| per_key.kind());
+        let summary = match (learned, feature.per_key()) {
+            (Learned::Median(median), None) => format!("median {median:.6}"),
+            (Learned::Median(median), Some(PerKey::Delta | PerKey::SinceLast)) => {
+                format!("median {median:.6} (a key's first record)")
+            }
+            (Learned::Median(median), Some(_)) => {
+                format!("median {median:.6} (no value yet)")
+            }
+            (Learned::Moments { mean, std, median }, _) => format!(
+                "training mean {mean:.6}, std {std:.6} (a young key's); median z-score \
+                 {median:.6}"
+            ),
+            (Learned::Nothing, _) => "nothing learned (0 for a key's first record)".to_string(),
+            (Learned::Categories(counts), _) => {
                 let mut by_count: Vec<(&String, &u64)> = counts.counts().iter().collect();
                 by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
                 let shown: Vec<String> = by_count
@@ -99,8 +131,13 @@ pub fn describe_features(features: &Features) -> Vec<String> {
                     })
                     .collect();
                 let more = by_count.len().saturating_sub(CATEGORIES_SHOWN);
+                let unseen = if feature.transform() == features::Transform::Rarity {
+                    format!("; unseen {:.2} bits", counts.unseen_rarity())
+                } else {
+                    String::new()
+                };
                 format!(
-                    "{} categories in {} values: {}{}",
+                    "{} categories in {} values: {}{}{unseen}",
                     by_count.len(),
                     counts.total(),
                     shown.join(", "),
@@ -111,12 +148,10 @@ pub fn describe_features(features: &Features) -> Vec<String> {
                     }
                 )
             }
+            // What a later build may learn.
+            (_, _) => String::new(),
         };
-        lines.push(format!(
-            "  {:<28} {:<9} {summary}",
-            feature.name(),
-            feature.transform().name()
-        ));
+        lines.push(format!("  {:<28} {kind:<10} {summary}", feature.name()));
     }
     lines
 }
@@ -152,5 +187,46 @@ mod tests {
             "{lines:?}"
         );
         assert!(describe_features(&Features::Data)[0].contains("`data`"));
+    }
+
+    #[test]
+    fn per_key_settings_and_items_are_listed() {
+        let records: Vec<_> = (0..40)
+            .map(|i| json!({"card": i % 4, "amount": 10 + i % 9, "ts": 60_000 * i}))
+            .collect();
+        let named =
+            features::FeatureParams::new("amount:log:zscore,amount:delta,count:10m,since_last")
+                .key_field(Some("card".into()))
+                .time_field(Some("ts".into()))
+                .half_life(8.0)
+                .check()
+                .unwrap()
+                .fit(&records)
+                .unwrap()
+                .features;
+        let lines = describe_features(&Features::Named(named));
+        assert!(
+            lines[1].contains("keyed by field card; timed by field ts; half-life 8 records")
+                && lines[1].contains("own moments after 5 values")
+                && lines[1].contains("at most 1000 times per key; forgotten after 7d"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[2].contains("amount:log:zscore            zscore")
+                && lines[2].contains("training mean"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[3].contains("amount:delta") && lines[3].contains("a key's first record"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[4].contains("count:10m") && lines[4].contains(" count "),
+            "{lines:?}"
+        );
+        assert!(
+            lines[5].contains("since_last") && lines[5].contains("median 240"),
+            "{lines:?}"
+        );
     }
 }

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::Offset;
 use schema::{DecodeLimits, Transaction};
 use serde_json::Value;
@@ -25,25 +25,30 @@ pub struct ReadLimits {
     pub timeout: Duration,
 }
 
-/// A JSON record read from a topic, with where it was.
+/// A JSON record read from a topic, with where it was, its key and its timestamp.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicRecord {
     /// Its partition.
     pub partition: i32,
     /// Its offset.
     pub offset: i64,
+    /// Its Kafka key, if it has one.
+    pub key: Option<Vec<u8>>,
+    /// Its Kafka timestamp, epoch milliseconds, if it has one.
+    pub timestamp_ms: Option<i64>,
     /// The record.
     pub value: Value,
 }
 
-/// Reads `topic` from the beginning of each partition, handing each payload to `take`
-/// (which says whether it was usable) until `limits.max_records` were usable, the stream goes
-/// quiet or the timeout passes. Returns the usable and left-out counts.
+/// Reads `topic` from the beginning of each partition, in offset order within each, handing
+/// each message to `take` (which says whether it was usable) until `limits.max_records` were
+/// usable, the stream goes quiet or the timeout passes. Returns the usable and left-out
+/// counts.
 fn read(
     kafka: &bus::ClientSettings,
     topic: &str,
     limits: &ReadLimits,
-    mut take: impl FnMut(i32, i64, &[u8]) -> bool,
+    mut take: impl FnMut(&BorrowedMessage<'_>) -> bool,
 ) -> Result<(usize, usize)> {
     // Manual assignment, nothing committed; its logs go through `log`, secrets masked.
     let consumer = kafka.base_consumer()?;
@@ -66,8 +71,7 @@ fn read(
         };
         let message = message.with_context(|| format!("cannot read from {topic}"))?;
         last_record = Some(Instant::now());
-        let payload = message.payload().unwrap_or_default();
-        if take(message.partition(), message.offset(), payload) {
+        if take(&message) {
             usable += 1;
         } else {
             skipped += 1;
@@ -87,11 +91,8 @@ pub fn read_training_rows(
     let decode_limits = DecodeLimits::default();
     let mut data = Vec::new();
     let mut n_features = None;
-    let (rows, skipped) = read(
-        kafka,
-        topic,
-        limits,
-        |_, _, payload| match Transaction::decode(payload, &decode_limits) {
+    let (rows, skipped) = read(kafka, topic, limits, |message| {
+        match Transaction::decode(message.payload().unwrap_or_default(), &decode_limits) {
             Ok(transaction) => {
                 let width = *n_features.get_or_insert(transaction.features.len());
                 let fits = transaction.features.len() == width;
@@ -101,8 +102,8 @@ pub fn read_training_rows(
                 fits
             }
             Err(_) => false,
-        },
-    )?;
+        }
+    })?;
     log::info!("read {rows} training rows from {topic} ({skipped} skipped)");
     let Some(width) = n_features else {
         bail!("no usable transactions in topic {topic}");
@@ -123,23 +124,24 @@ pub fn read_training_records(
     limits: &ReadLimits,
 ) -> Result<Vec<TopicRecord>> {
     let mut records = Vec::new();
-    let (read, skipped) =
-        read(
-            kafka,
-            topic,
-            limits,
-            |partition, offset, payload| match serde_json::from_slice::<Value>(payload) {
-                Ok(value) if value.is_object() => {
-                    records.push(TopicRecord {
-                        partition,
-                        offset,
-                        value,
-                    });
-                    true
-                }
-                _ => false,
-            },
-        )?;
+    let (read, skipped) = read(
+        kafka,
+        topic,
+        limits,
+        |message| match serde_json::from_slice::<Value>(message.payload().unwrap_or_default()) {
+            Ok(value) if value.is_object() => {
+                records.push(TopicRecord {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    key: message.key().map(<[u8]>::to_vec),
+                    timestamp_ms: message.timestamp().to_millis(),
+                    value,
+                });
+                true
+            }
+            _ => false,
+        },
+    )?;
     log::info!("read {read} JSON records from {topic} ({skipped} not JSON objects, skipped)");
     if records.is_empty() {
         bail!("no JSON records in topic {topic}");

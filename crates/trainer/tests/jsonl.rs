@@ -195,7 +195,16 @@ fn named_features_are_fitted_shown_and_scored_as_the_detector_reads_them() {
     assert_eq!(eval["rows"], 3000);
     let groups = eval["groups"].as_object().unwrap();
     let kinds: Vec<&str> = groups.keys().map(String::as_str).collect();
-    assert_eq!(kinds, ["amount", "category", "night_burst"]);
+    assert_eq!(
+        kinds,
+        [
+            "amount",
+            "card_amount",
+            "card_burst",
+            "category",
+            "night_burst"
+        ]
+    );
     for (kind, group) in groups {
         let recall = group["recall"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&recall), "{kind}: {group}");

@@ -127,3 +127,90 @@ fn follow_refits_keep_the_features() {
     assert_eq!(named.names(), FEATURES.split(',').collect::<Vec<_>>());
     drop(trainer);
 }
+
+#[test]
+fn per_key_features_from_a_topic_read_each_partition_in_order_by_kafka_key_and_time() {
+    let topic = unique("t-trainer-perkey");
+    create_topics(&[(&topic, 2)]);
+    let payments: Vec<dataset::Payment> = PaymentsParams {
+        seed: 4,
+        cards: 60,
+        ..PaymentsParams::default()
+    }
+    .records()
+    .unwrap()
+    .take(1200)
+    .collect();
+    // Keyed by card (each card's payments in one partition), stamped with their time.
+    let records: Vec<Record> = payments
+        .iter()
+        .map(|payment| Record {
+            timestamp_ms: Some(payment.time_ms()),
+            ..Record::keyed(payment.card.clone(), payment.to_json())
+        })
+        .collect();
+    produce(&topic, &records);
+    let list = "amount:log,amount:log:zscore,count:1h,since_last";
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("model.bin");
+    let output = Command::new(TRAINER)
+        .args([
+            "fit",
+            "--topic",
+            &topic,
+            "--features",
+            list,
+            "--trees",
+            "20",
+        ])
+        .args(["--brokers", &testkit::bootstrap(), "--topic-timeout", "60"])
+        .arg("--out")
+        .arg(&out)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let model = IsolationForest::load(&out).unwrap();
+    assert_eq!(model.training_rows(), 1200);
+    let named = named_features(&model);
+    let settings = named.spec().per_key();
+    assert_eq!((settings.key_field(), settings.time_field()), (None, None));
+    // What the library gives for the topic's records, each partition in offset order, keyed
+    // and timed by Kafka: the same training rows (compared through the model's summary, which
+    // does not depend on how the partitions interleave, but for rounding in the mean).
+    let received = testkit::read_topic(&topic, Duration::from_secs(60), |r| r.len() >= 1200);
+    let values: Vec<serde_json::Value> = received
+        .iter()
+        .map(|r| serde_json::from_slice(&r.value).unwrap())
+        .collect();
+    let fitted = features::FeatureParams::new(list)
+        .check()
+        .unwrap()
+        .fit_records(
+            received
+                .iter()
+                .zip(&values)
+                .map(|(r, value)| features::TrainingRecord {
+                    value,
+                    partition: r.partition,
+                    meta: features::RecordMeta {
+                        key: r.key.as_deref().map(str::as_bytes),
+                        timestamp_ms: r.timestamp_ms,
+                        offset: r.offset,
+                    },
+                }),
+        )
+        .unwrap();
+    let expected = iforest::summarise(&fitted.rows, named.len());
+    for (got, expected) in model.summary().iter().zip(&expected) {
+        assert_eq!((got.min, got.max), (expected.min, expected.max));
+        assert!((got.mean - expected.mean).abs() <= 1e-9 * expected.mean.abs().max(1.0));
+    }
+    // since_last: seconds between a card's payments, as their timestamps say.
+    let since_last = &model.summary()[3];
+    assert!(since_last.max > 3600.0, "{since_last:?}");
+}

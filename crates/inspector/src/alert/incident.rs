@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use iforest::{Direction, IsolationForest};
 use schema::Anomaly;
 
+use crate::reason::TopReason;
+
 /// Longest incident, from its first anomaly's timestamp to its last: a steady stream of
 /// anomalies still makes a message a minute (subject to the rate limit).
 pub const MAX_INCIDENT_SPAN_MS: i64 = 60_000;
@@ -36,7 +38,8 @@ pub struct AlertItem {
     pub threshold: f64,
     /// The features.
     pub features: Vec<f64>,
-    /// The explanation's top feature, when a model was available and fits the features.
+    /// The top feature: the one the anomaly's explanation names first, else the model's
+    /// explanation's (when a model was available and fits the features).
     pub top: Option<TopFeature>,
     /// The anomaly record's Kafka timestamp, ms since the epoch.
     pub timestamp_ms: i64,
@@ -44,23 +47,49 @@ pub struct AlertItem {
     pub source: (i32, i64),
 }
 
+impl TopFeature {
+    /// The top reason an anomaly carries, when it names a direction and a share.
+    pub fn carried(reason: &TopReason) -> Option<TopFeature> {
+        let direction = match reason.direction.as_deref()? {
+            "high" => Direction::High,
+            "low" => Direction::Low,
+            _ => return None,
+        };
+        Some(TopFeature {
+            name: reason.feature.clone(),
+            share: reason.share?,
+            direction,
+        })
+    }
+}
+
 impl AlertItem {
-    /// The anomaly written at `timestamp_ms`, explained by `model` when there is one.
-    pub fn new(anomaly: &Anomaly, timestamp_ms: i64, model: Option<&IsolationForest>) -> Self {
-        let top = model.and_then(|model| match model.explain(&anomaly.features) {
-            Ok(explanation) => explanation.contributions.first().map(|c| TopFeature {
-                name: c
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| format!("feature {}", c.feature)),
-                share: c.share,
-                direction: c.direction,
-            }),
-            Err(error) => {
-                log::debug!("anomaly {} not explained: {error}", anomaly.id);
-                None
-            }
-        });
+    /// The anomaly written at `timestamp_ms`, with the top reason it carries (`carried`,
+    /// from its `explanation`); an anomaly written without one is explained by `model` when
+    /// there is one.
+    pub fn new(
+        anomaly: &Anomaly,
+        timestamp_ms: i64,
+        carried: Option<TopFeature>,
+        model: Option<&IsolationForest>,
+    ) -> Self {
+        let explained = || {
+            model.and_then(|model| match model.explain(&anomaly.features) {
+                Ok(explanation) => explanation.contributions.first().map(|c| TopFeature {
+                    name: c
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| format!("feature {}", c.feature)),
+                    share: c.share,
+                    direction: c.direction,
+                }),
+                Err(error) => {
+                    log::debug!("anomaly {} not explained: {error}", anomaly.id);
+                    None
+                }
+            })
+        };
+        let top = carried.or_else(explained);
         Self {
             id: anomaly.id.to_string(),
             anomaly_score: anomaly.anomaly_score,
@@ -328,6 +357,49 @@ mod tests {
              • id=17 score=0.7123 (threshold 0.6000) features=[1.5,-2.0] \
              top feature: amount high (62%) source 0/17\nids: 17"
         );
+    }
+
+    #[test]
+    fn the_reason_an_anomaly_carries_comes_before_the_model_s() {
+        let bytes = br#"{"id": 5, "data": [[0.1, 9.0]], "score": [-0.7],
+            "anomaly_score": 0.7, "threshold": 0.6, "model": "m", "partition": 0,
+            "offset": 5, "detected_at": "2026-12-01T00:00:00Z", "explanation": [
+            {"feature": "x", "value": 0.1, "direction": "low", "share": 0.55}]}"#;
+        let anomaly = Anomaly::decode(bytes).unwrap();
+        let carried = TopReason::of_bytes(bytes)
+            .as_ref()
+            .and_then(TopFeature::carried);
+        let rows: Vec<[f64; 2]> = (0..200)
+            .map(|i| [((i as f64 * 0.618).fract()), ((i as f64 * 0.414).fract())])
+            .collect();
+        let model = iforest::IsolationForestParams::new()
+            .n_trees(20)
+            .seed(1)
+            .fit_rows(&rows)
+            .unwrap();
+        let item = AlertItem::new(&anomaly, 0, carried, Some(&model));
+        assert_eq!(
+            item.top,
+            Some(TopFeature {
+                name: "x".into(),
+                share: 0.55,
+                direction: Direction::Low
+            })
+        );
+        // Without one, the model explains it (y, far above its training values).
+        let item = AlertItem::new(&anomaly, 0, None, Some(&model));
+        assert_eq!(
+            item.top.map(|top| (top.name, top.direction)),
+            Some(("feature 1".into(), Direction::High))
+        );
+        // An entry without a direction or share cannot say "high (55%)".
+        let partial = TopReason {
+            feature: "x".into(),
+            value: None,
+            direction: None,
+            share: Some(0.5),
+        };
+        assert_eq!(TopFeature::carried(&partial), None);
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! [`Grouper`] puts anomalies whose Kafka timestamps are within the group window of each
 //! other into one [`Incident`] (at most [`MAX_INCIDENT_SPAN_MS`] long), closed by the first
 //! anomaly beyond the window or once none came for a window's time. Each message names the
-//! ids, and the highest-scoring anomalies with their score, features and the explanation's
-//! top feature (from the model file, when one is readable).
+//! ids, and the highest-scoring anomalies with their score, features and top feature: the
+//! first entry of the anomaly's own `explanation`, or for an anomaly written without one,
+//! the model file's explanation (when the file is readable).
 //!
 //! Posting happens on its own thread, fed through a queue of one message: the reader only
 //! ever `try_send`s, so a slow, failing or hanging webhook never slows the reading. While the
@@ -52,6 +53,7 @@ pub use incident::{
 pub use limit::{backoff, RateLimiter, MAX_BACKOFF};
 pub use options::AlertOptions;
 
+use crate::reason::TopReason;
 use webhook::Sender;
 
 /// Reads anomalies and posts incidents until `stop` is cancelled (or `run_for` passed),
@@ -125,7 +127,10 @@ pub fn alert(
                         .timestamp()
                         .to_millis()
                         .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
-                    let item = AlertItem::new(&anomaly, timestamp, options.model.as_ref());
+                    let carried = TopReason::of_bytes(value)
+                        .as_ref()
+                        .and_then(TopFeature::carried);
+                    let item = AlertItem::new(&anomaly, timestamp, carried, options.model.as_ref());
                     if let Some(closed) = grouper.add(item, Instant::now()) {
                         outbox.hand(closed);
                     }

@@ -135,6 +135,14 @@ impl Follower {
                 let features = crate::model::features_of(&model)?;
                 Ok((model, features))
             });
+        if let Ok((_, Features::Named(named))) = &loaded {
+            if named.is_per_key() {
+                anyhow::bail!(
+                    "the model in {} has per-key features, which --follow does not refit",
+                    out.display()
+                );
+            }
+        }
         let (model, reading) = match loaded {
             Ok((model, features)) => match (features, spec) {
                 (Features::Data, None) => (Some(model), Reading::Data),

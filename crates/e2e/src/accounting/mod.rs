@@ -11,15 +11,20 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use testkit::{read_topic, run_ok, tally, unique, wait_until, workspace_bin, Guard, Received};
 
 use crate::Pipeline;
+
+mod broker;
+mod per_key;
+
+pub use broker::Broker;
+pub use per_key::{Stream, PER_KEY_FEATURES};
 
 /// A disturbance applied while the stream flows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +79,9 @@ pub struct Settings {
     pub seed: u64,
     /// Where the broker's database and every process's log go.
     pub work_dir: PathBuf,
+    /// What flows: the synthetic stream, or card payments through a model with per-key
+    /// features.
+    pub stream: Stream,
 }
 
 /// What one scenario delivered.
@@ -100,6 +108,11 @@ pub struct Account {
     pub after_restart: usize,
     /// Records in the dead-letter topic.
     pub dead_letters: usize,
+    /// Per-key streams: anomaly records whose `features` were compared with the offline
+    /// computation, and of those, how many differ in any bit.
+    pub features_checked: usize,
+    /// See `features_checked`.
+    pub features_differ: usize,
     /// Ids `0..N` missing from the transactions topic.
     pub transactions_missing: usize,
     /// Transaction records beyond the first for their id.
@@ -122,17 +135,17 @@ impl fmt::Display for Table<'_> {
         writeln!(
             f,
             "| scenario | expected | found | lost | unexpected | duplicates | found after a \
-             restart | not yet read | dead letters | transactions missing | transactions \
-             duplicated | seconds |"
+             restart | not yet read | dead letters | features checked | features differ | \
+             transactions missing | transactions duplicated | seconds |"
         )?;
         writeln!(
             f,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         )?;
         for a in self.0 {
             writeln!(
                 f,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
                 a.scenario.name(),
                 a.expected,
                 a.found,
@@ -142,6 +155,8 @@ impl fmt::Display for Table<'_> {
                 a.after_restart,
                 a.pending,
                 a.dead_letters,
+                a.features_checked,
+                a.features_differ,
                 a.transactions_missing,
                 a.transactions_duplicated,
                 a.seconds
@@ -149,132 +164,6 @@ impl fmt::Display for Table<'_> {
         }
         Ok(())
     }
-}
-
-/// A Tansu broker with sqlite storage, owned by the harness: it can be killed and started
-/// again on the same port with the same database.
-pub struct Broker {
-    tansu: PathBuf,
-    dir: PathBuf,
-    address: SocketAddr,
-    process: Option<Child>,
-    starts: u32,
-}
-
-impl Broker {
-    /// Starts a broker on a free port, its database and log in `dir`, and waits until it
-    /// answers.
-    pub fn start(dir: &Path) -> Self {
-        std::fs::create_dir_all(dir).expect("broker folder");
-        let address = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port");
-        let mut broker = Self {
-            tansu: tansu(),
-            dir: dir.to_path_buf(),
-            address,
-            process: None,
-            starts: 0,
-        };
-        broker.start_again();
-        broker
-    }
-
-    /// `host:port`, as clients are given it.
-    pub fn address(&self) -> String {
-        self.address.to_string()
-    }
-
-    /// Kills the broker with SIGKILL (no clean shutdown) and waits until it is gone.
-    pub fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            let _ = process.kill();
-            let _ = process.wait();
-        }
-    }
-
-    /// Starts the broker (again) on the same port with the same database; waits until it
-    /// answers a Metadata request.
-    pub fn start_again(&mut self) {
-        assert!(self.process.is_none(), "the broker is already running");
-        self.starts += 1;
-        let log = self.dir.join(format!("broker-{}.log", self.starts));
-        let url = format!("tcp://{}", self.address);
-        let log_file = std::fs::File::create(&log).expect("broker log");
-        let process = Command::new(&self.tansu)
-            .arg("broker")
-            .args(["--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .current_dir(&self.dir)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("broker log"))
-            .stderr(log_file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.tansu.display()));
-        self.process = Some(process);
-        let started = Instant::now();
-        wait_until(Duration::from_secs(60), "the broker to answer", || {
-            if let Some(Ok(Some(status))) = self.process.as_mut().map(Child::try_wait) {
-                panic!(
-                    "the broker exited at start ({status}):\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            answers(self.address)
-        });
-        println!(
-            "broker {} (start {}) answers after {:.1?}",
-            self.address,
-            self.starts,
-            started.elapsed()
-        );
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// The Tansu binary: `$TANSU`, `tansu` on the PATH, or `~/.cargo/bin/tansu`.
-fn tansu() -> PathBuf {
-    let candidates = std::env::var_os("TANSU")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain(
-            std::env::var_os("PATH")
-                .map(|path| {
-                    std::env::split_paths(&path)
-                        .map(|d| d.join("tansu"))
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default(),
-        )
-        .chain(std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo/bin/tansu")));
-    for candidate in candidates {
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    panic!("no tansu binary (set TANSU, or run `scripts/broker.sh install`)");
-}
-
-/// Whether a broker answers a Metadata request (v4, all topics) at `address` within 2 s: the
-/// reply must carry the request's correlation id.
-fn answers(address: SocketAddr) -> bool {
-    const REQUEST: &[u8] =
-        b"\x00\x00\x00\x14\x00\x03\x00\x04\x00\x00\x00\x2a\x00\x05probe\xff\xff\xff\xff\x00";
-    let timeout = Duration::from_secs(2);
-    let Ok(mut stream) = TcpStream::connect_timeout(&address, timeout) else {
-        return false;
-    };
-    let mut reply = [0u8; 8];
-    stream.set_read_timeout(Some(timeout)).is_ok()
-        && stream.write_all(REQUEST).is_ok()
-        && stream.read_exact(&mut reply).is_ok()
-        && reply[4..8] == [0, 0, 0, 0x2a]
 }
 
 /// A detector process and its log.
@@ -420,17 +309,27 @@ fn keys(records: &[Received]) -> Vec<String> {
 pub fn run_scenario(broker: &mut Broker, scenario: Scenario, settings: &Settings) -> Account {
     let started = Instant::now();
     println!("{}:", scenario.name());
-    let pipeline = Pipeline::new(scenario.slug(), 3);
-    let expected: BTreeSet<String> = {
-        let model = pipeline.model();
-        dataset::synthetic_records(settings.seed, 0.7, 0, settings.records)
-            .filter(|tx| model.predict(&tx.features).unwrap_or(false))
-            .map(|tx| tx.id.to_string())
-            .collect()
+    let stream = settings.stream;
+    let slug = match stream {
+        Stream::Synthetic => scenario.slug().to_string(),
+        Stream::PerKey => format!("{}-keyed", scenario.slug()),
     };
+    let pipeline = Pipeline::new(&slug, 3);
+    let group = unique(&format!("{slug}-group"));
+    let offline = match stream {
+        Stream::Synthetic => per_key::synthetic(&pipeline, settings.seed, settings.records),
+        Stream::PerKey => per_key::per_key(
+            &pipeline,
+            &group,
+            settings.seed,
+            settings.records,
+            &settings.work_dir,
+        ),
+    };
+    let expected = &offline.expected;
     let mut run = Run {
         pipeline,
-        group: unique(&format!("{}-group", scenario.slug())),
+        group,
         settings,
         scenario,
         detectors: Vec::new(),
@@ -451,6 +350,7 @@ pub fn run_scenario(broker: &mut Broker, scenario: Scenario, settings: &Settings
     let mut generator = Guard(
         Command::new(workspace_bin("generator"))
             .args(["--topic", &run.pipeline.transactions])
+            .args(stream.generator_args())
             .args(["--count", &settings.records.to_string()])
             .args(["--rate", &settings.rate.to_string()])
             .args(["--seed", &settings.seed.to_string(), "--first-id", "0"])
@@ -514,7 +414,7 @@ pub fn run_scenario(broker: &mut Broker, scenario: Scenario, settings: &Settings
     let anomalies = &run.pipeline.anomalies.clone();
     let before_stop: BTreeSet<String> = keys(&read_settled(
         anomalies,
-        covers(&expected),
+        covers(expected),
         Duration::ZERO,
         Duration::from_secs(60),
         Duration::from_secs(600),
@@ -534,7 +434,7 @@ pub fn run_scenario(broker: &mut Broker, scenario: Scenario, settings: &Settings
         run.start_detector();
         read_settled(
             anomalies,
-            covers(&expected),
+            covers(expected),
             Duration::ZERO,
             Duration::from_secs(60),
             Duration::from_secs(300),
@@ -558,22 +458,25 @@ pub fn run_scenario(broker: &mut Broker, scenario: Scenario, settings: &Settings
     );
     // Where each id's (first) record is, and how far the group has committed.
     let mut position: HashMap<String, (i32, i64)> = HashMap::new();
-    for record in &transaction_records {
-        if let Some(key) = &record.key {
-            position
-                .entry(key.clone())
-                .or_insert((record.partition, record.offset));
-        }
+    let transactions: Vec<String> = transaction_records
+        .iter()
+        .filter_map(|record| stream.id_of(record))
+        .collect();
+    for (record, id) in transaction_records.iter().zip(&transactions) {
+        position
+            .entry(id.clone())
+            .or_insert((record.partition, record.offset));
     }
     let committed = committed_offsets(&run.group, &run.pipeline.transactions);
-    let transactions = keys(&transaction_records);
-    let found = keys(&read_settled(
+    let anomaly_records = read_settled(
         anomalies,
-        covers(&expected),
+        covers(expected),
         Duration::from_secs(2),
         Duration::from_secs(15),
         Duration::from_secs(300),
-    ));
+    );
+    let (features_checked, features_differ) = offline.check_features(&anomaly_records);
+    let found = keys(&anomaly_records);
     let dead_letters = read_settled(
         &run.pipeline.dead_letters,
         |_| true,
@@ -583,7 +486,7 @@ pub fn run_scenario(broker: &mut Broker, scenario: Scenario, settings: &Settings
     );
     let dead_letter_ids: BTreeSet<String> = dead_letters
         .iter()
-        .filter_map(|r| schema::DeadLetter::decode(&r.value).ok()?.key)
+        .filter_map(|r| stream.dead_letter_id(&schema::DeadLetter::decode(&r.value).ok()?))
         .collect();
 
     let transaction_counts = tally(transactions);
@@ -605,13 +508,15 @@ pub fn run_scenario(broker: &mut Broker, scenario: Scenario, settings: &Settings
         found: found.len(),
         lost: missing.iter().filter(|id| !waiting(id)).count(),
         pending: missing.iter().filter(|id| waiting(id)).count(),
-        unexpected: found.difference(&expected).count(),
+        unexpected: found.difference(expected).count(),
         duplicates: counts.values().map(|n| n - 1).sum(),
         after_restart: expected
             .iter()
             .filter(|id| found.contains(*id) && !before_stop.contains(*id))
             .count(),
         dead_letters: dead_letters.len(),
+        features_checked,
+        features_differ,
         transactions_missing: all_ids
             .iter()
             .filter(|id| !transaction_counts.contains_key(*id))
@@ -624,7 +529,8 @@ pub fn run_scenario(broker: &mut Broker, scenario: Scenario, settings: &Settings
     };
     println!(
         "  expected {} found {} lost {} unexpected {} duplicates {} after a restart {} not yet \
-         read {} dead letters {} transactions missing {} duplicated {} ({:.0} s)",
+         read {} dead letters {} features checked {} differ {} transactions missing {} \
+         duplicated {} ({:.0} s)",
         account.expected,
         account.found,
         account.lost,
@@ -633,6 +539,8 @@ pub fn run_scenario(broker: &mut Broker, scenario: Scenario, settings: &Settings
         account.after_restart,
         account.pending,
         account.dead_letters,
+        account.features_checked,
+        account.features_differ,
         account.transactions_missing,
         account.transactions_duplicated,
         account.seconds

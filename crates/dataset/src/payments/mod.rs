@@ -1,27 +1,34 @@
 //! The payments scenario: card payments as a payments topic carries them, with labelled
-//! frauds of three kinds, seeded so that every record is known in advance.
+//! frauds of five kinds, seeded so that every record is known in advance.
 //!
 //! Each record is
 //! `{"id": 17, "card": "c-81", "amount": 912.4, "merchant": {"mcc": "5411", "country": "FR"},
 //! "ts": "2026-12-01T03:12:09Z", "label": 0}`, with `"fraud": "<kind>"` added on frauds
 //! (label 1). The population:
 //!
-//! - cards `c-0` … `c-N`, each with a home country; a payment goes to a merchant of the home
-//!   country, now and then (8%) abroad;
+//! - cards `c-0` … `c-N`, each with its habits ([`Card`]): a home country (a payment goes to a
+//!   merchant there, now and then (8%) abroad), a typical amount (a multiple of each
+//!   category's median, from 0.1 to 10 across cards), a rate (0.25 to 4 times the average
+//!   card's) and active hours (8 to 15 hours a day, outside which it pays at 5% of its rate);
 //! - merchants are a category code (MCC) and a country; each category has its share of
-//!   payments and a log-normal amount (groceries around 42, transit around 3.50, electronics
-//!   around 180, …);
+//!   payments and a log-normal amount (groceries around 42 for a card of scale 1, transit
+//!   around 3.50, electronics around 180, …);
 //! - time runs from [`PaymentsParams::start`] with a day/night pattern (hourly rates from
-//!   3% of the busiest hour's at 03:00 UTC to its full rate around noon and 18:00).
+//!   3% of the busiest hour's at 03:00 UTC to its full rate around noon and 18:00); each
+//!   payment goes to a card drawn by its rate in that hour.
 //!
 //! Frauds ([`FraudKind`]), each unusual in one respect only, so that what gave one away can be
-//! checked: an amount far beyond its category's (15× to 300× its median, in an ordinary
-//! category), a category no card of the population ever uses (betting, quasi-cash, money
-//! transfer, with everyday amounts), and a burst at night (one card paying 4 to 9 times a few
-//! minutes apart between 01:00 and 04:30 UTC, in ordinary categories with ordinary amounts).
-//!
-//! Cards share one behaviour for now; [`Card`] is where each card's own habits (a typical
-//! amount, active hours) will go when per-card features need them.
+//! checked. Three are unusual for the whole population: an amount far beyond its category's
+//! (60× to 600× its median, beyond every card's habits), a category no card ever uses
+//! (betting, quasi-cash, money transfer, with the card's everyday amounts), and a burst at
+//! night (one card paying 4 to 9 times a few minutes apart between 01:00 and 04:30 UTC, with
+//! its ordinary categories and amounts). Two are ordinary for the population and unusual only
+//! for the card: an amount 10 to 30 times the card's own (on a card whose own is at most 0.3
+//! of the median, so the amount stays within what other cards pay), and a burst of small
+//! payments (6 to 12, 15 to 90 seconds apart, in fast food, transit or other retail, within
+//! the card's active hours).
+
+mod population;
 
 use std::collections::BinaryHeap;
 
@@ -30,6 +37,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, StandardNormal};
 use serde::Serialize;
+
+pub use population::{
+    Card, Category, CATEGORIES, COUNTRIES, FRAUD_CATEGORIES, HOURLY_RATE, QUIET, SMALL_CATEGORIES,
+};
+
+use population::{pick, CardDraw};
 
 /// One payment, serialising to the record's JSON (fields in this order).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -62,6 +75,11 @@ impl Payment {
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
     }
+
+    /// Its time, epoch milliseconds (what a producer may stamp it with).
+    pub fn time_ms(&self) -> i64 {
+        DateTime::parse_from_rfc3339(&self.ts).map_or(0, |time| time.timestamp_millis())
+    }
 }
 
 /// A merchant: its category code and its country.
@@ -77,164 +95,51 @@ pub struct Merchant {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FraudKind {
-    /// An amount far beyond its category's.
+    /// An amount far beyond its category's, for any card.
     Amount,
     /// A category no card of the population uses.
     Category,
     /// One card paying several times at night, minutes apart.
     NightBurst,
+    /// An amount many times the card's own, ordinary for the population.
+    CardAmount,
+    /// One card paying small amounts many times, seconds apart, within its active hours.
+    CardBurst,
 }
 
 impl FraudKind {
     /// Every kind.
-    pub const ALL: [FraudKind; 3] = [
+    pub const ALL: [FraudKind; 5] = [
         FraudKind::Amount,
         FraudKind::Category,
         FraudKind::NightBurst,
+        FraudKind::CardAmount,
+        FraudKind::CardBurst,
     ];
 
-    /// `amount`, `category`, `night_burst`.
+    /// `amount`, `category`, `night_burst`, `card_amount`, `card_burst`.
     pub fn name(self) -> &'static str {
         match self {
             FraudKind::Amount => "amount",
             FraudKind::Category => "category",
             FraudKind::NightBurst => "night_burst",
+            FraudKind::CardAmount => "card_amount",
+            FraudKind::CardBurst => "card_burst",
         }
+    }
+
+    /// True for the kinds that are unusual only against the card's own habits.
+    pub fn is_per_card(self) -> bool {
+        matches!(self, FraudKind::CardAmount | FraudKind::CardBurst)
     }
 }
 
-/// A card of the population.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Card {
-    /// `c-<n>`.
-    pub name: String,
-    /// Where it usually pays.
-    pub country: &'static str,
-}
-
-/// A merchant category: its code, its share of the population's payments and its amounts.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Category {
-    /// The MCC.
-    pub mcc: &'static str,
-    /// Relative share of payments.
-    pub weight: f64,
-    /// Median amount.
-    pub median: f64,
-    /// Standard deviation of the amount's logarithm.
-    pub sigma: f64,
-}
-
-/// The categories the population pays in.
-pub const CATEGORIES: [Category; 11] = [
-    Category {
-        mcc: "5411",
-        weight: 30.0,
-        median: 42.0,
-        sigma: 0.6,
-    }, // groceries
-    Category {
-        mcc: "5812",
-        weight: 18.0,
-        median: 28.0,
-        sigma: 0.5,
-    }, // restaurants
-    Category {
-        mcc: "5814",
-        weight: 12.0,
-        median: 11.0,
-        sigma: 0.4,
-    }, // fast food
-    Category {
-        mcc: "5541",
-        weight: 10.0,
-        median: 55.0,
-        sigma: 0.35,
-    }, // fuel
-    Category {
-        mcc: "4111",
-        weight: 8.0,
-        median: 3.5,
-        sigma: 0.5,
-    }, // transit
-    Category {
-        mcc: "5912",
-        weight: 6.0,
-        median: 19.0,
-        sigma: 0.6,
-    }, // pharmacies
-    Category {
-        mcc: "5311",
-        weight: 6.0,
-        median: 65.0,
-        sigma: 0.8,
-    }, // department stores
-    Category {
-        mcc: "5999",
-        weight: 4.0,
-        median: 35.0,
-        sigma: 0.9,
-    }, // other retail
-    Category {
-        mcc: "5732",
-        weight: 3.0,
-        median: 180.0,
-        sigma: 0.9,
-    }, // electronics
-    Category {
-        mcc: "7011",
-        weight: 2.0,
-        median: 140.0,
-        sigma: 0.6,
-    }, // hotels
-    Category {
-        mcc: "4511",
-        weight: 1.0,
-        median: 320.0,
-        sigma: 0.7,
-    }, // airlines
-];
-
-/// Categories no card of the population uses; only frauds pay there, with everyday amounts
-/// (what is unusual is the category alone).
-pub const FRAUD_CATEGORIES: [Category; 3] = [
-    Category {
-        mcc: "7995",
-        weight: 1.0,
-        median: 45.0,
-        sigma: 0.7,
-    }, // betting
-    Category {
-        mcc: "6051",
-        weight: 1.0,
-        median: 45.0,
-        sigma: 0.7,
-    }, // quasi-cash
-    Category {
-        mcc: "4829",
-        weight: 1.0,
-        median: 45.0,
-        sigma: 0.7,
-    }, // money transfer
-];
-
-/// Home countries and their shares of cards (and of merchants).
-pub const COUNTRIES: [(&str, f64); 5] = [
-    ("FR", 35.0),
-    ("DE", 25.0),
-    ("ES", 15.0),
-    ("IT", 15.0),
-    ("NL", 10.0),
-];
-
-/// Relative payment rate by hour of day (UTC).
-pub const HOURLY_RATE: [f64; 24] = [
-    0.10, 0.06, 0.04, 0.04, 0.05, 0.10, 0.30, 0.60, 0.90, 1.00, 1.00, 1.10, 1.30, 1.20, 1.00, 1.00,
-    1.10, 1.20, 1.30, 1.20, 0.90, 0.60, 0.35, 0.20,
-];
-
 /// Share of payments abroad.
 const ABROAD: f64 = 0.08;
+
+/// The largest typical amount (scale) of a card an amount fraud against its own habits is
+/// made on.
+pub const CARD_AMOUNT_MAX_SCALE: f64 = 0.3;
 
 /// The scenario's settings. [`Default`] gives the values listed on each field.
 #[derive(Debug, Clone, PartialEq)]
@@ -250,8 +155,13 @@ pub struct PaymentsParams {
     /// Share of payments replaced by an amount or a category fraud, half each
     /// (default 0.003).
     pub fraud_share: f64,
+    /// Share of payments replaced by an amount fraud against the card's own habits
+    /// (default 0.002).
+    pub card_fraud_share: f64,
     /// Night bursts per night on average (default 1).
     pub bursts_per_night: f64,
+    /// Bursts of small payments per day on average (default 1).
+    pub card_bursts_per_day: f64,
     /// The time the stream starts (default 2026-11-02T00:00:00Z, a Monday).
     pub start: DateTime<Utc>,
 }
@@ -264,7 +174,9 @@ impl Default for PaymentsParams {
             cards: 2000,
             payments_per_day: 2000.0,
             fraud_share: 0.003,
+            card_fraud_share: 0.002,
             bursts_per_night: 1.0,
+            card_bursts_per_day: 1.0,
             start: DateTime::from_timestamp(1_793_577_600, 0).unwrap_or_default(),
         }
     }
@@ -280,11 +192,11 @@ pub enum PaymentsError {
     /// A rate that is not a positive number.
     #[error("payments per day must be a positive number, not {0}")]
     PaymentsPerDay(f64),
-    /// A share outside [0, 1].
-    #[error("the fraud share must be between 0 and 1, not {0}")]
+    /// A share outside [0, 1], or shares adding up beyond 1.
+    #[error("the fraud shares must be between 0 and 1, and so must their sum, not {0}")]
     FraudShare(f64),
     /// A negative or non-finite burst rate.
-    #[error("bursts per night must be 0 or more, not {0}")]
+    #[error("bursts per night or per day must be 0 or more, not {0}")]
     BurstsPerNight(f64),
 }
 
@@ -297,23 +209,37 @@ impl PaymentsParams {
         if !(self.payments_per_day > 0.0 && self.payments_per_day.is_finite()) {
             return Err(PaymentsError::PaymentsPerDay(self.payments_per_day));
         }
-        if !(0.0..=1.0).contains(&self.fraud_share) {
-            return Err(PaymentsError::FraudShare(self.fraud_share));
+        for share in [
+            self.fraud_share,
+            self.card_fraud_share,
+            self.fraud_share + self.card_fraud_share,
+        ] {
+            if !(0.0..=1.0).contains(&share) {
+                return Err(PaymentsError::FraudShare(share));
+            }
         }
-        if !(self.bursts_per_night >= 0.0 && self.bursts_per_night.is_finite()) {
-            return Err(PaymentsError::BurstsPerNight(self.bursts_per_night));
+        for rate in [self.bursts_per_night, self.card_bursts_per_day] {
+            if !(rate >= 0.0 && rate.is_finite()) {
+                return Err(PaymentsError::BurstsPerNight(rate));
+            }
         }
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        let cards = (0..self.cards)
-            .map(|n| Card {
-                name: format!("c-{n}"),
-                country: pick(&mut rng, &COUNTRIES, |(_, weight)| *weight).0,
-            })
+        let cards: Vec<Card> = (0..self.cards).map(|n| Card::draw(&mut rng, n)).collect();
+        let mut small: Vec<usize> = (0..cards.len())
+            .filter(|&card| cards[card].scale <= CARD_AMOUNT_MAX_SCALE)
             .collect();
+        if small.is_empty() {
+            // A tiny population may have no small spender: the smallest stands in.
+            small.extend(
+                (0..cards.len()).min_by(|&a, &b| cards[a].scale.total_cmp(&cards[b].scale)),
+            );
+        }
         let mut payments = Payments {
             params: self.clone(),
             rng,
+            draw: CardDraw::new(&cards),
             cards,
+            small,
             next_id: self.first_id,
             clock: 0.0,
             day: 0,
@@ -325,12 +251,13 @@ impl PaymentsParams {
     }
 }
 
-/// A planned payment of a night burst, ordered by time (earliest first in the heap).
+/// A planned payment of a burst, ordered by time (earliest first in the heap).
 #[derive(Debug, Clone, PartialEq)]
 struct Planned {
     at: f64,
     seq: u64,
     card: usize,
+    kind: FraudKind,
 }
 
 impl Eq for Planned {}
@@ -353,6 +280,9 @@ pub struct Payments {
     params: PaymentsParams,
     rng: ChaCha8Rng,
     cards: Vec<Card>,
+    draw: CardDraw,
+    /// The cards an amount fraud against the card's habits is made on.
+    small: Vec<usize>,
     next_id: i64,
     /// Seconds since the start of the latest ordinary payment.
     clock: f64,
@@ -371,31 +301,57 @@ impl Payments {
         &self.cards
     }
 
-    /// Plans day `day`'s night bursts.
-    fn plan_bursts(&mut self, day: i64) {
-        let expected = self.params.bursts_per_night;
+    /// How many bursts of `expected` on average.
+    fn bursts(&mut self, expected: f64) -> u64 {
         let mut bursts = expected.floor() as u64;
         if self.rng.random::<f64>() < expected.fract() {
             bursts += 1;
         }
-        for _ in 0..bursts {
+        bursts
+    }
+
+    fn plan(&mut self, card: usize, kind: FraudKind, mut at: f64, size: usize, gaps: (f64, f64)) {
+        for _ in 0..size {
+            self.planned += 1;
+            let seq = self.planned;
+            self.pending.push(Planned {
+                at,
+                seq,
+                card,
+                kind,
+            });
+            at += self.rng.random_range(gaps.0..gaps.1);
+        }
+    }
+
+    /// Plans day `day`'s bursts: at night, and of small payments in a card's active hours.
+    fn plan_bursts(&mut self, day: i64) {
+        for _ in 0..self.bursts(self.params.bursts_per_night) {
             let card = self.rng.random_range(0..self.cards.len());
             let size = self.rng.random_range(4..=9);
-            let mut at = day as f64 * DAY + self.rng.random_range(3_600.0..16_200.0);
-            for _ in 0..size {
-                self.planned += 1;
-                let seq = self.planned;
-                self.pending.push(Planned { at, seq, card });
-                at += self.rng.random_range(30.0..180.0);
-            }
+            let at = day as f64 * DAY + self.rng.random_range(3_600.0..16_200.0);
+            self.plan(card, FraudKind::NightBurst, at, size, (30.0, 180.0));
+        }
+        for _ in 0..self.bursts(self.params.card_bursts_per_day) {
+            let card = self.rng.random_range(0..self.cards.len());
+            let size = self.rng.random_range(6..=12);
+            let habits = &self.cards[card];
+            // Within its active hours, ending before they do.
+            let (from, hours) = (
+                f64::from(habits.active_from),
+                f64::from(habits.active_hours),
+            );
+            let hour = from + self.rng.random_range(0.0..hours - 0.5);
+            let at = day as f64 * DAY + hour * 3_600.0;
+            self.plan(card, FraudKind::CardBurst, at, size, (15.0, 90.0));
         }
     }
 
     /// Seconds to the next ordinary payment, at the rate of the current hour.
     fn next_gap(&mut self) -> f64 {
         let mean_rate: f64 = HOURLY_RATE.iter().sum::<f64>() / 24.0;
-        let hour = ((self.clock.rem_euclid(DAY)) / 3600.0) as usize % 24;
-        let per_second = self.params.payments_per_day / DAY * HOURLY_RATE[hour] / mean_rate;
+        let per_second =
+            self.params.payments_per_day / DAY * HOURLY_RATE[hour_of(self.clock)] / mean_rate;
         Exp::new(per_second).map_or(DAY, |exp| exp.sample(&mut self.rng))
     }
 
@@ -404,10 +360,10 @@ impl Payments {
         time.to_rfc3339_opts(SecondsFormat::Secs, true)
     }
 
+    /// `median × factor`, spread as the category spreads, in cents, at least one.
     fn amount(&mut self, category: &Category, factor: f64) -> f64 {
         let normal: f64 = StandardNormal.sample(&mut self.rng);
-        let amount = category.median * (category.sigma * normal).exp() * factor;
-        ((amount * 100.0).round() / 100.0).max(0.01)
+        cents(category.median * (category.sigma * normal).exp() * factor)
     }
 
     fn country(&mut self, card: usize) -> String {
@@ -421,26 +377,40 @@ impl Payments {
     }
 
     fn payment(&mut self, at: f64, card: usize, fraud: Option<FraudKind>) -> Payment {
-        let (category, factor) = match fraud {
-            None => (*pick(&mut self.rng, &CATEGORIES, |c| c.weight), 1.0),
+        let scale = self.cards[card].scale;
+        let ordinary = |rng: &mut ChaCha8Rng| *pick(rng, &CATEGORIES, |c| c.weight);
+        let (category, amount) = match fraud {
+            // What is unusual about a night burst is its time (and its pace), not where or
+            // how much.
+            None | Some(FraudKind::NightBurst) => {
+                let category = ordinary(&mut self.rng);
+                (category, self.amount(&category, scale))
+            }
             Some(FraudKind::Amount) => {
-                let category = *pick(&mut self.rng, &CATEGORIES, |c| c.weight);
-                // 15× to 300× the median, log-uniform: far beyond the category's amounts.
-                let factor = self.rng.random_range(15f64.ln()..300f64.ln()).exp();
-                (category, factor)
+                let category = ordinary(&mut self.rng);
+                // 60× to 600× the median, log-uniform, without the ordinary spread on top:
+                // beyond every card's habits.
+                let factor = self.rng.random_range(60f64.ln()..600f64.ln()).exp();
+                (category, cents(category.median * factor))
             }
             Some(FraudKind::Category) => {
                 let index = self.rng.random_range(0..FRAUD_CATEGORIES.len());
-                (FRAUD_CATEGORIES[index], 1.0)
+                let category = FRAUD_CATEGORIES[index];
+                (category, self.amount(&category, scale))
             }
-            // What is unusual about a burst is its time (and its pace), not where or how much.
-            Some(FraudKind::NightBurst) => (*pick(&mut self.rng, &CATEGORIES, |c| c.weight), 1.0),
-        };
-        let amount = if fraud == Some(FraudKind::Amount) {
-            // The median times the factor, without the ordinary spread on top.
-            ((category.median * factor * 100.0).round() / 100.0).max(0.01)
-        } else {
-            self.amount(&category, factor)
+            Some(FraudKind::CardAmount) => {
+                let category = ordinary(&mut self.rng);
+                // 10× to 30× the card's own median: at most 9× the category's, which cards
+                // of scale up to 10 pay every day.
+                let factor = self.rng.random_range(10f64.ln()..30f64.ln()).exp();
+                (category, cents(category.median * scale * factor))
+            }
+            Some(FraudKind::CardBurst) => {
+                let index = SMALL_CATEGORIES[self.rng.random_range(0..SMALL_CATEGORIES.len())];
+                let category = CATEGORIES[index];
+                let factor = scale * self.rng.random_range(0.3..1.0);
+                (category, self.amount(&category, factor))
+            }
         };
         let country = self.country(card);
         let id = self.next_id;
@@ -460,6 +430,16 @@ impl Payments {
     }
 }
 
+/// An amount in cents, at least one.
+fn cents(amount: f64) -> f64 {
+    ((amount * 100.0).round() / 100.0).max(0.01)
+}
+
+/// The hour of day (UTC) of `at` seconds since the start (a midnight).
+fn hour_of(at: f64) -> usize {
+    (at.rem_euclid(DAY) / 3600.0) as usize % 24
+}
+
 impl Iterator for Payments {
     type Item = Payment;
 
@@ -467,12 +447,13 @@ impl Iterator for Payments {
         let gap = self.next_gap();
         let next_ordinary = self.clock + gap;
         if let Some(planned) = self.pending.peek().filter(|p| p.at <= next_ordinary) {
-            let (at, card) = (planned.at, planned.card);
+            // Planned a day ahead, so never before the clock; time never runs backwards.
+            let (at, card, kind) = (planned.at.max(self.clock), planned.card, planned.kind);
             self.pending.pop();
             // The ordinary stream resumes from the burst payment with a fresh gap (arrivals
-            // are memoryless), so time never runs backwards.
+            // are memoryless).
             self.clock = at;
-            return Some(self.payment(at, card, Some(FraudKind::NightBurst)));
+            return Some(self.payment(at, card, Some(kind)));
         }
         self.clock = next_ordinary;
         let day = (self.clock / DAY).floor() as i64;
@@ -481,31 +462,25 @@ impl Iterator for Payments {
             let ahead = self.day;
             self.plan_bursts(ahead);
         }
-        let card = self.rng.random_range(0..self.cards.len());
-        let fraud = if self.rng.random::<f64>() < self.params.fraud_share {
-            Some(if self.rng.random::<bool>() {
+        let draw = self.rng.random::<f64>();
+        let (fraud, card) = if draw < self.params.fraud_share {
+            let kind = if self.rng.random::<bool>() {
                 FraudKind::Amount
             } else {
                 FraudKind::Category
-            })
+            };
+            (
+                Some(kind),
+                self.draw.draw(&mut self.rng, hour_of(self.clock)),
+            )
+        } else if draw < self.params.fraud_share + self.params.card_fraud_share {
+            let card = self.small[self.rng.random_range(0..self.small.len())];
+            (Some(FraudKind::CardAmount), card)
         } else {
-            None
+            (None, self.draw.draw(&mut self.rng, hour_of(self.clock)))
         };
         Some(self.payment(self.clock, card, fraud))
     }
-}
-
-/// Draws one of `items` with probability proportional to `weight`.
-fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T], weight: impl Fn(&T) -> f64) -> &'a T {
-    let total: f64 = items.iter().map(&weight).sum();
-    let mut draw = rng.random::<f64>() * total;
-    for item in items {
-        draw -= weight(item);
-        if draw < 0.0 {
-            return item;
-        }
-    }
-    &items[items.len() - 1]
 }
 
 #[cfg(test)]
@@ -614,7 +589,14 @@ mod tests {
 
     #[test]
     fn frauds_are_of_their_kind() {
-        let payments = stream(3, 60_000);
+        let params = PaymentsParams {
+            seed: 3,
+            ..PaymentsParams::default()
+        };
+        let mut stream = params.records().unwrap();
+        let cards = stream.cards().to_vec();
+        let payments: Vec<Payment> = stream.by_ref().take(60_000).collect();
+        let card = |p: &Payment| &cards[p.card[2..].parse::<usize>().unwrap()];
         let kinds = payments
             .iter()
             .filter_map(|p| p.fraud)
@@ -622,31 +604,41 @@ mod tests {
                 *m.entry(k).or_insert(0usize) += 1;
                 m
             });
-        // 0.3% of about 60,000 split in two; about 30 nights of one burst of 4 to 9.
+        // 0.3% of about 60,000 split in two, 0.2% against the card; about 30 nights of one
+        // burst of 4 to 9, and 30 days of one burst of 6 to 12.
         for kind in [FraudKind::Amount, FraudKind::Category] {
             assert!((60..=120).contains(&kinds[&kind]), "{kind:?}: {kinds:?}");
         }
         assert!(
+            (90..=150).contains(&kinds[&FraudKind::CardAmount]),
+            "{kinds:?}"
+        );
+        assert!(
             (100..=300).contains(&kinds[&FraudKind::NightBurst]),
             "{kinds:?}"
         );
+        assert!(
+            (180..=400).contains(&kinds[&FraudKind::CardBurst]),
+            "{kinds:?}"
+        );
         let fraud_only: Vec<&str> = FRAUD_CATEGORIES.iter().map(|c| c.mcc).collect();
+        let small: Vec<&str> = SMALL_CATEGORIES
+            .iter()
+            .map(|&i| CATEGORIES[i].mcc)
+            .collect();
         for payment in &payments {
             assert_eq!(payment.label == 1, payment.fraud.is_some());
             let category = CATEGORIES.iter().find(|c| c.mcc == payment.merchant.mcc);
+            let habits = card(payment);
             match payment.fraud {
                 None => assert!(category.is_some(), "{payment:?}"),
                 Some(FraudKind::Category) => {
                     assert!(fraud_only.contains(&payment.merchant.mcc.as_str()));
-                    assert!(
-                        payment.amount < 45.0 * 20.0,
-                        "everyday amounts: {payment:?}"
-                    );
                 }
                 Some(FraudKind::Amount) => {
                     let category = category.unwrap();
                     assert!(
-                        payment.amount >= category.median * 15.0 - 0.01,
+                        payment.amount >= category.median * 60.0 - 0.01,
                         "{payment:?}"
                     );
                 }
@@ -654,19 +646,90 @@ mod tests {
                     assert!(category.is_some(), "{payment:?}");
                     assert!((1.0..5.0).contains(&hour(payment)), "{payment:?}");
                 }
+                Some(FraudKind::CardAmount) => {
+                    let median = category.unwrap().median;
+                    assert!(habits.scale <= CARD_AMOUNT_MAX_SCALE, "{habits:?}");
+                    // Many times the card's own, within what the population pays.
+                    assert!(payment.amount >= 9.9 * habits.scale * median, "{payment:?}");
+                    assert!(payment.amount <= 9.01 * median, "{payment:?}");
+                }
+                Some(FraudKind::CardBurst) => {
+                    assert!(
+                        small.contains(&payment.merchant.mcc.as_str()),
+                        "{payment:?}"
+                    );
+                    assert!(
+                        habits.is_active(hour(payment) as u32),
+                        "{payment:?} {habits:?}"
+                    );
+                }
             }
         }
         // A burst is one card, several times, minutes apart.
-        let bursts: Vec<&Payment> = payments
+        for kind in [FraudKind::NightBurst, FraudKind::CardBurst] {
+            let bursts: Vec<&Payment> = payments.iter().filter(|p| p.fraud == Some(kind)).collect();
+            let same_card_next = bursts.windows(2).filter(|w| w[0].card == w[1].card).count();
+            assert!(
+                same_card_next * 10 >= bursts.len() * 7,
+                "{kind:?}: {same_card_next} of {}",
+                bursts.len()
+            );
+        }
+    }
+
+    #[test]
+    fn each_card_pays_at_its_own_scale_and_rate() {
+        let params = PaymentsParams {
+            seed: 4,
+            cards: 200,
+            ..PaymentsParams::default()
+        };
+        let mut stream = params.records().unwrap();
+        let cards = stream.cards().to_vec();
+        let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); cards.len()];
+        let mut active = 0usize;
+        let mut ordinary = 0usize;
+        for payment in stream.by_ref().take(40_000).filter(|p| p.label == 0) {
+            let n: usize = payment.card[2..].parse().unwrap();
+            let median = CATEGORIES
+                .iter()
+                .find(|c| c.mcc == payment.merchant.mcc)
+                .unwrap()
+                .median;
+            ratios[n].push(payment.amount / median);
+            ordinary += 1;
+            active += usize::from(cards[n].is_active(hour(&payment) as u32));
+        }
+        // A card's median amount (against each category's median) is its scale, within the
+        // spread of a few dozen payments.
+        for (card, ratios) in cards.iter().zip(&mut ratios) {
+            if ratios.len() >= 40 {
+                ratios.sort_by(f64::total_cmp);
+                let median = ratios[ratios.len() / 2];
+                assert!(
+                    (median.ln() - card.scale.ln()).abs() < 0.35,
+                    "{card:?}: median ratio {median}"
+                );
+            }
+        }
+        // Busier cards pay more often.
+        let busy: usize = cards
             .iter()
-            .filter(|p| p.fraud == Some(FraudKind::NightBurst))
-            .collect();
-        let same_card_next = bursts.windows(2).filter(|w| w[0].card == w[1].card).count();
-        assert!(
-            same_card_next * 10 >= bursts.len() * 7,
-            "{same_card_next} of {}",
-            bursts.len()
-        );
+            .zip(&ratios)
+            .filter(|(c, _)| c.rate > 2.0)
+            .map(|(_, r)| r.len())
+            .sum::<usize>()
+            / cards.iter().filter(|c| c.rate > 2.0).count().max(1);
+        let quiet: usize = cards
+            .iter()
+            .zip(&ratios)
+            .filter(|(c, _)| c.rate < 0.5)
+            .map(|(_, r)| r.len())
+            .sum::<usize>()
+            / cards.iter().filter(|c| c.rate < 0.5).count().max(1);
+        assert!(busy > 3 * quiet, "{busy} vs {quiet}");
+        // Most payments fall in the card's active hours.
+        assert!(active * 10 > ordinary * 8, "{active} of {ordinary}");
     }
 
     #[test]
@@ -688,6 +751,26 @@ mod tests {
         assert_eq!(
             bad(|p| p.bursts_per_night = -1.0),
             PaymentsError::BurstsPerNight(-1.0)
+        );
+        assert_eq!(
+            bad(|p| p.card_bursts_per_day = f64::INFINITY),
+            PaymentsError::BurstsPerNight(f64::INFINITY)
+        );
+        assert_eq!(
+            bad(|p| {
+                p.fraud_share = 0.6;
+                p.card_fraud_share = 0.6;
+            }),
+            PaymentsError::FraudShare(1.2)
+        );
+        let one = PaymentsParams {
+            cards: 1,
+            ..PaymentsParams::default()
+        };
+        assert_eq!(
+            one.records().unwrap().take(5000).count(),
+            5000,
+            "one card will do"
         );
     }
 }
