@@ -114,7 +114,7 @@ impl fmt::Display for RestoreStats {
 /// The restore's own settings win over the user's (`isolation.level=read_committed`,
 /// `enable.partition.eof=true`, no commits); the rest are the user's, or librdkafka's
 /// defaults (larger fetches or a shorter `fetch.wait.max.ms` made no measurable difference
-/// on Tansu or the mock cluster: docs/changelog-notes.md).
+/// on Tansu or the mock cluster: docs/design.md (the changelog of per-key state)).
 pub async fn restore(
     settings: &ClientSettings,
     topic: &str,
