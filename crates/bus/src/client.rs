@@ -121,17 +121,10 @@ impl ClientSettings {
     }
 
     /// Configuration for a client of this crate's own that needs some settings whatever the
-    /// user's are (the restore's `isolation.level=read_committed`): `defaults` < the user's
-    /// settings < `fixed`.
-    pub(crate) fn config_with(
-        &self,
-        defaults: &[(&str, &str)],
-        fixed: &[(&str, &str)],
-    ) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        for (key, value) in defaults.iter().copied().chain(self.user_settings()) {
-            config.set(key, value);
-        }
+    /// user's are (the restore's `isolation.level=read_committed`): the user's settings, then
+    /// `fixed`.
+    pub(crate) fn config_over(&self, fixed: &[(&str, &str)]) -> ClientConfig {
+        let mut config = self.client_config();
         for (key, value) in fixed {
             config.set(*key, *value);
         }

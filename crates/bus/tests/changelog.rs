@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bus::changelog::{self, Restored, Update};
 use bus::{ClientSettings, Error};
+use rdkafka::consumer::Consumer as _;
 use rdkafka::producer::FutureRecord;
 use rdkafka::producer::Producer as _;
 use testkit::{settings as broker, unique};
@@ -250,4 +251,50 @@ async fn a_write_that_fails_says_where_after_waiting_for_the_rest() {
         text(&restored.states),
         HashMap::from([("a".into(), "1".into())])
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_open_transactions_updates_are_not_restored_and_do_not_hold_the_restore() {
+    let settings = broker();
+    let (_, topic) = changelog_for(&settings, 1).await;
+    let plain = settings.future_producer(None).unwrap();
+    changelog::write(&plain, &topic, &[Update::put(0, b"a", b"committed")])
+        .await
+        .unwrap();
+    let transactional = settings
+        .clone()
+        .with("transactional.id", unique("txn"))
+        .with("message.timeout.ms", "30000")
+        .future_producer(None)
+        .unwrap();
+    let wait = Duration::from_secs(30);
+    transactional.init_transactions(wait).unwrap();
+    transactional.begin_transaction().unwrap();
+    let open = [
+        Update::put(0, b"a", b"uncommitted"),
+        Update::put(0, b"b", b"uncommitted"),
+    ];
+    changelog::write(&transactional, &topic, &open)
+        .await
+        .unwrap();
+    // Left open (Tansu 0.6.0 does not serve EndTxn; on Kafka it would end when it times out).
+    // The records are in the partition: a read_uncommitted reader's high watermark shows them
+    // (librdkafka's own default is read_committed).
+    let uncommitted = settings
+        .clone()
+        .with("isolation.level", "read_uncommitted")
+        .base_consumer()
+        .unwrap();
+    let (_, high) = uncommitted
+        .fetch_watermarks(&topic, 0, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(high, 3);
+
+    // The restore ends at the last stable offset, before the open transaction.
+    let restored = restore(&settings, &topic, 0).await;
+    assert_eq!(
+        text(&restored.states),
+        HashMap::from([("a".into(), "committed".into())])
+    );
+    assert_eq!((restored.stats.high, restored.stats.records), (1, 1));
 }

@@ -4,7 +4,7 @@
 //!
 //! The mock writes no transaction markers and reports no aborted transactions (an aborted
 //! transaction's records are read as committed, even `read_committed`), so what a restore
-//! does with those is left to Apache Kafka: see docs/changelog-notes.md.
+//! does with those is left to Apache Kafka: see docs/design.md (the changelog of per-key state).
 
 use std::collections::BTreeMap;
 use std::future::pending;

@@ -106,7 +106,12 @@ pub(crate) async fn run(
         };
         let batch_started = Instant::now();
         let messages = worker.fill_batch(consumer, first).await?;
-        let (messages, generation) = worker.prepare(messages).await?;
+        // Restoring a partition's key states can take a while: a shutdown ends it, and the
+        // batch (whose offsets are not stored) is read again by the next run.
+        let (messages, generation) = tokio::select! {
+            prepared = worker.prepare(messages) => prepared?,
+            () = &mut shutdown => break Stop::Signal,
+        };
         if messages.is_empty() {
             continue;
         }

@@ -169,7 +169,11 @@ pub(crate) async fn run(
             }
         };
         let messages = worker.fill_batch(consumer, first).await?;
-        let (messages, _) = worker.prepare(messages).await?;
+        // No transaction is open yet: a shutdown during a restore leaves the batch unread.
+        let (messages, _) = tokio::select! {
+            prepared = worker.prepare(messages) => prepared?,
+            () = &mut shutdown => return Ok(Stop::Signal),
+        };
         if messages.is_empty() {
             continue;
         }
