@@ -27,52 +27,11 @@ fn every_record_is_accounted_for_under_each_disturbance() {
     println!("\n{}", Table(&accounts));
 
     for account in &accounts {
-        let name = account.scenario.name();
-        assert!(
-            account.mid_stream,
-            "{name}: the stream ended before the disturbance"
-        );
-        assert!(
-            account
-                .generator
-                .contains(&format!("acknowledged={records} failed=0")),
-            "{name}: the generator lost records: {}",
-            account.generator
-        );
-        assert_eq!(
-            account.transactions_missing, 0,
-            "{name}: transactions missing"
-        );
+        account.assert_accounted(records);
         assert!(
             account.expected > records as usize / 2,
-            "{name}: ~70% are outliers"
+            "{}: ~70% are outliers",
+            account.scenario.name()
         );
-        assert_eq!(account.lost, 0, "{name}: expected anomalies lost");
-        // Records not yet read wait, uncommitted, in the topic: not lost. They come only from
-        // Tansu 0.6.0 assigning a killed member's partition to nobody (README, Known limits);
-        // anywhere else they would mean a detector stopped reading.
-        if account.scenario == Scenario::DetectorKilled {
-            if account.pending > 0 {
-                println!(
-                    "{name}: {} expected anomalies wait in a partition Tansu assigned to nobody",
-                    account.pending
-                );
-            }
-        } else {
-            assert_eq!(account.pending, 0, "{name}: records left unread");
-        }
-        assert_eq!(
-            account.unexpected, 0,
-            "{name}: anomalies offline scoring does not flag"
-        );
-        // Every detector the harness did not kill ends cleanly with its summary: none
-        // crashed when the broker went away or its partitions moved.
-        let killed = usize::from(account.scenario == Scenario::DetectorKilled);
-        let unclean: Vec<_> = account
-            .detectors
-            .iter()
-            .filter(|line| !line.contains(": detector: consumed="))
-            .collect();
-        assert_eq!(unclean.len(), killed, "{name}: {unclean:?}");
     }
 }

@@ -127,6 +127,50 @@ pub struct Account {
     pub seconds: f64,
 }
 
+impl Account {
+    /// Asserts what every accounting run must show, whatever its stream: the disturbance hit
+    /// mid-stream, the generator delivered all `records`, no input record missing, no expected
+    /// anomaly lost, none unexpected, nothing left unread (except where Tansu 0.6.0 assigned a
+    /// killed member's partition to nobody: README, Known limits), and every detector the
+    /// harness did not kill ended cleanly with its summary.
+    pub fn assert_accounted(&self, records: u64) {
+        let name = self.scenario.name();
+        assert!(
+            self.mid_stream,
+            "{name}: the stream ended before the disturbance"
+        );
+        assert!(
+            self.generator
+                .contains(&format!("acknowledged={records} failed=0")),
+            "{name}: the generator lost records: {}",
+            self.generator
+        );
+        assert_eq!(self.transactions_missing, 0, "{name}: records missing");
+        assert_eq!(self.lost, 0, "{name}: expected anomalies lost");
+        if self.scenario == Scenario::DetectorKilled {
+            if self.pending > 0 {
+                println!(
+                    "{name}: {} expected anomalies wait in a partition Tansu assigned to nobody",
+                    self.pending
+                );
+            }
+        } else {
+            assert_eq!(self.pending, 0, "{name}: records left unread");
+        }
+        assert_eq!(
+            self.unexpected, 0,
+            "{name}: anomalies offline scoring does not flag"
+        );
+        let killed = usize::from(self.scenario == Scenario::DetectorKilled);
+        let unclean: Vec<_> = self
+            .detectors
+            .iter()
+            .filter(|line| !line.contains(": detector: consumed="))
+            .collect();
+        assert_eq!(unclean.len(), killed, "{name}: {unclean:?}");
+    }
+}
+
 /// The accounts as a Markdown table.
 pub struct Table<'a>(pub &'a [Account]);
 
