@@ -11,10 +11,12 @@
 //! (with a positive coefficient) means the value was unusually high.
 //!
 //! [`IsolationForest::attribute`] is the attribution alone, for callers that explain many
-//! points (a detector explains every anomaly): one walk per tree, no score, no allocation for
-//! up to 32 features once the output has room, and `log2` read from a table for the node
-//! sizes of ordinary sub-samples. [`IsolationForest::explain`] adds the score,
-//! the names and the order.
+//! points (a detector explains every anomaly): no score, and no allocation for up to 32
+//! features once the output has room. An axis-parallel forest is walked through the scoring
+//! kernel's layout (eight trees side by side, no branch on the path, each split's bits a
+//! difference of two stored values: `kernel::attribution`); an extended or very deep one
+//! tree by tree, `log2` read from a table for the node sizes of ordinary sub-samples.
+//! [`IsolationForest::explain`] adds the score, the names and the order.
 
 use std::fmt;
 use std::sync::OnceLock;
@@ -22,6 +24,7 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ScoreError;
+use crate::kernel::{reduce, Complete, LANES};
 use crate::model::IsolationForest;
 
 /// Whether a feature's value was unusually high or low.
@@ -71,6 +74,19 @@ const STACK_FEATURES: usize = 32;
 /// `log2(k)` for `k < LOG2_TABLE`: node sizes are sample counts, at most the sub-sample size
 /// (256 by default), so one table serves every node of an ordinary forest.
 const LOG2_TABLE: usize = 4097;
+
+/// Each feature's lane sums, folded in the canonical order, into its `share` and lean.
+fn fold_lanes(
+    lane_bits: &[[f64; LANES]],
+    lane_lean: &[[f64; LANES]],
+    bits: &mut [FeatureContribution],
+    lean: &mut [f64],
+) {
+    for (feature, (bits, lean)) in bits.iter_mut().zip(lean.iter_mut()).enumerate() {
+        bits.share = reduce(&lane_bits[feature]);
+        *lean = reduce(&lane_lean[feature]);
+    }
+}
 
 /// `log2(k)` for the `k` of the table, else computed.
 #[inline(always)]
@@ -139,7 +155,10 @@ impl IsolationForest {
             on_heap.resize(width, 0.0);
             &mut on_heap
         };
-        self.isolation_bits(row, out, lean);
+        match &self.kernel {
+            Some(kernel) => Self::lane_bits(kernel, row, out, lean),
+            None => self.isolation_bits(row, out, lean),
+        }
         let total: f64 = out.iter().map(|c| c.share).sum();
         for (contribution, &lean) in out.iter_mut().zip(lean.iter()) {
             contribution.share = if total > 0.0 {
@@ -154,6 +173,44 @@ impl IsolationForest {
             };
         }
         Ok(())
+    }
+
+    /// [`isolation_bits`](Self::isolation_bits) through the scoring layout: eight trees side
+    /// by side, branch-free, each lane summing apart, the lanes folded canonically.
+    fn lane_bits(
+        kernel: &Complete,
+        row: &[f64],
+        bits: &mut [FeatureContribution],
+        lean: &mut [f64],
+    ) {
+        // Lane sums on the stack, sized to the row: zeroing them is part of every call.
+        match row.len() {
+            0..=8 => Self::lane_bits_on_stack::<8>(kernel, row, bits, lean),
+            9..=STACK_FEATURES => {
+                Self::lane_bits_on_stack::<STACK_FEATURES>(kernel, row, bits, lean);
+            }
+            width => {
+                let mut sums = vec![[0.0; LANES]; 2 * width];
+                let (lane_bits, lane_lean) = sums.split_at_mut(width);
+                kernel.isolation_bits(row, lane_bits, lane_lean);
+                fold_lanes(lane_bits, lane_lean, bits, lean);
+            }
+        }
+    }
+
+    /// [`lane_bits`](Self::lane_bits) for rows of up to `N` features.
+    fn lane_bits_on_stack<const N: usize>(
+        kernel: &Complete,
+        row: &[f64],
+        bits: &mut [FeatureContribution],
+        lean: &mut [f64],
+    ) {
+        let width = row.len();
+        let mut lane_bits = [[0.0; LANES]; N];
+        let mut lane_lean = [[0.0; LANES]; N];
+        let (lane_bits, lane_lean) = (&mut lane_bits[..width], &mut lane_lean[..width]);
+        kernel.isolation_bits(row, lane_bits, lane_lean);
+        fold_lanes(lane_bits, lane_lean, bits, lean);
     }
 
     /// Walks `row` (checked) through every tree once, adding each split's bits to its
@@ -334,6 +391,40 @@ mod tests {
                     .contributions
                     .windows(2)
                     .all(|pair| pair[0].share >= pair[1].share));
+            }
+        }
+    }
+
+    #[test]
+    fn the_scoring_layout_s_walk_attributes_as_the_path_walk() {
+        // Through the kernel: narrow and wide rows (beyond the stack's 32), forests with
+        // leaves above the full depth, a forest of fewer trees than a group, both range modes.
+        for features in [1, 2, 5, STACK_FEATURES, STACK_FEATURES + 5] {
+            for (n_trees, max_depth) in [(3, Some(2)), (20, Some(5)), (17, None)] {
+                for range in [RangeCheck::On, RangeCheck::Off] {
+                    let model = IsolationForestParams::new()
+                        .n_trees(n_trees)
+                        .max_depth(max_depth)
+                        .range_check(range)
+                        .seed(7)
+                        .fit(&cloud(400, features), features)
+                        .unwrap();
+                    assert!(model.kernel.is_some());
+                    let mut points = cloud(7, features);
+                    points.extend((0..features).map(|f| if f % 2 == 0 { 30.0 } else { -0.2 }));
+                    let mut out = Vec::new();
+                    for point in points.chunks_exact(features) {
+                        let case = format!("{features} features, {n_trees} trees, {range:?}");
+                        model.attribute(point, &mut out).unwrap();
+                        for (got, (share, direction)) in out.iter().zip(reference(&model, point)) {
+                            assert!(
+                                (got.share - share).abs() < 1e-12,
+                                "{case}: {got:?} vs {share}"
+                            );
+                            assert_eq!(got.direction, direction, "{case}");
+                        }
+                    }
+                }
             }
         }
     }

@@ -15,6 +15,9 @@
 //! reach the same leaves (the same `>=` on the same `f64`s) and add in the same order, so
 //! scores are bit-identical on every machine, single row or batch.
 //!
+//! The same layout serves explanations ([`attribution`]): each slot also keeps `log2` of its
+//! training samples, and the walk adds each step's bits per feature.
+//!
 //! The kernel is derived from the stored forest when a model is fitted or loaded (after the
 //! forest is validated), never read from a file, so its invariants hold by construction: every
 //! walk stays inside its group's slots and every feature index is below the feature count.
@@ -65,6 +68,13 @@ pub(crate) struct Complete {
     /// Leaf slot `j` of lane `l` in group `g`: `(g · 2^D + j) · LANES + l`; the path value
     /// (depth + c(samples)) of the leaf, 0 for padding.
     leaves: Vec<f64>,
+    /// For explanations, split slots' indexing: `log2(n + 1)` of the `n` training samples
+    /// that reached the slot (a padding slot below a leaf: the leaf's, so a step through it
+    /// isolates nothing; an empty tree's: 0). A step's isolation is the difference between
+    /// its slot's and its child's; see [`attribution`].
+    information: Vec<f64>,
+    /// The same for leaf slots, leaves' indexing.
+    leaf_information: Vec<f64>,
     /// Features per row; every entry of `features` is below it.
     n_features: usize,
 }
@@ -103,8 +113,11 @@ impl Complete {
                 Vec::new()
             },
             leaves: vec![0.0; groups * (internal + 1) * LANES],
+            information: vec![0.0; slots],
+            leaf_information: vec![0.0; groups * (internal + 1) * LANES],
             n_features: forest.n_features,
         };
+        let information = |node: usize| attribution::information(forest.node_size[node]);
         for (index, tree) in forest.trees.iter().enumerate() {
             let (group, lane) = (index / LANES, index % LANES);
             let split_slot = |i: usize| (group * internal + i) * LANES + lane;
@@ -116,11 +129,14 @@ impl Complete {
                 if stored.is_leaf() {
                     // Splits at +∞ (already there) send the walk left down to depth D.
                     for _ in at_depth..depth {
+                        kernel.information[split_slot(slot)] = information(node);
                         slot = 2 * slot + 1;
                     }
                     kernel.leaves[leaf_slot(slot - internal)] = forest.path_value[node];
+                    kernel.leaf_information[leaf_slot(slot - internal)] = information(node);
                 } else {
                     kernel.thresholds[split_slot(slot)] = stored.split;
+                    kernel.information[split_slot(slot)] = information(node);
                     if ranged {
                         let reach = forest.ranges[node].reach(stored.split);
                         kernel.checked[split_slot(slot)] = pack(stored.feature, reach);
@@ -333,6 +349,7 @@ pub(crate) fn reduce(sums: &[f64; LANES]) -> f64 {
     ((sums[0] + sums[1]) + (sums[2] + sums[3])) + ((sums[4] + sums[5]) + (sums[6] + sums[7]))
 }
 
+mod attribution;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
@@ -366,7 +383,7 @@ mod tests {
     /// Says which backends a test checked, on the test's output even when the harness
     /// captures it (a write to the process's stderr, not `eprintln!`), so a run on a CPU
     /// without AVX-512 says so.
-    fn report_backends(test: &str, checked: &[Backend]) {
+    pub(super) fn report_backends(test: &str, checked: &[Backend]) {
         use std::io::Write;
         let names: Vec<_> = checked.iter().map(|backend| backend.name()).collect();
         let missing = if cfg!(target_arch = "x86_64") && checked.len() < 2 {

@@ -1,0 +1,180 @@
+//! The explanations' walk of the [`Complete`] layout: the same eight-tree, branch-free steps
+//! as scoring, adding up per feature how much each split isolated the row.
+//!
+//! A split isolates a row by `log2((n + 1) / (m + 1))` bits, `n` the training samples that
+//! reached it and `m` those of the child the row went to (see [`crate::explain`]). The layout
+//! keeps `log2(n + 1)` per slot, so a step's bits are its slot's value minus its child's; a
+//! split whose range check ends the path isolates the row from all `n` (`m = 0`), and the
+//! steps after it count nothing. Padding slots below a leaf hold the leaf's value: stepping
+//! through them adds 0.
+//!
+//! A group's walk stops as soon as each of its eight paths has ended or reached a leaf: an
+//! outlying row, the kind a detector explains, is isolated near the roots.
+//!
+//! Each lane sums its own trees (`l`, `l + 8`, …) per feature, so the eight walks of a group
+//! never wait on one another's additions; [`reduce`](super::reduce) folds the lanes in the
+//! canonical order. The AVX-512 walk (rows of up to eight features) does the same, lane for
+//! lane: the result does not depend on the CPU.
+
+use super::{unpack, Backend, Complete, LANES, LEAF_SPLIT};
+
+/// `log2(n + 1)`: what a node of `n` training samples holds for explanations.
+pub(super) fn information(samples: u32) -> f64 {
+    (f64::from(samples) + 1.0).log2()
+}
+
+impl Complete {
+    /// Adds, per feature and lane, the bits of isolation each split on `row`'s paths gives
+    /// (`bits[feature][lane]`) and the same bits signed by the side the row took (`lean`:
+    /// positive above the split).
+    ///
+    /// # Panics
+    /// When `row`, `bits` or `lean` is not one entry per feature.
+    pub(crate) fn isolation_bits(
+        &self,
+        row: &[f64],
+        bits: &mut [[f64; LANES]],
+        lean: &mut [[f64; LANES]],
+    ) {
+        self.isolation_bits_with(Backend::chosen(), row, bits, lean);
+    }
+
+    /// [`isolation_bits`](Self::isolation_bits) with a given backend (the AVX-512 walk
+    /// takes rows of up to eight features; wider ones walk the portable way).
+    pub(crate) fn isolation_bits_with(
+        &self,
+        backend: Backend,
+        row: &[f64],
+        bits: &mut [[f64; LANES]],
+        lean: &mut [[f64; LANES]],
+    ) {
+        match backend {
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512(cpu) if self.n_features <= super::avx512::MAX_ATTRIBUTED_FEATURES => {
+                cpu.isolation_bits(self, row, bits, lean)
+            }
+            _ => self.isolation_bits_portable(row, bits, lean),
+        }
+    }
+
+    /// The reference walk, any CPU.
+    fn isolation_bits_portable(
+        &self,
+        row: &[f64],
+        bits: &mut [[f64; LANES]],
+        lean: &mut [[f64; LANES]],
+    ) {
+        let width = self.n_features;
+        assert!(
+            row.len() == width && bits.len() == width && lean.len() == width,
+            "one value and one sum per feature"
+        );
+        let internal = self.internal();
+        let ranged = self.is_range_aware();
+        for group in 0..self.groups {
+            let splits = group * internal * LANES..(group + 1) * internal * LANES;
+            let thresholds = &self.thresholds[splits.clone()];
+            let information = &self.information[splits.clone()];
+            let features = &self.features[if ranged { 0..0 } else { splits.clone() }];
+            let checked = &self.checked[if ranged { splits } else { 0..0 }];
+            let leaves = group * (internal + 1) * LANES..(group + 1) * (internal + 1) * LANES;
+            let leaf_information = &self.leaf_information[leaves];
+            let mut at = [0usize; LANES];
+            // Bits of the slot each lane is at; 1.0 while its path goes on, 0.0 once ended.
+            let mut here: [f64; LANES] =
+                std::array::from_fn(|lane| information.get(lane).copied().unwrap_or_default());
+            let mut going = [1.0f64; LANES];
+            for step in 0..self.depth {
+                let threshold: [f64; LANES] =
+                    std::array::from_fn(|lane| thresholds[at[lane] * LANES + lane]);
+                // Every path ended or at a leaf (padding splits at +∞ below it): the rest of
+                // the group's steps add nothing. Outlying rows, the ones explained, get here
+                // early.
+                if (0..LANES).all(|lane| going[lane] == 0.0 || threshold[lane] == LEAF_SPLIT) {
+                    break;
+                }
+                let last = step + 1 == self.depth;
+                for lane in 0..LANES {
+                    let slot = at[lane] * LANES + lane;
+                    let threshold = threshold[lane];
+                    let (feature, reach) = if ranged {
+                        unpack(checked[slot])
+                    } else {
+                        (features[slot] as usize, f64::INFINITY)
+                    };
+                    let value = row[feature];
+                    let right = value >= threshold;
+                    let next = 2 * at[lane] + 1 + usize::from(right);
+                    let there = if last {
+                        leaf_information[(next - internal) * LANES + lane]
+                    } else {
+                        information[next * LANES + lane]
+                    };
+                    // Ended here: isolated from all of the slot's samples (child of 0).
+                    let ends = (value - threshold).abs() > reach;
+                    let gain = going[lane] * if ends { here[lane] } else { here[lane] - there };
+                    bits[feature][lane] += gain;
+                    lean[feature][lane] += if right { gain } else { -gain };
+                    going[lane] = if ends { 0.0 } else { going[lane] };
+                    here[lane] = there;
+                    at[lane] = next;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{IsolationForestParams, RangeCheck};
+
+    /// Rows spread over [−3, 3] per feature, and beyond.
+    fn rows(count: usize, features: usize, spread: f64) -> Vec<f64> {
+        (0..count * features)
+            .map(|i| ((i as f64 * 0.618_033_988_7 + (i % 7) as f64 * 0.1).fract() - 0.5) * spread)
+            .collect()
+    }
+
+    #[test]
+    fn every_backend_adds_the_portable_walk_s_bits() {
+        let backends = Backend::supported();
+        for features in [1, 2, 3, 5, 8, 9, 17] {
+            for (n_trees, max_depth) in [(1, None), (13, Some(2)), (9, Some(3)), (30, None)] {
+                for check in [RangeCheck::Off, RangeCheck::On] {
+                    let forest = IsolationForestParams::new()
+                        .n_trees(n_trees)
+                        .max_depth(max_depth)
+                        .range_check(check)
+                        .seed(11)
+                        .fit(&rows(300, features, 2.0), features)
+                        .unwrap();
+                    let kernel = forest.kernel.as_ref().expect("a complete layout");
+                    let mut points = rows(40, features, 12.0);
+                    points.extend(std::iter::repeat_n(0.0, features));
+                    points.extend(std::iter::repeat_n(1e300, features));
+                    for row in points.chunks_exact(features) {
+                        let mut expected =
+                            (vec![[0.0; LANES]; features], vec![[0.0; LANES]; features]);
+                        kernel.isolation_bits_portable(row, &mut expected.0, &mut expected.1);
+                        assert!(expected.0.iter().flatten().any(|&b| b > 0.0) || n_trees == 1);
+                        for &backend in &backends {
+                            let mut got =
+                                (vec![[0.0; LANES]; features], vec![[0.0; LANES]; features]);
+                            kernel.isolation_bits_with(backend, row, &mut got.0, &mut got.1);
+                            let bits = |sums: &[[f64; LANES]]| -> Vec<u64> {
+                                sums.iter().flatten().map(|v| v.to_bits()).collect()
+                            };
+                            let case = format!(
+                                "{backend:?}, {features} features, {n_trees} trees, {check}"
+                            );
+                            assert_eq!(bits(&got.0), bits(&expected.0), "{case}");
+                            assert_eq!(bits(&got.1), bits(&expected.1), "{case}");
+                        }
+                    }
+                }
+            }
+        }
+        super::super::tests::report_backends("attribution", &backends);
+    }
+}

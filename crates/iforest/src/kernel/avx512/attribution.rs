@@ -1,0 +1,149 @@
+//! The explanations' walk ([`Complete::isolation_bits`](super::super::Complete)) eight trees
+//! per vector, for rows of up to eight features: the row sits in one register and each
+//! feature's lane sums in two (bits and lean), so a step adds its bits with masked adds and
+//! touches no memory but the gathers of the slots.
+//!
+//! Each lane does what the portable walk does, in the same order, with the same operations:
+//! a masked-off add is the portable walk's `+ 0.0` (a sum that starts at +0 never becomes
+//! −0), a masked subtraction its `+ (−gain)`; so the sums are bit for bit the portable ones.
+
+use std::arch::x86_64::*;
+
+use super::{Avx512, Complete, Group, Walk, LANES};
+
+/// Rows of up to this many features are attributed here.
+pub(in crate::kernel) const MAX_FEATURES: usize = 8;
+
+impl Avx512 {
+    /// Adds `row`'s bits of isolation per feature and lane to `bits` and `lean`, as
+    /// `Complete::isolation_bits` does.
+    ///
+    /// # Panics
+    /// When the kernel has more than [`MAX_FEATURES`] features, or `row`, `bits` or `lean`
+    /// is not one entry per feature.
+    pub(in crate::kernel) fn isolation_bits(
+        self,
+        kernel: &Complete,
+        row: &[f64],
+        bits: &mut [[f64; LANES]],
+        lean: &mut [[f64; LANES]],
+    ) {
+        let width = kernel.n_features;
+        assert!(width <= MAX_FEATURES, "at most eight features");
+        assert!(
+            row.len() == width && bits.len() == width && lean.len() == width,
+            "one value and one sum per feature"
+        );
+        // SAFETY: `self` proves the CPU has the features `walk` is compiled for.
+        unsafe {
+            if kernel.is_range_aware() {
+                walk::<true>(kernel, row, bits, lean);
+            } else {
+                walk::<false>(kernel, row, bits, lean);
+            }
+        }
+    }
+}
+
+/// `row`, `bits` and `lean` have the kernel's width, at most eight.
+#[target_feature(enable = "avx512f,avx512vl")]
+fn walk<const CHECKED: bool>(
+    kernel: &Complete,
+    row: &[f64],
+    bits_out: &mut [[f64; LANES]],
+    lean_out: &mut [[f64; LANES]],
+) {
+    let width = kernel.n_features;
+    let internal = kernel.internal();
+    if internal == 0 {
+        return; // every tree is one leaf: nothing isolates anything
+    }
+    let mut bits = [_mm512_setzero_pd(); MAX_FEATURES];
+    let mut lean = [_mm512_setzero_pd(); MAX_FEATURES];
+    for feature in 0..width {
+        // SAFETY: each sum holds exactly the eight values loaded.
+        unsafe {
+            bits[feature] = _mm512_loadu_pd(bits_out[feature].as_ptr());
+            lean[feature] = _mm512_loadu_pd(lean_out[feature].as_ptr());
+        }
+    }
+    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let one = _mm256_set1_epi32(1);
+    let leaf_split = _mm512_set1_pd(super::super::LEAF_SPLIT);
+    let low_half = _mm512_set1_epi64(0xffff_ffff);
+    let first_leaf = _mm256_set1_epi32(internal as i32);
+    for group in 0..kernel.groups {
+        let walk = Walk::<1>::new(kernel, Group::new::<CHECKED>(kernel, group), row);
+        let information = &kernel.information[group * internal * LANES..][..internal * LANES];
+        let leaf_information =
+            &kernel.leaf_information[group * (internal + 1) * LANES..][..(internal + 1) * LANES];
+        let mut at = _mm256_setzero_si256();
+        // SAFETY: `internal > 0`, so the group's first eight split slots exist.
+        let mut here = unsafe { _mm512_loadu_pd(information.as_ptr()) };
+        let mut going: __mmask8 = 0xff;
+        for step in 0..kernel.depth {
+            let slot = _mm256_add_epi32(_mm256_slli_epi32::<3>(at), lane);
+            // SAFETY: before step k (k < D) every lane's `at` is in 2^k − 1 ..= 2^(k+1) − 2,
+            // below `internal`, so `8·at + lane` is inside the group's split slots.
+            let threshold =
+                unsafe { _mm512_i32gather_pd::<8>(slot, walk.group.thresholds.as_ptr()) };
+            // Every path ended or at a leaf (padding splits at +∞ below it): the rest of the
+            // group's steps add nothing, as in the portable walk.
+            if going & _mm512_cmp_pd_mask::<_CMP_NEQ_OQ>(threshold, leaf_split) == 0 {
+                break;
+            }
+            let (right, out, feature) = if CHECKED {
+                // SAFETY: as for the thresholds; `checked` has the same slots.
+                let checked = unsafe {
+                    _mm512_i32gather_epi64::<8>(slot, walk.group.checked.as_ptr().cast())
+                };
+                let (right, out) = walk.goes_right_checked(threshold, checked);
+                (right, out, _mm512_and_si512(checked, low_half))
+            } else {
+                // SAFETY: as for the thresholds; `features` has the same slots.
+                let feature =
+                    unsafe { _mm256_i32gather_epi32::<4>(walk.group.features.as_ptr(), slot) };
+                (
+                    walk.goes_right(threshold, feature),
+                    0,
+                    _mm512_cvtepi32_epi64(feature),
+                )
+            };
+            let next = _mm256_add_epi32(_mm256_add_epi32(at, at), one);
+            let next = _mm256_mask_add_epi32(next, right, next, one);
+            let there = if step + 1 == kernel.depth {
+                let leaf = _mm256_add_epi32(
+                    _mm256_slli_epi32::<3>(_mm256_sub_epi32(next, first_leaf)),
+                    lane,
+                );
+                // SAFETY: after D steps `next` is in 2^D − 1 ..= 2^(D+1) − 2, so
+                // `next − internal` is a leaf slot below 2^D, inside the group's leaf slots.
+                unsafe { _mm512_i32gather_pd::<8>(leaf, leaf_information.as_ptr()) }
+            } else {
+                let child = _mm256_add_epi32(_mm256_slli_epi32::<3>(next), lane);
+                // SAFETY: before step k + 1 < D, `next` is a split slot of depth k + 1,
+                // below `internal`: inside the group's split slots.
+                unsafe { _mm512_i32gather_pd::<8>(child, information.as_ptr()) }
+            };
+            // Ended here: isolated from all of the slot's samples; ended before: nothing.
+            let gain = _mm512_mask_blend_pd(out, _mm512_sub_pd(here, there), here);
+            let gain = _mm512_maskz_mov_pd(going, gain);
+            for f in 0..width {
+                let on = _mm512_cmpeq_epi64_mask(feature, _mm512_set1_epi64(f as i64));
+                bits[f] = _mm512_mask_add_pd(bits[f], on, bits[f], gain);
+                lean[f] = _mm512_mask_add_pd(lean[f], on & right, lean[f], gain);
+                lean[f] = _mm512_mask_sub_pd(lean[f], on & !right, lean[f], gain);
+            }
+            going &= !out;
+            here = there;
+            at = next;
+        }
+    }
+    for feature in 0..width {
+        // SAFETY: each sum holds exactly the eight values stored.
+        unsafe {
+            _mm512_storeu_pd(bits_out[feature].as_mut_ptr(), bits[feature]);
+            _mm512_storeu_pd(lean_out[feature].as_mut_ptr(), lean[feature]);
+        }
+    }
+}
