@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Scoring speed of crates/iforest at an older commit (BASE) and in this checkout (range
-# check off and on), in one process, timed in turn round after round (bench/iforest_ab.rs).
+# Scoring and attribution speed of crates/iforest at an older commit (BASE) and in this
+# checkout (range check off and on), in one process, timed in turn round after round
+# (bench/iforest_ab.rs).
 # On a machine shared with other work this compares far more steadily than separate runs.
 #
 # Usage, from anywhere: bench/iforest-ab.sh BASE [ROUNDS] [TABLES]
@@ -42,9 +43,16 @@ new = { package = "iforest", path = "$repo/crates/iforest" }
 codegen-units = 1
 lto = "thin"
 
+[lints.rust]
+unexpected_cfgs = { level = "warn", check-cfg = ["cfg(base_range)", "cfg(base_attribute)"] }
+
 [workspace]
 EOF
-cargo build --quiet --release --manifest-path "$scratch/harness/Cargo.toml" \
-    --target-dir "$scratch/target"
+# What base has, for the harness's cfgs (see bench/iforest_ab.rs).
+cfgs=()
+grep -q "enum RangeCheck" "$scratch/base/crates/iforest/src/params.rs" && cfgs+=(--cfg base_range)
+grep -rq "pub fn attribute(" "$scratch/base/crates/iforest/src" && cfgs+=(--cfg base_attribute)
+RUSTFLAGS="${RUSTFLAGS:-} ${cfgs[*]}" cargo build --quiet --release \
+    --manifest-path "$scratch/harness/Cargo.toml" --target-dir "$scratch/target"
 echo "base $(git rev-parse --short "$base") vs this checkout ($(git rev-parse --short HEAD)$(git diff --quiet || echo ', modified')), $(nproc) cores, $(uname -m)"
 "$scratch/target/release/iforest_ab" "$odds" "$rounds" "$tables"
