@@ -13,8 +13,8 @@
 //!
 //! Each lane sums its own trees (`l`, `l + 8`, …) per feature, so the eight walks of a group
 //! never wait on one another's additions; [`reduce`](super::reduce) folds the lanes in the
-//! canonical order. The AVX-512 walk (rows of up to eight features) does the same, lane for
-//! lane: the result does not depend on the CPU.
+//! canonical order. The AVX-512 walk does the same, lane for lane: the result does not depend
+//! on the CPU.
 
 use super::{unpack, Backend, Complete, LANES, LEAF_SPLIT};
 
@@ -39,8 +39,7 @@ impl Complete {
         self.isolation_bits_with(Backend::chosen(), row, bits, lean);
     }
 
-    /// [`isolation_bits`](Self::isolation_bits) with a given backend (the AVX-512 walk
-    /// takes rows of up to eight features; wider ones walk the portable way).
+    /// [`isolation_bits`](Self::isolation_bits) with a given backend.
     pub(crate) fn isolation_bits_with(
         &self,
         backend: Backend,
@@ -50,10 +49,8 @@ impl Complete {
     ) {
         match backend {
             #[cfg(target_arch = "x86_64")]
-            Backend::Avx512(cpu) if self.n_features <= super::avx512::MAX_ATTRIBUTED_FEATURES => {
-                cpu.isolation_bits(self, row, bits, lean)
-            }
-            _ => self.isolation_bits_portable(row, bits, lean),
+            Backend::Avx512(cpu) => cpu.isolation_bits(self, row, bits, lean),
+            Backend::Portable => self.isolation_bits_portable(row, bits, lean),
         }
     }
 
@@ -139,7 +136,7 @@ mod tests {
     #[test]
     fn every_backend_adds_the_portable_walk_s_bits() {
         let backends = Backend::supported();
-        for features in [1, 2, 3, 5, 8, 9, 17] {
+        for features in [1, 2, 3, 5, 8, 9, 17, 33, 70] {
             for (n_trees, max_depth) in [(1, None), (13, Some(2)), (9, Some(3)), (30, None)] {
                 for check in [RangeCheck::Off, RangeCheck::On] {
                     let forest = IsolationForestParams::new()

@@ -22,7 +22,6 @@ use std::arch::x86_64::*;
 use super::{ended_path_length, Complete, LANES};
 
 mod attribution;
-pub(super) use attribution::MAX_FEATURES as MAX_ATTRIBUTED_FEATURES;
 
 /// Independent walks interleaved in one loop.
 const CHAINS: usize = 4;

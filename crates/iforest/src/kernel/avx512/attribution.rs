@@ -1,26 +1,28 @@
 //! The explanations' walk ([`Complete::isolation_bits`](super::super::Complete)) eight trees
-//! per vector, for rows of up to eight features: the row sits in one register and each
+//! per vector. For rows of up to eight features the row sits in one register and each
 //! feature's lane sums in two (bits and lean), so a step adds its bits with masked adds and
-//! touches no memory but the gathers of the slots.
+//! touches no memory but the gathers of the slots. Wider rows are looked up as in scoring
+//! (registers up to 64 features, gathers beyond) and their sums stay in memory: a step
+//! gathers the eight lanes' sums of their features, adds, and scatters them back (the eight
+//! addresses differ, one per lane).
 //!
 //! Each lane does what the portable walk does, in the same order, with the same operations:
-//! a masked-off add is the portable walk's `+ 0.0` (a sum that starts at +0 never becomes
-//! −0), a masked subtraction its `+ (−gain)`; so the sums are bit for bit the portable ones.
+//! a masked-off or zero add is the portable walk's `+ 0.0` (a sum that starts at +0 never
+//! becomes −0), a subtraction its `+ (−gain)`; so the sums are bit for bit the portable ones.
 
 use std::arch::x86_64::*;
 
 use super::{Avx512, Complete, Group, Walk, LANES};
 
-/// Rows of up to this many features are attributed here.
-pub(in crate::kernel) const MAX_FEATURES: usize = 8;
+/// Rows of up to this many features keep their sums in registers.
+const IN_REGISTERS: usize = 8;
 
 impl Avx512 {
     /// Adds `row`'s bits of isolation per feature and lane to `bits` and `lean`, as
     /// `Complete::isolation_bits` does.
     ///
     /// # Panics
-    /// When the kernel has more than [`MAX_FEATURES`] features, or `row`, `bits` or `lean`
-    /// is not one entry per feature.
+    /// When `row`, `bits` or `lean` is not one entry per feature.
     pub(in crate::kernel) fn isolation_bits(
         self,
         kernel: &Complete,
@@ -29,25 +31,38 @@ impl Avx512 {
         lean: &mut [[f64; LANES]],
     ) {
         let width = kernel.n_features;
-        assert!(width <= MAX_FEATURES, "at most eight features");
         assert!(
             row.len() == width && bits.len() == width && lean.len() == width,
             "one value and one sum per feature"
         );
         // SAFETY: `self` proves the CPU has the features `walk` is compiled for.
-        unsafe {
-            if kernel.is_range_aware() {
-                walk::<true>(kernel, row, bits, lean);
-            } else {
-                walk::<false>(kernel, row, bits, lean);
-            }
-        }
+        unsafe { dispatch(kernel, row, bits, lean) }
     }
 }
 
-/// `row`, `bits` and `lean` have the kernel's width, at most eight.
+/// `row`, `bits` and `lean` have the kernel's width.
 #[target_feature(enable = "avx512f,avx512vl")]
-fn walk<const CHECKED: bool>(
+fn dispatch(kernel: &Complete, row: &[f64], bits: &mut [[f64; LANES]], lean: &mut [[f64; LANES]]) {
+    match (kernel.n_features, kernel.is_range_aware()) {
+        (0..=8, false) => walk::<1, false, false>(kernel, row, bits, lean),
+        (9..=16, false) => walk::<2, false, true>(kernel, row, bits, lean),
+        (17..=32, false) => walk::<4, false, true>(kernel, row, bits, lean),
+        (33..=64, false) => walk::<8, false, true>(kernel, row, bits, lean),
+        (_, false) => walk::<0, false, true>(kernel, row, bits, lean),
+        (0..=8, true) => walk::<1, true, false>(kernel, row, bits, lean),
+        (9..=16, true) => walk::<2, true, true>(kernel, row, bits, lean),
+        (17..=32, true) => walk::<4, true, true>(kernel, row, bits, lean),
+        (33..=64, true) => walk::<8, true, true>(kernel, row, bits, lean),
+        (_, true) => walk::<0, true, true>(kernel, row, bits, lean),
+    }
+}
+
+/// The walk with the row in `R` registers (see `Walk`), range-aware when `CHECKED`, the
+/// sums in memory when `IN_MEMORY` (else in registers: at most eight features). `row`,
+/// `bits` and `lean` have the kernel's width.
+#[inline]
+#[target_feature(enable = "avx512f,avx512vl")]
+fn walk<const R: usize, const CHECKED: bool, const IN_MEMORY: bool>(
     kernel: &Complete,
     row: &[f64],
     bits_out: &mut [[f64; LANES]],
@@ -58,9 +73,13 @@ fn walk<const CHECKED: bool>(
     if internal == 0 {
         return; // every tree is one leaf: nothing isolates anything
     }
-    let mut bits = [_mm512_setzero_pd(); MAX_FEATURES];
-    let mut lean = [_mm512_setzero_pd(); MAX_FEATURES];
-    for feature in 0..width {
+    assert!(
+        IN_MEMORY || width <= IN_REGISTERS,
+        "sums in registers for up to eight features"
+    );
+    let mut bits = [_mm512_setzero_pd(); IN_REGISTERS];
+    let mut lean = [_mm512_setzero_pd(); IN_REGISTERS];
+    for feature in 0..if IN_MEMORY { 0 } else { width } {
         // SAFETY: each sum holds exactly the eight values loaded.
         unsafe {
             bits[feature] = _mm512_loadu_pd(bits_out[feature].as_ptr());
@@ -72,8 +91,9 @@ fn walk<const CHECKED: bool>(
     let leaf_split = _mm512_set1_pd(super::super::LEAF_SPLIT);
     let low_half = _mm512_set1_epi64(0xffff_ffff);
     let first_leaf = _mm256_set1_epi32(internal as i32);
+    let lanes64 = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
     for group in 0..kernel.groups {
-        let walk = Walk::<1>::new(kernel, Group::new::<CHECKED>(kernel, group), row);
+        let walk = Walk::<R>::new(kernel, Group::new::<CHECKED>(kernel, group), row);
         let information = &kernel.information[group * internal * LANES..][..internal * LANES];
         let leaf_information =
             &kernel.leaf_information[group * (internal + 1) * LANES..][..(internal + 1) * LANES];
@@ -128,18 +148,36 @@ fn walk<const CHECKED: bool>(
             // Ended here: isolated from all of the slot's samples; ended before: nothing.
             let gain = _mm512_mask_blend_pd(out, _mm512_sub_pd(here, there), here);
             let gain = _mm512_maskz_mov_pd(going, gain);
-            for f in 0..width {
-                let on = _mm512_cmpeq_epi64_mask(feature, _mm512_set1_epi64(f as i64));
-                bits[f] = _mm512_mask_add_pd(bits[f], on, bits[f], gain);
-                lean[f] = _mm512_mask_add_pd(lean[f], on & right, lean[f], gain);
-                lean[f] = _mm512_mask_sub_pd(lean[f], on & !right, lean[f], gain);
+            if IN_MEMORY {
+                // Lane l's sum of feature f is value 8·f + l of the flat sums.
+                let index = _mm512_add_epi64(_mm512_slli_epi64::<3>(feature), lanes64);
+                let signed = _mm512_mask_sub_pd(gain, !right, _mm512_setzero_pd(), gain);
+                let bits_at = bits_out.as_mut_ptr().cast::<f64>();
+                let lean_at = lean_out.as_mut_ptr().cast::<f64>();
+                // SAFETY: every feature is below the kernel's width (module doc of
+                // `kernel`), the number of sums in `bits_out` and `lean_out`, so `8·f + l`
+                // is inside each (eight values a sum); the eight lanes' indices differ, so
+                // the scatters write each value once.
+                unsafe {
+                    let sum = _mm512_add_pd(_mm512_i64gather_pd::<8>(index, bits_at), gain);
+                    _mm512_i64scatter_pd::<8>(bits_at, index, sum);
+                    let sum = _mm512_add_pd(_mm512_i64gather_pd::<8>(index, lean_at), signed);
+                    _mm512_i64scatter_pd::<8>(lean_at, index, sum);
+                }
+            } else {
+                for f in 0..width {
+                    let on = _mm512_cmpeq_epi64_mask(feature, _mm512_set1_epi64(f as i64));
+                    bits[f] = _mm512_mask_add_pd(bits[f], on, bits[f], gain);
+                    lean[f] = _mm512_mask_add_pd(lean[f], on & right, lean[f], gain);
+                    lean[f] = _mm512_mask_sub_pd(lean[f], on & !right, lean[f], gain);
+                }
             }
             going &= !out;
             here = there;
             at = next;
         }
     }
-    for feature in 0..width {
+    for feature in 0..if IN_MEMORY { 0 } else { width } {
         // SAFETY: each sum holds exactly the eight values stored.
         unsafe {
             _mm512_storeu_pd(bits_out[feature].as_mut_ptr(), bits[feature]);
