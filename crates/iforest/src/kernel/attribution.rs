@@ -1,5 +1,5 @@
-//! The explanations' walk of the [`Complete`] layout: the same eight-tree, branch-free steps
-//! as scoring, adding up per feature how much each split isolated the row.
+//! The explanations' walk of the [`Complete`] layout: the scoring walk's steps, adding up per
+//! feature how much each split isolated the row.
 //!
 //! A split isolates a row by `log2((n + 1) / (m + 1))` bits, `n` the training samples that
 //! reached it and `m` those of the child the row went to (see [`crate::explain`]). The layout
@@ -8,13 +8,16 @@
 //! steps after it count nothing. Padding slots below a leaf hold the leaf's value: stepping
 //! through them adds 0.
 //!
-//! A group's walk stops as soon as each of its eight paths has ended or reached a leaf: an
-//! outlying row, the kind a detector explains, is isolated near the roots.
+//! The portable walk goes tree by tree and stops each path where it ends or reaches a leaf;
+//! the AVX-512 walk (in `avx512`) takes a group's eight trees side by side and stops once all
+//! eight have. Outlying rows, the ones a detector explains, are isolated near the roots, so
+//! either walk is short for them.
 //!
-//! Each lane sums its own trees (`l`, `l + 8`, …) per feature, so the eight walks of a group
-//! never wait on one another's additions; [`reduce`](super::reduce) folds the lanes in the
-//! canonical order. The AVX-512 walk does the same, lane for lane: the result does not depend
-//! on the CPU.
+//! Each lane keeps its own sums per feature (lane `l` sums trees `l`, `l + 8`, …), so the
+//! eight walks of a group never wait on one another's additions, and
+//! [`reduce`](super::reduce) folds the lanes in the canonical order. Both walks add the same
+//! values to each lane's sums in the same order (the vector walk adds zeros besides, which
+//! change nothing): the result does not depend on the CPU.
 
 use super::{unpack, Backend, Complete, LANES, LEAF_SPLIT};
 
@@ -54,7 +57,7 @@ impl Complete {
         }
     }
 
-    /// The reference walk, any CPU.
+    /// The reference walk, any CPU: tree by tree, each path to its end.
     fn isolation_bits_portable(
         &self,
         row: &[f64],
@@ -76,24 +79,21 @@ impl Complete {
             let checked = &self.checked[if ranged { splits } else { 0..0 }];
             let leaves = group * (internal + 1) * LANES..(group + 1) * (internal + 1) * LANES;
             let leaf_information = &self.leaf_information[leaves];
-            let mut at = [0usize; LANES];
-            // Bits of the slot each lane is at; 1.0 while its path goes on, 0.0 once ended.
-            let mut here: [f64; LANES] =
-                std::array::from_fn(|lane| information.get(lane).copied().unwrap_or_default());
-            let mut going = [1.0f64; LANES];
-            for step in 0..self.depth {
-                let threshold: [f64; LANES] =
-                    std::array::from_fn(|lane| thresholds[at[lane] * LANES + lane]);
-                // Every path ended or at a leaf (padding splits at +∞ below it): the rest of
-                // the group's steps add nothing. Outlying rows, the ones explained, get here
-                // early.
-                if (0..LANES).all(|lane| going[lane] == 0.0 || threshold[lane] == LEAF_SPLIT) {
-                    break;
-                }
-                let last = step + 1 == self.depth;
-                for lane in 0..LANES {
-                    let slot = at[lane] * LANES + lane;
-                    let threshold = threshold[lane];
+            // Tree by tree: a path stops where it ends or reaches a leaf, so short paths
+            // (outlying rows) cost little. Each lane's sums get the same additions in the same
+            // order as in the vector walk, which only adds zeros besides.
+            for lane in 0..LANES {
+                let mut at = 0;
+                let Some(&root) = information.get(lane) else {
+                    break; // no split slots: every tree is one leaf
+                };
+                let mut here = root;
+                for step in 0..self.depth {
+                    let slot = at * LANES + lane;
+                    let threshold = thresholds[slot];
+                    if threshold == LEAF_SPLIT {
+                        break; // a leaf: padding splits below it isolate nothing
+                    }
                     let (feature, reach) = if ranged {
                         unpack(checked[slot])
                     } else {
@@ -101,20 +101,24 @@ impl Complete {
                     };
                     let value = row[feature];
                     let right = value >= threshold;
-                    let next = 2 * at[lane] + 1 + usize::from(right);
-                    let there = if last {
+                    // Ended here: isolated from all of the slot's samples (a child of 0).
+                    let ends = (value - threshold).abs() > reach;
+                    let next = 2 * at + 1 + usize::from(right);
+                    let there = if ends {
+                        0.0
+                    } else if step + 1 == self.depth {
                         leaf_information[(next - internal) * LANES + lane]
                     } else {
                         information[next * LANES + lane]
                     };
-                    // Ended here: isolated from all of the slot's samples (child of 0).
-                    let ends = (value - threshold).abs() > reach;
-                    let gain = going[lane] * if ends { here[lane] } else { here[lane] - there };
+                    let gain = here - there;
                     bits[feature][lane] += gain;
                     lean[feature][lane] += if right { gain } else { -gain };
-                    going[lane] = if ends { 0.0 } else { going[lane] };
-                    here[lane] = there;
-                    at[lane] = next;
+                    if ends {
+                        break;
+                    }
+                    here = there;
+                    at = next;
                 }
             }
         }

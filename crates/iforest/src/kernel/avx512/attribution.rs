@@ -6,9 +6,10 @@
 //! gathers the eight lanes' sums of their features, adds, and scatters them back (the eight
 //! addresses differ, one per lane).
 //!
-//! Each lane does what the portable walk does, in the same order, with the same operations:
-//! a masked-off or zero add is the portable walk's `+ 0.0` (a sum that starts at +0 never
-//! becomes −0), a subtraction its `+ (−gain)`; so the sums are bit for bit the portable ones.
+//! Each lane adds what the portable walk adds, in the same order, with the same operations;
+//! besides, it adds zeros (steps through padding below a leaf, and after its path ended),
+//! which leave a sum unchanged (one that starts at +0 never becomes −0), and its `− gain` is
+//! the portable walk's `+ (−gain)`: the sums are bit for bit the portable ones.
 
 use std::arch::x86_64::*;
 
@@ -108,7 +109,7 @@ fn walk<const R: usize, const CHECKED: bool, const IN_MEMORY: bool>(
             let threshold =
                 unsafe { _mm512_i32gather_pd::<8>(slot, walk.group.thresholds.as_ptr()) };
             // Every path ended or at a leaf (padding splits at +∞ below it): the rest of the
-            // group's steps add nothing, as in the portable walk.
+            // group's steps add nothing.
             if going & _mm512_cmp_pd_mask::<_CMP_NEQ_OQ>(threshold, leaf_split) == 0 {
                 break;
             }
