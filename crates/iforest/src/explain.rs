@@ -13,9 +13,10 @@
 //! [`IsolationForest::attribute`] is the attribution alone, for callers that explain many
 //! points (a detector explains every anomaly): no score, and no allocation for up to 32
 //! features once the output has room. An axis-parallel forest is walked through the scoring
-//! kernel's layout (eight trees side by side, no branch on the path, each split's bits a
-//! difference of two stored values: `kernel::attribution`); an extended or very deep one
-//! tree by tree, `log2` read from a table for the node sizes of ordinary sub-samples.
+//! kernel's layout, where each split's bits are a difference of two stored values (with
+//! AVX-512 eight trees side by side: `kernel::attribution`); an extended or very deep one
+//! over the stored nodes, `log2` read from a table for the node sizes of ordinary
+//! sub-samples.
 //! [`IsolationForest::explain`] adds the score, the names and the order.
 
 use std::fmt;
@@ -175,8 +176,8 @@ impl IsolationForest {
         Ok(())
     }
 
-    /// [`isolation_bits`](Self::isolation_bits) through the scoring layout: eight trees side
-    /// by side, branch-free, each lane summing apart, the lanes folded canonically.
+    /// [`isolation_bits`](Self::isolation_bits) through the scoring layout: each lane of
+    /// trees summing apart, the lanes folded canonically.
     fn lane_bits(
         kernel: &Complete,
         row: &[f64],
