@@ -320,14 +320,7 @@ async fn a_stopped_run_and_its_successor_give_every_anomaly_the_uninterrupted_fe
         "records already applied to their key's state are not scored again"
     );
     let text = metrics.render();
-    let replayed: f64 = (0..PARTITIONS)
-        .map(|p| {
-            sample(
-                &text,
-                &format!("detector_records_replayed_total{{partition=\"{p}\"}}"),
-            )
-        })
-        .sum();
+    let replayed = per_partition(&text, "detector_records_replayed_total");
     assert_eq!(replayed as i64, replays, "{text}");
     assert!(
         sample(&text, "detector_state_restores_total") >= 1.0,
@@ -392,14 +385,7 @@ async fn exactly_once_writes_the_states_in_the_transactions_and_a_rerun_replays_
     .await
     .expect("second run");
     let text = metrics.render();
-    let replayed: f64 = (0..PARTITIONS)
-        .map(|p| {
-            sample(
-                &text,
-                &format!("detector_records_replayed_total{{partition=\"{p}\"}}"),
-            )
-        })
-        .sum();
+    let replayed = per_partition(&text, "detector_records_replayed_total");
     assert_eq!(second.consumed as i64, RECORDS, "read from the start");
     assert_eq!(replayed as i64, 600, "{text}");
     assert_eq!(second.scored + second.dead_letters, (RECORDS - 600) as u64);
