@@ -93,8 +93,13 @@ fn walk<const R: usize, const CHECKED: bool, const IN_MEMORY: bool>(
     let low_half = _mm512_set1_epi64(0xffff_ffff);
     let first_leaf = _mm256_set1_epi32(internal as i32);
     let lanes64 = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+    // The row's registers are loaded once; each group takes a copy with its own slots.
+    let first = Walk::<R>::new(kernel, Group::new::<CHECKED>(kernel, 0), row);
     for group in 0..kernel.groups {
-        let walk = Walk::<R>::new(kernel, Group::new::<CHECKED>(kernel, group), row);
+        let walk = Walk {
+            group: Group::new::<CHECKED>(kernel, group),
+            ..first
+        };
         let information = &kernel.information[group * internal * LANES..][..internal * LANES];
         let leaf_information =
             &kernel.leaf_information[group * (internal + 1) * LANES..][..(internal + 1) * LANES];
